@@ -1,0 +1,51 @@
+"""Exceptions of the core, each carrying the exit code DESIGN.md documents.
+
+The core raises these; only the CLI layer turns them into click exceptions.
+"""
+
+
+class EsbackupError(Exception):
+    """Base class: the operation failed (exit 1)."""
+
+    exit_code = 1
+
+
+class OperationFailed(EsbackupError):
+    """A remote command, transfer or node connection failed (exit 1)."""
+
+
+class RemoteCommandError(OperationFailed):
+    """A command on a node exited non-zero."""
+
+    def __init__(self, node: str, argv: list[str], status: int, stderr: str):
+        self.node, self.argv, self.status, self.stderr = node, argv, status, stderr
+        detail = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit status {status}"
+        super().__init__(f"{node}: {argv[0]} failed: {detail}")
+
+
+class NodeUnreachable(OperationFailed):
+    """The node could not be reached or logged into."""
+
+
+class HostKeyMismatch(NodeUnreachable):
+    """The node presented a host key other than the pinned one."""
+
+
+class InvalidInput(EsbackupError):
+    """Invalid input or usage (exit 2, click's own code)."""
+
+    exit_code = 2
+
+
+class PermissionDenied(EsbackupError):
+    exit_code = 3
+
+
+class NotFound(EsbackupError):
+    exit_code = 4
+
+
+class Busy(EsbackupError):
+    """Locked by another operation, or node slots full (exit 5)."""
+
+    exit_code = 5
