@@ -1,21 +1,224 @@
-"""Records of the domain (placeholder: Node only; the rest follows)."""
+"""Records of the domain, their enums, and validation of what users type.
+
+Validation lives here so that every command (and the engine) applies the same
+rules; it raises `InvalidInput` with one line naming the offending value.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+import uuid as uuidlib
+from dataclasses import asdict, dataclass, field
+
+from esbackup.errors import InvalidInput
+
+ROLES = ("superadmin", "dcadmin", "vmowner")
+BRANDS = ("kvm", "bhyve", "os", "lx")
+FREEZE_BRANDS = ("kvm", "bhyve")
+HYPERVISORS = ("smartos", "libvirt", "qemu", "none")
+TRANSFERS = ("relay", "direct")
+BACKUP_TYPES = ("dataset", "file")
+COMPRESSIONS = ("off", "gzip", "bzip2")
+STATUSES = ("ok", "pending", "restore", "lost")
+RUN_OUTCOMES = ("running", "ok", "failed", "skipped")
+ADMIN_DC = "admin"
+
+# Names that end up in dataset paths, file names and remote argv: a conservative
+# set that needs no quoting anywhere and cannot climb directories.
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+NAME_RULE = "1-63 characters of letters, digits, '.', '_' and '-', starting with a letter or digit"
+DATASET_COMPONENT_RE = re.compile(r"^[A-Za-z0-9_.:-]+$")
+SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]?)i?B?\s*$", re.IGNORECASE)
+SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def validate_name(value: str, what: str = "name") -> str:
+    if not NAME_RE.match(value or "") or ".." in value:
+        raise InvalidInput(f"invalid {what} {value!r}: use {NAME_RULE}")
+    return value
+
+
+def validate_dataset(value: str) -> str:
+    """A ZFS filesystem or volume name: pool/child/..., ZFS's own character set."""
+    parts = (value or "").split("/")
+    if (
+        len(value) > 255
+        or any(not p or p in (".", "..") or not DATASET_COMPONENT_RE.match(p) for p in parts)
+        or value.startswith("-")
+    ):
+        raise InvalidInput(
+            f"invalid dataset {value!r}: use pool/child names of letters, digits, '_', '.', ':', '-'"
+        )
+    return value
+
+
+def validate_uuid(value: str) -> str:
+    try:
+        return str(uuidlib.UUID(value))
+    except (ValueError, AttributeError):
+        raise InvalidInput(f"invalid uuid {value!r}") from None
+
+
+def validate_choice(value: str, choices: tuple[str, ...], what: str) -> str:
+    if value not in choices:
+        raise InvalidInput(f"invalid {what} {value!r}: one of {', '.join(choices)}")
+    return value
+
+
+def parse_size(value: str | int, what: str = "size") -> int:
+    """Bytes from '1048576', '512K', '10M', '1G' (1024-based); must be >= 0."""
+    if isinstance(value, int):
+        number = value
+    else:
+        match = SIZE_RE.match(str(value))
+        if not match:
+            raise InvalidInput(f"invalid {what} {value!r}: a number of bytes, optionally K, M, G")
+        number = int(match.group(1)) * SIZE_UNITS[match.group(2).upper()]
+    if number < 0:
+        raise InvalidInput(f"invalid {what} {value!r}: must be >= 0")
+    return number
+
+
+def parse_address(value: str) -> tuple[str, int]:
+    """HOST[:PORT] (IPv6 as [addr]:port); 'local' means the admin host itself."""
+    match = re.match(r"^\[([0-9A-Fa-f:.]+)\](?::(\d+))?$|^([A-Za-z0-9_.-]+)(?::(\d+))?$", value)
+    if not match:
+        raise InvalidInput(f"invalid address {value!r}: HOST or HOST:PORT")
+    host = match.group(1) or match.group(3)
+    port = int(match.group(2) or match.group(4) or 22)
+    if not 0 < port < 65536:
+        raise InvalidInput(f"invalid port {port} in address {value!r}")
+    return host, port
+
+
+def parse_ref(value: str, what: str) -> tuple[str, str]:
+    """'VM/NAME' -> (vm, name) for definitions and backups."""
+    vm, sep, name = (value or "").partition("/")
+    if not sep or not vm or not name:
+        raise InvalidInput(f"invalid {what} reference {value!r}: expected VM/NAME")
+    return vm, name
 
 
 @dataclass
-class Node:
+class Record:
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class DC(Record):
+    name: str
+    desc: str = ""
+    id: int | None = None
+
+
+@dataclass
+class Node(Record):
     name: str
     address: str  # host name or IP; "local" runs commands with subprocess
     port: int = 22
     user: str = "root"
     key_path: str | None = None
-    host_key: str | None = None  # pinned fingerprint, "SHA256:..." (OpenSSH style, no padding)
+    host_key: str | None = None  # pinned fingerprint, "SHA256:..." as OpenSSH prints it
     compute: bool = True
     backup: bool = False
     max_backups: int = 2
     transfer: str = "relay"  # relay | direct
     hypervisor: str = "none"  # smartos | libvirt | qemu | none
     capabilities: dict = field(default_factory=dict)
+    created: str | None = None
+    id: int | None = None
+
+
+@dataclass
+class Storage(Record):
+    node: str
+    name: str
+    zpool: str
+    id: int | None = None
+
+
+@dataclass
+class VM(Record):
+    hostname: str
+    uuid: str
+    dc: str
+    node: str
+    owner: str | None = None
+    brand: str = "kvm"
+    disks: dict[int, str] = field(default_factory=dict)  # disk id -> dataset
+    qga_socket: str | None = None  # hypervisor qemu: the guest agent's socket on the node
+    created: str | None = None
+    id: int | None = None
+
+
+@dataclass
+class Definition(Record):
+    vm: str
+    name: str
+    disk_id: int
+    type: str
+    node: str
+    storage: str
+    schedule: str
+    timezone: str
+    retention: int
+    active: bool = True
+    desc: str = ""
+    compression: str = "off"
+    bwlimit: int = 0
+    fsfreeze: bool = False
+    created: str | None = None
+    id: int | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.vm}/{self.name}"
+
+
+@dataclass
+class Backup(Record):
+    name: str
+    vm: str
+    vm_uuid: str
+    disk_id: int
+    type: str
+    created: str
+    status: str
+    node: str
+    storage: str
+    duration: float | None = None
+    size: int | None = None
+    note: str = ""
+    fsfreeze: bool = False
+    definition: str | None = None
+    location: str | None = None
+    checksum: str | None = None
+    manifest: str | None = None
+    id: int | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.vm}/{self.name}"
+
+
+@dataclass
+class Run(Record):
+    definition: str  # VM/NAME
+    trigger: str  # manual | cron | tick
+    started: str
+    outcome: str = "running"
+    finished: str | None = None
+    error: str | None = None
+    backup: str | None = None
+    size: int | None = None
+    duration: float | None = None
+    pid: int | None = None
+    id: int | None = None
+
+
+@dataclass
+class User(Record):
+    name: str
+    role: str
+    dcs: list[str] = field(default_factory=list)
     id: int | None = None

@@ -1,0 +1,3 @@
+from esbackup.cli import main
+
+main()

@@ -1,0 +1,83 @@
+"""Who is calling, and what that role may do.
+
+Identity is the OS user running the command, or SUDO_USER when root runs it
+through sudo. Root and the owner of the catalog file are superadmin; anyone
+else must be registered with `esbackup user create`.
+
+Roles (from the product spec): superadmin read-write everywhere; dcadmin
+read-write on the virtual servers, definitions and backups of its DCs and
+read-only on nodes and storages; vmowner read-only on its own virtual servers.
+"""
+from __future__ import annotations
+
+import os
+import pwd
+from dataclasses import dataclass, field
+
+from esbackup.errors import NotFound, PermissionDenied
+from esbackup.models import VM
+
+
+@dataclass(frozen=True)
+class Identity:
+    name: str
+    role: str
+    dcs: tuple[str, ...] = field(default=())
+
+    @property
+    def is_superadmin(self) -> bool:
+        return self.role == "superadmin"
+
+
+def os_user() -> tuple[str, int]:
+    uid = os.geteuid()
+    sudo_user = os.environ.get("SUDO_USER")
+    if uid == 0 and sudo_user:
+        try:
+            return sudo_user, pwd.getpwnam(sudo_user).pw_uid
+        except KeyError:
+            return sudo_user, -1
+    try:
+        return pwd.getpwuid(uid).pw_name, uid
+    except KeyError:
+        return str(uid), uid
+
+
+def identify(catalog) -> Identity:
+    name, uid = os_user()
+    if uid == 0 or uid == catalog.path.stat().st_uid:
+        return Identity(name, "superadmin")
+    try:
+        user = catalog.user(name)
+    except NotFound:
+        raise PermissionDenied(f"user {name} is not registered with esbackup") from None
+    return Identity(user.name, user.role, tuple(user.dcs))
+
+
+def require_superadmin(who: Identity, action: str) -> None:
+    if not who.is_superadmin:
+        raise PermissionDenied(f"permission denied: {action} needs the superadmin role")
+
+
+def can_read_vm(who: Identity, vm: VM) -> bool:
+    if who.role == "vmowner":
+        return vm.owner == who.name
+    return who.is_superadmin or vm.dc in who.dcs
+
+
+def require_vm(who: Identity, vm: VM, write: bool) -> None:
+    allowed = can_write_vm(who, vm) if write else can_read_vm(who, vm)
+    if not allowed:
+        mode = "change" if write else "see"
+        raise PermissionDenied(f"permission denied: {who.name} ({who.role}) may not {mode} "
+                               f"virtual server {vm.hostname}")
+
+
+def can_write_vm(who: Identity, vm: VM) -> bool:
+    return who.is_superadmin or (who.role == "dcadmin" and vm.dc in who.dcs)
+
+
+def require_dc(who: Identity, dc: str) -> None:
+    """Creating something in a DC: superadmin, or a dcadmin of that DC."""
+    if not (who.is_superadmin or (who.role == "dcadmin" and dc in who.dcs)):
+        raise PermissionDenied(f"permission denied: {who.name} ({who.role}) may not change dc {dc}")

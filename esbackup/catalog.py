@@ -1,0 +1,491 @@
+"""The local SQLite catalog: schema, migrations and every query.
+
+This is the only module with SQL. It returns `models` records and raises
+`NotFound`/`InvalidInput`; rules that span records live in the core modules.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+from esbackup.errors import InvalidInput, NotFound
+from esbackup.models import DC, VM, Backup, Definition, Node, Run, Storage, User
+
+BUSY_TIMEOUT_S = 60  # many cron jobs may start in the same minute
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (1, "inventory, definitions and backups", """
+CREATE TABLE dcs (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, "desc" TEXT NOT NULL DEFAULT '');
+CREATE TABLE nodes (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, address TEXT NOT NULL,
+    port INTEGER NOT NULL DEFAULT 22, user TEXT NOT NULL DEFAULT 'root', key_path TEXT,
+    host_key TEXT, compute INTEGER NOT NULL, backup INTEGER NOT NULL,
+    max_backups INTEGER NOT NULL DEFAULT 2, transfer TEXT NOT NULL DEFAULT 'relay',
+    hypervisor TEXT NOT NULL DEFAULT 'none', capabilities TEXT NOT NULL DEFAULT '{}',
+    created TEXT NOT NULL);
+CREATE TABLE storages (
+    id INTEGER PRIMARY KEY, node_id INTEGER NOT NULL REFERENCES nodes(id),
+    name TEXT NOT NULL, zpool TEXT NOT NULL, UNIQUE (node_id, name));
+CREATE TABLE vms (
+    id INTEGER PRIMARY KEY, hostname TEXT NOT NULL UNIQUE, uuid TEXT NOT NULL UNIQUE,
+    dc_id INTEGER NOT NULL REFERENCES dcs(id), node_id INTEGER NOT NULL REFERENCES nodes(id),
+    owner TEXT, brand TEXT NOT NULL, created TEXT NOT NULL);
+CREATE TABLE disks (
+    vm_id INTEGER NOT NULL REFERENCES vms(id) ON DELETE CASCADE, disk_id INTEGER NOT NULL,
+    dataset TEXT NOT NULL, PRIMARY KEY (vm_id, disk_id));
+CREATE TABLE definitions (
+    id INTEGER PRIMARY KEY, vm_id INTEGER NOT NULL REFERENCES vms(id), name TEXT NOT NULL,
+    disk_id INTEGER NOT NULL, type TEXT NOT NULL, node_id INTEGER NOT NULL REFERENCES nodes(id),
+    storage_id INTEGER NOT NULL REFERENCES storages(id), schedule TEXT NOT NULL,
+    timezone TEXT NOT NULL, retention INTEGER NOT NULL, active INTEGER NOT NULL,
+    "desc" TEXT NOT NULL DEFAULT '', compression TEXT NOT NULL DEFAULT 'off',
+    bwlimit INTEGER NOT NULL DEFAULT 0, fsfreeze INTEGER NOT NULL DEFAULT 0,
+    created TEXT NOT NULL, UNIQUE (vm_id, name));
+CREATE TABLE backups (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL, vm_hostname TEXT NOT NULL,
+    vm_uuid TEXT NOT NULL, disk_id INTEGER NOT NULL, type TEXT NOT NULL,
+    created TEXT NOT NULL, status TEXT NOT NULL, duration REAL, size INTEGER,
+    note TEXT NOT NULL DEFAULT '', fsfreeze INTEGER NOT NULL DEFAULT 0,
+    definition_id INTEGER REFERENCES definitions(id) ON DELETE SET NULL,
+    definition_name TEXT, node_id INTEGER NOT NULL REFERENCES nodes(id),
+    storage_id INTEGER NOT NULL REFERENCES storages(id), location TEXT, checksum TEXT,
+    manifest TEXT, UNIQUE (vm_uuid, name));
+INSERT INTO dcs (name, "desc") VALUES ('admin', 'default virtual data center');
+"""),
+    (2, "run history, locks, users, guest agent sockets", """
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY, definition TEXT NOT NULL, trigger TEXT NOT NULL,
+    started TEXT NOT NULL, finished TEXT, outcome TEXT NOT NULL, error TEXT,
+    backup TEXT, size INTEGER, duration REAL, pid INTEGER);
+CREATE INDEX runs_definition ON runs (definition, started);
+CREATE TABLE locks (
+    resource TEXT PRIMARY KEY, owner TEXT NOT NULL, pid INTEGER NOT NULL,
+    host TEXT NOT NULL, acquired TEXT NOT NULL, lease_until TEXT NOT NULL);
+CREATE TABLE users (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, role TEXT NOT NULL);
+CREATE TABLE user_dcs (
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    dc_id INTEGER NOT NULL REFERENCES dcs(id) ON DELETE CASCADE, PRIMARY KEY (user_id, dc_id));
+ALTER TABLE vms ADD COLUMN qga_socket TEXT;
+"""),
+]
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+def utcnow() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def default_path() -> Path:
+    env = os.environ.get("ESBACKUP_CATALOG")
+    if env:
+        return Path(env)
+    if os.geteuid() == 0:
+        return Path("/var/lib/esbackup/catalog.db")
+    import click
+
+    return Path(click.get_app_dir("esbackup")) / "catalog.db"
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open (creating with private modes) and migrate the catalog."""
+    path = Path(path)
+    if not path.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    migrate(conn)
+    return conn
+
+
+def migrate(conn: sqlite3.Connection, upto: int = SCHEMA_VERSION) -> None:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        "version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied TEXT NOT NULL)"
+    )
+    done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+    for version, description, script in MIGRATIONS:
+        if version in done or version > upto:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute(
+                "SELECT 1 FROM schema_migrations WHERE version = ?", (version,)
+            ).fetchone():
+                conn.execute("ROLLBACK")  # another process migrated meanwhile
+                continue
+            for statement in filter(str.strip, script.split(";")):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?, ?)", (version, description, utcnow())
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+class Catalog:
+    """Queries over one catalog connection. Open with `Catalog.open(path)`."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path):
+        self.conn, self.path = conn, path
+
+    @classmethod
+    def open(cls, path: Path | None = None) -> Catalog:
+        path = Path(path) if path else default_path()
+        return cls(connect(path), path)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def _one(self, sql: str, args: tuple, missing: str) -> sqlite3.Row:
+        row = self.conn.execute(sql, args).fetchone()
+        if row is None:
+            raise NotFound(missing)
+        return row
+
+    def schema_version(self) -> int:
+        return self.conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0]
+
+    # --- DCs -------------------------------------------------------------
+    def add_dc(self, dc: DC) -> DC:
+        self._insert_unique("dcs", {"name": dc.name, "desc": dc.desc}, f"dc {dc.name} exists")
+        return self.dc(dc.name)
+
+    def dc(self, name: str) -> DC:
+        row = self._one("SELECT * FROM dcs WHERE name = ?", (name,), f"no such dc: {name}")
+        return DC(name=row["name"], desc=row["desc"], id=row["id"])
+
+    def dcs(self) -> list[DC]:
+        rows = self.conn.execute("SELECT * FROM dcs ORDER BY name")
+        return [DC(name=r["name"], desc=r["desc"], id=r["id"]) for r in rows]
+
+    def delete_dc(self, name: str) -> None:
+        dc = self.dc(name)
+        if self.conn.execute("SELECT 1 FROM vms WHERE dc_id = ?", (dc.id,)).fetchone():
+            raise InvalidInput(f"dc {name} still has virtual servers")
+        self.conn.execute("DELETE FROM dcs WHERE id = ?", (dc.id,))
+
+    # --- nodes -----------------------------------------------------------
+    NODE_COLUMNS = ("name", "address", "port", "user", "key_path", "host_key", "compute",
+                    "backup", "max_backups", "transfer", "hypervisor")
+
+    def add_node(self, node: Node) -> Node:
+        values = {c: getattr(node, c) for c in self.NODE_COLUMNS}
+        values |= {"capabilities": json.dumps(node.capabilities), "created": utcnow()}
+        self._insert_unique("nodes", values, f"node {node.name} exists")
+        return self.node(node.name)
+
+    def update_node(self, node: Node) -> Node:
+        values = {c: getattr(node, c) for c in self.NODE_COLUMNS}
+        values["capabilities"] = json.dumps(node.capabilities)
+        self._update("nodes", values, node.id)
+        return self.node(node.name)
+
+    def node(self, name: str) -> Node:
+        row = self._one("SELECT * FROM nodes WHERE name = ?", (name,), f"no such node: {name}")
+        return self._node(row)
+
+    def nodes(self) -> list[Node]:
+        return [self._node(r) for r in self.conn.execute("SELECT * FROM nodes ORDER BY name")]
+
+    @staticmethod
+    def _node(row: sqlite3.Row) -> Node:
+        values = {c: row[c] for c in Catalog.NODE_COLUMNS}
+        values.update(compute=bool(row["compute"]), backup=bool(row["backup"]))
+        return Node(**values, capabilities=json.loads(row["capabilities"]),
+                    created=row["created"], id=row["id"])
+
+    def delete_node(self, name: str) -> None:
+        node = self.node(name)
+        for table, what in (("vms", "virtual servers"), ("storages", "storages"),
+                            ("definitions", "backup definitions"), ("backups", "backups")):
+            if self.conn.execute(f"SELECT 1 FROM {table} WHERE node_id = ?", (node.id,)).fetchone():
+                raise InvalidInput(f"node {name} still has {what}")
+        self.conn.execute("DELETE FROM nodes WHERE id = ?", (node.id,))
+
+    # --- storages --------------------------------------------------------
+    def add_storage(self, storage: Storage) -> Storage:
+        node = self.node(storage.node)
+        self._insert_unique(
+            "storages", {"node_id": node.id, "name": storage.name, "zpool": storage.zpool},
+            f"storage {storage.name} exists on node {storage.node}")
+        return self.storage(storage.node, storage.name)
+
+    STORAGE_SELECT = ("SELECT s.*, n.name AS node_name FROM storages s "
+                      "JOIN nodes n ON n.id = s.node_id")
+
+    def storage(self, node: str, name: str) -> Storage:
+        row = self._one(f"{self.STORAGE_SELECT} WHERE n.name = ? AND s.name = ?", (node, name),
+                        f"no such storage: {name} on node {node}")
+        return self._storage(row)
+
+    def storages(self, node: str | None = None) -> list[Storage]:
+        if node is not None:
+            self.node(node)
+        rows = self.conn.execute(
+            f"{self.STORAGE_SELECT} WHERE ? IS NULL OR n.name = ? ORDER BY n.name, s.name",
+            (node, node))
+        return [self._storage(r) for r in rows]
+
+    @staticmethod
+    def _storage(row: sqlite3.Row) -> Storage:
+        return Storage(node=row["node_name"], name=row["name"], zpool=row["zpool"], id=row["id"])
+
+    def delete_storage(self, node: str, name: str) -> None:
+        storage = self.storage(node, name)
+        for table, what in (("definitions", "backup definitions"), ("backups", "backups")):
+            if self.conn.execute(f"SELECT 1 FROM {table} WHERE storage_id = ?",
+                                 (storage.id,)).fetchone():
+                raise InvalidInput(f"storage {name} on node {node} still has {what}")
+        self.conn.execute("DELETE FROM storages WHERE id = ?", (storage.id,))
+
+    # --- VMs -------------------------------------------------------------
+    def add_vm(self, vm: VM) -> VM:
+        dc, node = self.dc(vm.dc), self.node(vm.node)
+        if self.conn.execute("SELECT 1 FROM vms WHERE uuid = ?", (vm.uuid,)).fetchone():
+            raise InvalidInput(f"a virtual server with uuid {vm.uuid} exists")
+        with self.transaction():
+            cur = self._insert_unique("vms", {
+                "hostname": vm.hostname, "uuid": vm.uuid, "dc_id": dc.id, "node_id": node.id,
+                "owner": vm.owner, "brand": vm.brand, "qga_socket": vm.qga_socket,
+                "created": utcnow()}, f"virtual server {vm.hostname} exists")
+            self._set_disks(cur.lastrowid, vm.disks)
+        return self.vm(vm.hostname)
+
+    def update_vm(self, vm: VM) -> VM:
+        dc, node = self.dc(vm.dc), self.node(vm.node)
+        with self.transaction():
+            self._update("vms", {"hostname": vm.hostname, "dc_id": dc.id, "node_id": node.id,
+                                 "owner": vm.owner, "brand": vm.brand,
+                                 "qga_socket": vm.qga_socket}, vm.id)
+            self.conn.execute("DELETE FROM disks WHERE vm_id = ?", (vm.id,))
+            self._set_disks(vm.id, vm.disks)
+        return self.vm(vm.hostname)
+
+    def _set_disks(self, vm_id: int, disks: dict[int, str]) -> None:
+        self.conn.executemany("INSERT INTO disks VALUES (?, ?, ?)",
+                              [(vm_id, d, ds) for d, ds in sorted(disks.items())])
+
+    VM_SELECT = ("SELECT v.*, d.name AS dc_name, n.name AS node_name FROM vms v "
+                 "JOIN dcs d ON d.id = v.dc_id JOIN nodes n ON n.id = v.node_id")
+
+    def vm(self, hostname_or_uuid: str) -> VM:
+        row = self._one(f"{self.VM_SELECT} WHERE v.hostname = ? OR v.uuid = ?",
+                        (hostname_or_uuid, hostname_or_uuid),
+                        f"no such virtual server: {hostname_or_uuid}")
+        return self._vm(row)
+
+    def vms(self, dc: str | None = None, node: str | None = None) -> list[VM]:
+        rows = self.conn.execute(
+            f"{self.VM_SELECT} WHERE (? IS NULL OR d.name = ?) AND (? IS NULL OR n.name = ?) "
+            "ORDER BY v.hostname", (dc, dc, node, node))
+        return [self._vm(r) for r in rows]
+
+    def _vm(self, row: sqlite3.Row) -> VM:
+        disks = {d: ds for d, ds in self.conn.execute(
+            "SELECT disk_id, dataset FROM disks WHERE vm_id = ? ORDER BY disk_id", (row["id"],))}
+        return VM(hostname=row["hostname"], uuid=row["uuid"], dc=row["dc_name"],
+                  node=row["node_name"], owner=row["owner"], brand=row["brand"], disks=disks,
+                  qga_socket=row["qga_socket"], created=row["created"], id=row["id"])
+
+    def delete_vm(self, hostname: str) -> None:
+        """Delete a VM and its definitions; its backups stay, keeping hostname and uuid."""
+        vm = self.vm(hostname)
+        with self.transaction():
+            self.conn.execute("DELETE FROM definitions WHERE vm_id = ?", (vm.id,))
+            self.conn.execute("DELETE FROM vms WHERE id = ?", (vm.id,))
+
+    # --- definitions -----------------------------------------------------
+    DEF_SELECT = ("SELECT f.*, v.hostname AS vm_name, n.name AS node_name, "
+                  "s.name AS storage_name, dc.name AS dc_name FROM definitions f "
+                  "JOIN vms v ON v.id = f.vm_id JOIN nodes n ON n.id = f.node_id "
+                  "JOIN storages s ON s.id = f.storage_id JOIN dcs dc ON dc.id = v.dc_id")
+
+    def _definition_values(self, d: Definition) -> dict:
+        return {"vm_id": self.vm(d.vm).id, "name": d.name, "disk_id": d.disk_id, "type": d.type,
+                "node_id": self.node(d.node).id, "storage_id": self.storage(d.node, d.storage).id,
+                "schedule": d.schedule, "timezone": d.timezone, "retention": d.retention,
+                "active": d.active, "desc": d.desc, "compression": d.compression,
+                "bwlimit": d.bwlimit, "fsfreeze": d.fsfreeze}
+
+    def add_definition(self, d: Definition) -> Definition:
+        values = self._definition_values(d) | {"created": utcnow()}
+        self._insert_unique("definitions", values, f"definition {d.ref} exists")
+        return self.definition(d.vm, d.name)
+
+    def update_definition(self, d: Definition) -> Definition:
+        self._update("definitions", self._definition_values(d), d.id)
+        return self.definition(d.vm, d.name)
+
+    def definition(self, vm: str, name: str) -> Definition:
+        row = self._one(f"{self.DEF_SELECT} WHERE (v.hostname = ? OR v.uuid = ?) AND f.name = ?",
+                        (vm, vm, name), f"no such definition: {vm}/{name}")
+        return self._definition(row)
+
+    def definitions(self, vm: str | None = None, dc: str | None = None,
+                    node: str | None = None) -> list[Definition]:
+        rows = self.conn.execute(
+            f"{self.DEF_SELECT} WHERE (? IS NULL OR v.hostname = ?) AND (? IS NULL OR dc.name = ?)"
+            " AND (? IS NULL OR n.name = ?) ORDER BY v.hostname, f.name",
+            (vm, vm, dc, dc, node, node))
+        return [self._definition(r) for r in rows]
+
+    @staticmethod
+    def _definition(row: sqlite3.Row) -> Definition:
+        return Definition(
+            vm=row["vm_name"], name=row["name"], disk_id=row["disk_id"], type=row["type"],
+            node=row["node_name"], storage=row["storage_name"], schedule=row["schedule"],
+            timezone=row["timezone"], retention=row["retention"], active=bool(row["active"]),
+            desc=row["desc"], compression=row["compression"], bwlimit=row["bwlimit"],
+            fsfreeze=bool(row["fsfreeze"]), created=row["created"], id=row["id"])
+
+    def delete_definition(self, vm: str, name: str) -> None:
+        d = self.definition(vm, name)
+        self.conn.execute("DELETE FROM definitions WHERE id = ?", (d.id,))
+
+    # --- backups ---------------------------------------------------------
+    BACKUP_SELECT = ("SELECT b.*, n.name AS node_name, s.name AS storage_name FROM backups b "
+                     "JOIN nodes n ON n.id = b.node_id JOIN storages s ON s.id = b.storage_id")
+
+    def add_backup(self, b: Backup, definition_id: int | None = None) -> Backup:
+        node = self.node(b.node)
+        values = {"name": b.name, "vm_hostname": b.vm, "vm_uuid": b.vm_uuid,
+                  "disk_id": b.disk_id, "type": b.type, "created": b.created,
+                  "status": b.status, "duration": b.duration, "size": b.size, "note": b.note,
+                  "fsfreeze": b.fsfreeze, "definition_id": definition_id,
+                  "definition_name": b.definition, "node_id": node.id,
+                  "storage_id": self.storage(b.node, b.storage).id, "location": b.location,
+                  "checksum": b.checksum, "manifest": b.manifest}
+        cur = self._insert_unique("backups", values, f"backup {b.ref} exists")
+        return self._backup_by_id(cur.lastrowid)
+
+    def update_backup(self, b: Backup, **changes) -> Backup:
+        allowed = {"status", "duration", "size", "note", "fsfreeze", "location", "checksum",
+                   "manifest", "created"}
+        if not changes.keys() <= allowed:
+            raise ValueError(f"cannot update backup fields {set(changes) - allowed}")
+        self._update("backups", changes, b.id)
+        return self._backup_by_id(b.id)
+
+    def _backup_by_id(self, backup_id: int) -> Backup:
+        return self._backup(self._one(f"{self.BACKUP_SELECT} WHERE b.id = ?", (backup_id,),
+                                      f"no such backup id {backup_id}"))
+
+    def backup(self, vm: str, name: str) -> Backup:
+        row = self._one(
+            f"{self.BACKUP_SELECT} WHERE (b.vm_hostname = ? OR b.vm_uuid = ?) AND b.name = ?",
+            (vm, vm, name), f"no such backup: {vm}/{name}")
+        return self._backup(row)
+
+    def backups(self, vm: str | None = None, definition: str | None = None,
+                status: str | None = None, node: str | None = None, dc: str | None = None,
+                disk_id: int | None = None) -> list[Backup]:
+        """Backups oldest first. `definition` is a definition name within `vm`."""
+        rows = self.conn.execute(
+            f"{self.BACKUP_SELECT} LEFT JOIN vms v ON v.uuid = b.vm_uuid "
+            "LEFT JOIN dcs d ON d.id = v.dc_id "
+            "WHERE (? IS NULL OR b.vm_hostname = ? OR b.vm_uuid = ?) "
+            "AND (? IS NULL OR b.definition_name = ?) AND (? IS NULL OR b.status = ?) "
+            "AND (? IS NULL OR n.name = ?) AND (? IS NULL OR d.name = ?) "
+            "AND (? IS NULL OR b.disk_id = ?) ORDER BY b.created, b.id",
+            (vm, vm, vm, definition, definition, status, status, node, node, dc, dc,
+             disk_id, disk_id))
+        return [self._backup(r) for r in rows]
+
+    @staticmethod
+    def _backup(row: sqlite3.Row) -> Backup:
+        return Backup(
+            name=row["name"], vm=row["vm_hostname"], vm_uuid=row["vm_uuid"],
+            disk_id=row["disk_id"], type=row["type"], created=row["created"],
+            status=row["status"], node=row["node_name"], storage=row["storage_name"],
+            duration=row["duration"], size=row["size"], note=row["note"],
+            fsfreeze=bool(row["fsfreeze"]), definition=row["definition_name"],
+            location=row["location"], checksum=row["checksum"], manifest=row["manifest"],
+            id=row["id"])
+
+    def delete_backup(self, b: Backup) -> None:
+        self.conn.execute("DELETE FROM backups WHERE id = ?", (b.id,))
+
+    # --- runs ------------------------------------------------------------
+    def add_run(self, run: Run) -> Run:
+        values = {k: v for k, v in run.to_dict().items() if k != "id"}
+        run.id = self._insert_unique("runs", values, "run exists").lastrowid
+        return run
+
+    def finish_run(self, run: Run) -> None:
+        values = {k: v for k, v in run.to_dict().items() if k != "id"}
+        self._update("runs", values, run.id)
+
+    def runs(self, definition: str | None = None, failed: bool = False,
+             limit: int | None = None) -> list[Run]:
+        rows = self.conn.execute(
+            "SELECT * FROM runs WHERE (? IS NULL OR definition = ?) "
+            "AND (NOT ? OR outcome = 'failed') ORDER BY started DESC, id DESC LIMIT ?",
+            (definition, definition, failed, -1 if limit is None else limit))
+        return [Run(**{k: r[k] for k in r.keys()}) for r in rows]
+
+    # --- users -----------------------------------------------------------
+    def add_user(self, user: User) -> User:
+        dcs = [self.dc(d) for d in user.dcs]
+        with self.transaction():
+            cur = self._insert_unique("users", {"name": user.name, "role": user.role},
+                                      f"user {user.name} exists")
+            self.conn.executemany("INSERT INTO user_dcs VALUES (?, ?)",
+                                  [(cur.lastrowid, dc.id) for dc in dcs])
+        return self.user(user.name)
+
+    def user(self, name: str) -> User:
+        row = self._one("SELECT * FROM users WHERE name = ?", (name,), f"no such user: {name}")
+        dcs = [r[0] for r in self.conn.execute(
+            "SELECT d.name FROM user_dcs u JOIN dcs d ON d.id = u.dc_id WHERE u.user_id = ? "
+            "ORDER BY d.name", (row["id"],))]
+        return User(name=row["name"], role=row["role"], dcs=dcs, id=row["id"])
+
+    def users(self) -> list[User]:
+        return [self.user(r[0]) for r in self.conn.execute("SELECT name FROM users ORDER BY name")]
+
+    def delete_user(self, name: str) -> None:
+        self.conn.execute("DELETE FROM users WHERE id = ?", (self.user(name).id,))
+
+    # --- helpers ---------------------------------------------------------
+    def _insert_unique(self, table: str, values: dict, exists: str) -> sqlite3.Cursor:
+        columns = ", ".join(f'"{c}"' for c in values)
+        marks = ", ".join("?" for _ in values)
+        try:
+            return self.conn.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})",
+                                     tuple(values.values()))
+        except sqlite3.IntegrityError as exc:
+            if "UNIQUE" in str(exc):
+                raise InvalidInput(exists) from None
+            raise
+
+    def _update(self, table: str, values: dict, row_id: int) -> None:
+        sets = ", ".join(f'"{c}" = ?' for c in values)
+        try:
+            self.conn.execute(f"UPDATE {table} SET {sets} WHERE id = ?",
+                              (*values.values(), row_id))
+        except sqlite3.IntegrityError as exc:
+            if "UNIQUE" in str(exc):
+                raise InvalidInput(f"{table[:-1]} name already in use") from None
+            raise

@@ -1,0 +1,116 @@
+"""The root command group. Command modules load lazily, on first use."""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import click
+
+from esbackup import __version__
+from esbackup.errors import EsbackupError
+
+COMMANDS = {
+    "dc": "Virtual data centers.",
+    "node": "Compute and backup nodes.",
+    "storage": "Storages (ZFS pools) on backup nodes.",
+    "vm": "Virtual servers and their disks.",
+    "definition": "Backup definitions: what, where, when, how many.",
+    "backup": "Backups: list, show, now, delete, restore, note, sync.",
+    "run": "Run a definition now (the cron entry point), or all that are due.",
+    "history": "Every run: ok, failed, skipped, and why.",
+    "schedule": "Next runs, overview, load per node and hour, balancing.",
+    "cron": "Print crontab lines for the scheduler.",
+    "check": "Nagios-style health check.",
+    "catalog": "Catalog maintenance: rebuild from the backup nodes.",
+    "user": "Users and their roles.",
+}
+
+
+class EsbackupClickError(click.ClickException):
+    """An `esbackup.errors` exception, shown as one line with its exit code."""
+
+    def __init__(self, error: EsbackupError):
+        super().__init__(str(error))
+        self.exit_code = error.exit_code
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name in COMMANDS if self._module_exists(name)]
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS or not self._module_exists(name):
+            return None
+        module = importlib.import_module(f"esbackup.commands.{name}")
+        return module.cli
+
+    @staticmethod
+    def _module_exists(name: str) -> bool:
+        return (Path(__file__).parent / "commands" / f"{name}.py").exists()
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except EsbackupError as error:
+            raise EsbackupClickError(error) from None
+
+
+class AppContext:
+    """What every command needs: the catalog (opened lazily) and the caller."""
+
+    def __init__(self, catalog_path: Path | None, verbosity: int):
+        self.catalog_path, self.verbosity = catalog_path, verbosity
+        self._catalog = None
+        self._identity = None
+
+    @property
+    def catalog(self):
+        if self._catalog is None:
+            from esbackup.catalog import Catalog
+
+            self._catalog = Catalog.open(self.catalog_path)
+        return self._catalog
+
+    @property
+    def identity(self):
+        if self._identity is None:
+            from esbackup.auth import identify
+
+            self._identity = identify(self.catalog)
+        return self._identity
+
+    def require_registered(self):
+        """Fail with exit 3 unless the caller may use esbackup at all."""
+        return self.identity
+
+    def warn(self, message: str) -> None:
+        if self.verbosity >= 0:
+            click.echo(f"warning: {message}", err=True)
+
+    def info(self, message: str) -> None:
+        if self.verbosity > 0:
+            click.echo(message, err=True)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--catalog", "catalog_path", type=click.Path(dir_okay=False, path_type=Path),
+              envvar="ESBACKUP_CATALOG", help="Catalog file (default: /var/lib/esbackup/"
+              "catalog.db for root, else under the user's app dir).")
+@click.option("-v", "--verbose", count=True, help="More messages.")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors: no warnings.")
+@click.version_option(__version__, prog_name="esbackup")
+@click.pass_context
+def cli(ctx: click.Context, catalog_path: Path | None, verbose: int, quiet: bool) -> None:
+    """Back up ZFS virtual server disks to backup nodes: scheduled, incremental,
+    retention-managed, restorable."""
+    ctx.obj = AppContext(catalog_path, -1 if quiet else verbose)
+    ctx.call_on_close(lambda: ctx.obj._catalog and ctx.obj._catalog.close())
+
+
+def main() -> None:
+    cli(prog_name="esbackup")

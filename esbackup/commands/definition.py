@@ -1,0 +1,126 @@
+import click
+
+from esbackup import definitions
+from esbackup.commands.common import app, confirm_destructive
+from esbackup.models import BACKUP_TYPES, COMPRESSIONS, Definition, parse_ref
+from esbackup.output import Column, echo_record, echo_records, output_options
+
+COLUMNS = [
+    Column("vm", "VM"), Column("name", "Name"), Column("disk_id", "Disk ID"),
+    Column("type", "Type"), Column("node", "Backup node"), Column("storage", "Storage"),
+    Column("schedule", "Schedule"), Column("timezone", "Time zone", full_only=True),
+    Column("schedule_utc", "Schedule (UTC)", full_only=True),
+    Column("next_run", "Next run", "time"), Column("retention", "Retention"),
+    Column("active", "Active", "bool"), Column("compression", "Compression", full_only=True),
+    Column("bwlimit", "Bandwidth limit", "size", full_only=True),
+    Column("fsfreeze", "Freeze", "bool", full_only=True), Column("desc", "Description"),
+    Column("created", "Created", "time", full_only=True),
+]
+
+
+def definition_options(create: bool):
+    """The seed's parameters; required on create, optional on update."""
+    def decorate(func):
+        for option in reversed([
+            click.option("--disk-id", type=int, required=create, help="Virtual server disk ID."),
+            click.option("--type", "type_", type=click.Choice(BACKUP_TYPES), required=create,
+                         help="dataset (incremental, recommended) or file (full stream)."),
+            click.option("--node", required=create, help="Backup node."),
+            click.option("--storage", required=create, help="Storage on the backup node."),
+            click.option("--schedule", required=create, metavar="CRON",
+                         help="Five-field cron line in the definition's time zone."),
+            click.option("--timezone", help="IANA time zone (default: this host's)."),
+            click.option("--retention", type=int, required=create,
+                         help="Maximum number of backups to keep (0 = all)."),
+            click.option("--active/--inactive", default=None, help="Run on schedule."),
+            click.option("--desc", help="Description."),
+            click.option("--compression", type=click.Choice(COMPRESSIONS),
+                         help="File backups: off, gzip or bzip2."),
+            click.option("--bwlimit", metavar="BYTES",
+                         help="Bandwidth limit in bytes/s (K, M, G suffixes; 0 = none)."),
+            click.option("--freeze/--no-freeze", default=None,
+                         help="Freeze the guest's filesystems (kvm/bhyve, needs qemu-ga)."),
+        ]):
+            func = option(func)
+        return func
+    return decorate
+
+
+def changes_from(options: dict) -> dict:
+    names = {"type_": "type", "freeze": "fsfreeze"}
+    return {names.get(k, k): v for k, v in options.items() if v is not None}
+
+
+@click.group("definition")
+def cli() -> None:
+    """Backup definitions: what to back up, where, when, and how many to keep."""
+
+
+@cli.command("create")
+@click.argument("ref", metavar="VM/NAME")
+@definition_options(create=True)
+def create(ref: str, **options) -> None:
+    """Create a backup definition."""
+    from esbackup.schedule import local_timezone
+
+    a = app()
+    vm, name = parse_ref(ref, "definition")
+    values = changes_from(options)
+    values.setdefault("timezone", local_timezone())
+    d = definitions.create(a.catalog, a.identity, Definition(vm=vm, name=name, **values))
+    click.echo(f"created definition {d.ref}")
+
+
+@cli.command("list")
+@click.option("--vm", help="Only this virtual server.")
+@click.option("--dc", help="Only this DC.")
+@click.option("--node", help="Only this backup node.")
+@output_options
+def list_(vm, dc, node, fmt, full) -> None:
+    """List backup definitions (the seed's overview: -f plain --full)."""
+    a = app()
+    found = definitions.visible(a.catalog, a.identity, vm=vm, dc=dc, node=node)
+    echo_records([definitions.record(d) for d in found], COLUMNS, fmt, full)
+
+
+def lookup(ref: str):
+    a = app()
+    d = a.catalog.definition(*parse_ref(ref, "definition"))
+    from esbackup import auth
+
+    auth.require_vm(a.identity, a.catalog.vm(d.vm), write=False)
+    return d
+
+
+@cli.command("show")
+@click.argument("ref", metavar="VM/NAME")
+@output_options
+def show(ref, fmt, full) -> None:
+    """Show one backup definition."""
+    echo_record(definitions.record(lookup(ref)), COLUMNS, fmt)
+
+
+@cli.command("update")
+@click.argument("ref", metavar="VM/NAME")
+@click.option("--name", "new_name", help="Rename the definition.")
+@definition_options(create=False)
+def update(ref, new_name, **options) -> None:
+    """Change a backup definition's parameters."""
+    a = app()
+    changes = changes_from(options)
+    if new_name:
+        changes["name"] = new_name
+    d = definitions.update(a.catalog, a.identity, lookup(ref), changes)
+    click.echo(f"updated definition {d.ref}")
+
+
+@cli.command("delete")
+@click.argument("ref", metavar="VM/NAME")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def delete(ref, yes) -> None:
+    """Delete a backup definition. Its backups are kept."""
+    a = app()
+    d = lookup(ref)
+    confirm_destructive(f"definition {d.ref} will be deleted (its backups are kept)", yes)
+    definitions.delete(a.catalog, a.identity, d)
+    click.echo(f"deleted definition {d.ref}")

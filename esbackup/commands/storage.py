@@ -1,0 +1,47 @@
+import click
+
+from esbackup import auth, inventory
+from esbackup.commands.common import app
+from esbackup.output import Column, echo_records, output_options
+
+COLUMNS = [Column("node", "Node"), Column("name", "Name"), Column("zpool", "Zpool")]
+
+
+@click.group("storage")
+def cli() -> None:
+    """Storages on backup nodes: a ZFS pool or dataset root each."""
+
+
+@cli.command("create")
+@click.argument("node")
+@click.argument("name")
+@click.option("--zpool", required=True, help="Pool or dataset root on the node.")
+def create(node: str, name: str, zpool: str) -> None:
+    """Add a storage to a backup node."""
+    a = app()
+    storage = inventory.create_storage(a.catalog, a.identity, node, name, zpool)
+    click.echo(f"created storage {storage.name} on node {storage.node} ({storage.zpool})")
+
+
+@cli.command("list")
+@click.argument("node", required=False)
+@output_options
+def list_(node: str | None, fmt: str, full: bool) -> None:
+    """List storages, optionally of one node."""
+    a = app()
+    a.require_registered()
+    records = [s.to_dict() for s in a.catalog.storages(node)]
+    for r in records:
+        r.pop("id")
+    echo_records(records, COLUMNS, fmt, full)
+
+
+@cli.command("delete")
+@click.argument("node")
+@click.argument("name")
+def delete(node: str, name: str) -> None:
+    """Remove a storage that no definition or backup uses."""
+    a = app()
+    auth.require_superadmin(a.identity, "storage delete")
+    a.catalog.delete_storage(node, name)
+    click.echo(f"deleted storage {name} on node {node}")

@@ -1,0 +1,140 @@
+"""Rules for creating and changing DCs, nodes, storages, VMs and users.
+
+Commands call these; they validate input, check cross-record rules and the
+caller's permission, and write through the catalog.
+"""
+from __future__ import annotations
+
+import uuid as uuidlib
+
+from esbackup import auth
+from esbackup.auth import Identity
+from esbackup.catalog import Catalog
+from esbackup.errors import InvalidInput
+from esbackup.models import (
+    BRANDS, DC, HYPERVISORS, ROLES, TRANSFERS, VM, Node, Storage, User, parse_address,
+    validate_choice, validate_dataset, validate_name, validate_uuid,
+)
+
+
+def create_dc(cat: Catalog, who: Identity, name: str, desc: str) -> DC:
+    auth.require_superadmin(who, "dc create")
+    return cat.add_dc(DC(validate_name(name, "dc name"), desc))
+
+
+def delete_dc(cat: Catalog, who: Identity, name: str) -> None:
+    auth.require_superadmin(who, "dc delete")
+    cat.delete_dc(name)
+
+
+def build_node(name: str, address: str, **options) -> Node:
+    host, port = parse_address(address)
+    node = Node(name=validate_name(name, "node name"), address=host, port=port)
+    return apply_node_options(node, **options)
+
+
+def apply_node_options(node: Node, *, address: str | None = None, user: str | None = None,
+                       key: str | None = None, compute: bool | None = None,
+                       backup: bool | None = None, max_backups: int | None = None,
+                       transfer: str | None = None, hypervisor: str | None = None) -> Node:
+    if address is not None:
+        node.address, node.port = parse_address(address)
+    if user is not None:
+        node.user = validate_name(user, "ssh user")
+    if key is not None:
+        node.key_path = key
+    if compute is not None:
+        node.compute = compute
+    if backup is not None:
+        node.backup = backup
+    if max_backups is not None:
+        if max_backups < 1:
+            raise InvalidInput(f"invalid max backups {max_backups}: must be >= 1")
+        node.max_backups = max_backups
+    if transfer is not None:
+        node.transfer = validate_choice(transfer, TRANSFERS, "transfer mode")
+    if hypervisor is not None:
+        node.hypervisor = validate_choice(hypervisor, HYPERVISORS, "hypervisor")
+    if not (node.compute or node.backup):
+        raise InvalidInput(f"node {node.name} needs a role: --compute and/or --backup")
+    return node
+
+
+def create_storage(cat: Catalog, who: Identity, node_name: str, name: str, zpool: str) -> Storage:
+    auth.require_superadmin(who, "storage create")
+    node = cat.node(node_name)
+    if not node.backup:
+        raise InvalidInput(f"node {node_name} has no backup role: update it with --backup first")
+    storage = Storage(node=node_name, name=validate_name(name, "storage name"),
+                      zpool=validate_dataset(zpool))
+    return cat.add_storage(storage)
+
+
+def parse_disks(specs: tuple[str, ...]) -> dict[int, str]:
+    """('1=zones/abc-disk0', ...) -> {1: 'zones/abc-disk0'}."""
+    disks: dict[int, str] = {}
+    for spec in specs:
+        disk_id, sep, dataset = spec.partition("=")
+        if not sep or not disk_id.isdigit() or int(disk_id) < 1:
+            raise InvalidInput(f"invalid disk {spec!r}: expected ID=DATASET with ID >= 1")
+        if int(disk_id) in disks:
+            raise InvalidInput(f"disk {disk_id} given twice")
+        disks[int(disk_id)] = validate_dataset(dataset)
+    return disks
+
+
+def create_vm(cat: Catalog, who: Identity, hostname: str, *, node: str, dc: str | None,
+              uuid: str | None, owner: str | None, brand: str, disks: tuple[str, ...],
+              qga_socket: str | None) -> VM:
+    dc = dc or "admin"
+    auth.require_dc(who, dc)
+    if not disks:
+        raise InvalidInput("a virtual server needs at least one --disk ID=DATASET")
+    compute = cat.node(node)
+    if not compute.compute:
+        raise InvalidInput(f"node {node} has no compute role")
+    vm = VM(hostname=validate_name(hostname, "hostname"),
+            uuid=validate_uuid(uuid) if uuid else str(uuidlib.uuid4()), dc=cat.dc(dc).name,
+            node=node, owner=validate_name(owner, "owner") if owner else None,
+            brand=validate_choice(brand, BRANDS, "brand"), disks=parse_disks(disks),
+            qga_socket=validate_socket(qga_socket))
+    return cat.add_vm(vm)
+
+
+def validate_socket(path: str | None) -> str | None:
+    if path is not None and (not path.startswith("/") or any(c in path for c in "\n\0")):
+        raise InvalidInput(f"invalid guest agent socket {path!r}: an absolute path")
+    return path
+
+
+def update_vm(cat: Catalog, who: Identity, vm: VM, *, hostname: str | None, node: str | None,
+              dc: str | None, owner: str | None, brand: str | None,
+              disks: tuple[str, ...], qga_socket: str | None) -> VM:
+    auth.require_vm(who, vm, write=True)
+    if dc is not None:
+        auth.require_dc(who, dc)
+        vm.dc = cat.dc(dc).name
+    if hostname is not None:
+        vm.hostname = validate_name(hostname, "hostname")
+    if node is not None:
+        vm.node = cat.node(node).name
+    if owner is not None:
+        vm.owner = validate_name(owner, "owner") if owner else None
+    if brand is not None:
+        vm.brand = validate_choice(brand, BRANDS, "brand")
+    if disks:
+        vm.disks = parse_disks(disks)
+    if qga_socket is not None:
+        vm.qga_socket = validate_socket(qga_socket) if qga_socket else None
+    used = {d.disk_id for d in cat.definitions(vm=vm.hostname)} if vm.id else set()
+    if missing := used - set(vm.disks):
+        raise InvalidInput(f"disk {min(missing)} is used by a backup definition")
+    return cat.update_vm(vm)
+
+
+def create_user(cat: Catalog, who: Identity, name: str, role: str, dcs: tuple[str, ...]) -> User:
+    auth.require_superadmin(who, "user create")
+    validate_choice(role, ROLES, "role")
+    if role == "dcadmin" and not dcs:
+        raise InvalidInput("a dcadmin needs at least one --dc")
+    return cat.add_user(User(validate_name(name, "user name"), role, list(dcs)))

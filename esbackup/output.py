@@ -1,0 +1,139 @@
+"""Records -> table / json / csv / tsv / plain, and the shared output options.
+
+Records are plain dicts with raw values (bytes, seconds, ISO 8601 UTC). JSON
+prints them whole; csv/tsv print the chosen columns raw for scripts; tables
+show sizes, durations and local times for people.
+"""
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import click
+
+MACHINE_FORMATS = ("json", "csv", "tsv")
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    header: str
+    kind: str = "text"  # text | size | duration | time | bool | list
+    full_only: bool = False
+
+
+def output_options(func: Callable) -> Callable:
+    """`-f/--format` and `--full` for every command that prints records."""
+
+    @click.option("-f", "--format", "fmt", default="table", show_default=True,
+                  help="table, json, csv, tsv, plain, or any tabulate format name")
+    @click.option("--full", is_flag=True, help="Show all columns.")
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+def check_format(fmt: str) -> None:
+    from tabulate import tabulate_formats
+
+    if fmt not in (*MACHINE_FORMATS, "table", *tabulate_formats):
+        raise click.BadParameter(f"unknown format {fmt!r}", param_hint="'-f/--format'")
+
+
+def human_size(value: int | None) -> str:
+    if value is None:
+        return "-"
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(size) < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def human_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    total = int(round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m{secs:02d}s"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def local_time(value: str | None) -> str:
+    if not value:
+        return "-"
+    return datetime.fromisoformat(value).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def _display(value, kind: str) -> str:
+    if kind == "size":
+        return human_size(value)
+    if kind == "duration":
+        return human_duration(value)
+    if kind == "time":
+        return local_time(value)
+    if kind == "bool":
+        return "yes" if value else "no"
+    if kind == "list":
+        return ",".join(str(v) for v in value or [])
+    if isinstance(value, dict):
+        return " ".join(f"{k}={v}" for k, v in value.items())
+    return "-" if value is None else str(value)
+
+
+def render(records: list[dict], columns: list[Column], fmt: str = "table",
+           full: bool = False) -> str:
+    check_format(fmt)
+    if fmt == "json":
+        return json.dumps(records, indent=2, sort_keys=False, default=str)
+    shown = [c for c in columns if full or not c.full_only]
+    if fmt in ("csv", "tsv"):
+        buf = io.StringIO()
+        writer = csv.writer(buf, delimiter="," if fmt == "csv" else "\t", lineterminator="\n")
+        writer.writerow([c.key for c in shown])
+        for r in records:
+            writer.writerow(["" if r.get(c.key) is None else _raw(r.get(c.key)) for c in shown])
+        return buf.getvalue().rstrip("\n")
+    from tabulate import tabulate
+
+    rows = [[_display(r.get(c.key), c.kind) for c in shown] for r in records]
+    headers = () if fmt == "plain" else [c.header for c in shown]
+    return tabulate(rows, headers=headers, tablefmt="simple" if fmt == "table" else fmt,
+                    disable_numparse=True)
+
+
+def _raw(value):
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return value
+
+
+def echo_records(records: list[dict], columns: list[Column], fmt: str, full: bool) -> None:
+    text = render(records, columns, fmt, full)
+    if text or fmt == "json":
+        click.echo(text)
+
+
+def echo_record(record: dict, columns: list[Column], fmt: str, full: bool = True) -> None:
+    """One record: JSON object, or a two-column key/value table."""
+    check_format(fmt)
+    if fmt == "json":
+        click.echo(json.dumps(record, indent=2, default=str))
+    elif fmt in ("csv", "tsv"):
+        click.echo(render([record], columns, fmt, full=True))
+    else:
+        from tabulate import tabulate
+
+        rows = [[c.header, _display(record.get(c.key), c.kind)] for c in columns]
+        click.echo(tabulate(rows, tablefmt="plain" if fmt == "table" else fmt,
+                            disable_numparse=True))
