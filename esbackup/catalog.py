@@ -445,6 +445,40 @@ class Catalog:
             (definition, definition, failed, -1 if limit is None else limit))
         return [Run(**{k: r[k] for k in r.keys()}) for r in rows]
 
+    # --- locks -----------------------------------------------------------
+    def take_lock(self, resource: str, owner: str, pid: int, host: str, lease_until: str,
+                  replace_stale=None) -> dict | None:
+        """Insert a lock row; returns None when taken, else the holder's row as a dict.
+
+        `replace_stale(holder) -> bool` decides, inside the same transaction,
+        whether an existing holder may be replaced (dead process, lease over).
+        """
+        with self.transaction():
+            row = self.conn.execute("SELECT * FROM locks WHERE resource = ?",
+                                    (resource,)).fetchone()
+            if row is not None:
+                holder = dict(row)
+                if replace_stale is None or not replace_stale(holder):
+                    return holder
+                self.conn.execute("DELETE FROM locks WHERE resource = ?", (resource,))
+            else:
+                holder = None
+            self.conn.execute("INSERT INTO locks VALUES (?, ?, ?, ?, ?, ?)",
+                              (resource, owner, pid, host, utcnow(), lease_until))
+        return {"stale": holder} if holder else None
+
+    def renew_locks(self, resources: list[str], pid: int, lease_until: str) -> None:
+        self.conn.executemany("UPDATE locks SET lease_until = ? WHERE resource = ? AND pid = ?",
+                              [(lease_until, r, pid) for r in resources])
+
+    def release_lock(self, resource: str, pid: int) -> None:
+        self.conn.execute("DELETE FROM locks WHERE resource = ? AND pid = ?", (resource, pid))
+
+    def locks(self, prefix: str = "") -> list[dict]:
+        rows = self.conn.execute("SELECT * FROM locks WHERE resource LIKE ? ORDER BY resource",
+                                 (prefix.replace("%", "") + "%",))
+        return [dict(r) for r in rows]
+
     # --- users -----------------------------------------------------------
     def add_user(self, user: User) -> User:
         dcs = [self.dc(d) for d in user.dcs]

@@ -9,7 +9,12 @@ from esbackup.auth import Identity
 from esbackup.catalog import Catalog
 from esbackup.errors import InvalidInput
 from esbackup.models import (
-    BACKUP_TYPES, COMPRESSIONS, FREEZE_BRANDS, Definition, parse_size, validate_choice,
+    BACKUP_TYPES,
+    COMPRESSIONS,
+    FREEZE_BRANDS,
+    Definition,
+    parse_size,
+    validate_choice,
     validate_name,
 )
 

@@ -12,8 +12,20 @@ from esbackup.auth import Identity
 from esbackup.catalog import Catalog
 from esbackup.errors import InvalidInput
 from esbackup.models import (
-    BRANDS, DC, HYPERVISORS, ROLES, TRANSFERS, VM, Node, Storage, User, parse_address,
-    validate_choice, validate_dataset, validate_name, validate_uuid,
+    BRANDS,
+    DC,
+    HYPERVISORS,
+    ROLES,
+    TRANSFERS,
+    VM,
+    Node,
+    Storage,
+    User,
+    parse_address,
+    validate_choice,
+    validate_dataset,
+    validate_name,
+    validate_uuid,
 )
 
 

@@ -46,8 +46,7 @@ def validate_dataset(value: str) -> str:
         or value.startswith("-")
     ):
         raise InvalidInput(
-            f"invalid dataset {value!r}: use pool/child names of letters, digits, '_', '.', ':', '-'"
-        )
+            f"invalid dataset {value!r}: pool/child names of letters, digits, '_.:-'")
     return value
 
 

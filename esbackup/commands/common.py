@@ -7,6 +7,7 @@ import click
 
 from esbackup.errors import InvalidInput
 
+
 def app():
     """The AppContext of this invocation (catalog, identity, messages)."""
     return click.get_current_context().find_root().obj

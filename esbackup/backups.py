@@ -1,0 +1,49 @@
+"""Backup records as users see them, and who may see or change which backup."""
+from __future__ import annotations
+
+from esbackup import auth
+from esbackup.auth import Identity
+from esbackup.catalog import Catalog
+from esbackup.errors import NotFound
+from esbackup.models import Backup, parse_ref
+
+FREEZE_FLAG = "⚑"
+
+
+def record(b: Backup) -> dict:
+    data = b.to_dict()
+    data.pop("id")
+    return data
+
+
+def table_record(b: Backup) -> dict:
+    data = record(b)
+    data["status"] = f"{b.status} {FREEZE_FLAG}" if b.fsfreeze else b.status
+    return data
+
+
+def lookup(cat: Catalog, who: Identity, ref: str, write: bool) -> Backup:
+    vm, name = parse_ref(ref, "backup")
+    b = cat.backup(vm, name)
+    require(cat, who, b, write)
+    return b
+
+
+def require(cat: Catalog, who: Identity, b: Backup, write: bool) -> None:
+    """Backups of a deleted VM are the superadmin's; others follow their VM."""
+    try:
+        vm = cat.vm(b.vm_uuid)
+    except NotFound:
+        auth.require_superadmin(who, f"access to backup {b.ref} of a deleted server")
+        return
+    auth.require_vm(who, vm, write)
+
+
+def visible(cat: Catalog, who: Identity, **filters) -> list[Backup]:
+    vms = {vm.uuid: vm for vm in cat.vms()}
+
+    def allowed(b: Backup) -> bool:
+        vm = vms.get(b.vm_uuid)
+        return who.is_superadmin if vm is None else auth.can_read_vm(who, vm)
+
+    return [b for b in cat.backups(**filters) if allowed(b)]

@@ -1,0 +1,131 @@
+import click
+
+from esbackup import backups
+from esbackup.commands.common import app, confirm_destructive
+from esbackup.models import STATUSES
+from esbackup.output import Column, echo_record, echo_records, output_options
+
+COLUMNS = [
+    Column("vm", "VM"), Column("name", "Name"), Column("disk_id", "Disk ID"),
+    Column("type", "Type"), Column("created", "Created", "time"), Column("status", "Status"),
+    Column("duration", "Duration", "duration"), Column("size", "Size", "size"),
+    Column("note", "Note"), Column("definition", "Definition", full_only=True),
+    Column("node", "Backup node", full_only=True), Column("storage", "Storage", full_only=True),
+    Column("vm_uuid", "VM UUID", full_only=True), Column("location", "Location", full_only=True),
+    Column("checksum", "SHA-256", full_only=True), Column("manifest", "Manifest", full_only=True),
+]
+
+
+@click.group("backup")
+def cli() -> None:
+    """Backups: snapshots of virtual server disks kept on backup nodes."""
+
+
+@cli.command("list")
+@click.option("--vm", help="Only this virtual server (hostname or uuid).")
+@click.option("--definition", help="Only this definition name.")
+@click.option("--status", type=click.Choice(STATUSES))
+@click.option("--node", help="Only this backup node.")
+@click.option("--dc", help="Only this DC.")
+@output_options
+def list_(vm, definition, status, node, dc, fmt, full) -> None:
+    """List backups, oldest first."""
+    a = app()
+    found = backups.visible(a.catalog, a.identity, vm=vm, definition=definition,
+                            status=status, node=node, dc=dc)
+    shape = backups.record if fmt in ("json", "csv", "tsv") else backups.table_record
+    echo_records([shape(b) for b in found], COLUMNS, fmt, full)
+
+
+@cli.command("show")
+@click.argument("ref", metavar="VM/BACKUP")
+@output_options
+def show(ref, fmt, full) -> None:
+    """Show one backup."""
+    a = app()
+    b = backups.lookup(a.catalog, a.identity, ref, write=False)
+    shape = backups.record if fmt in ("json", "csv", "tsv") else backups.table_record
+    echo_record(shape(b), COLUMNS, fmt)
+
+
+@cli.command("note")
+@click.argument("ref", metavar="VM/BACKUP")
+@click.argument("text")
+def note(ref, text) -> None:
+    """Set a backup's note."""
+    a = app()
+    b = backups.lookup(a.catalog, a.identity, ref, write=True)
+    a.catalog.update_backup(b, note=text)
+    click.echo(f"noted backup {b.ref}")
+
+
+@cli.command("now")
+@click.argument("ref", metavar="VM/NAME")
+@click.option("--wait", type=float, default=0, help="Seconds to wait for a busy disk or node.")
+@click.option("--force", is_flag=True, help="Run even if the definition is inactive.")
+def now(ref, wait, force) -> None:
+    """Back up now, based on a backup definition."""
+    from esbackup.commands.run import run_one
+
+    run_one(ref, wait=wait, force=force, trigger="manual")
+
+
+@cli.command("delete")
+@click.argument("ref", metavar="VM/BACKUP")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def delete(ref, yes) -> None:
+    """Remove a backup's data from its node, and its record."""
+    from esbackup.jobs import delete as delete_job
+
+    a = app()
+    b = backups.lookup(a.catalog, a.identity, ref, write=True)
+    confirm_destructive(f"backup {b.ref} and its data on node {b.node} will be deleted", yes)
+    delete_job.delete_backup(a.catalog, b)
+    click.echo(f"deleted backup {b.ref}")
+
+
+@cli.command("restore")
+@click.argument("ref", metavar="VM/BACKUP")
+@click.option("--target-vm", help="Restore to this virtual server (default: the backup's).")
+@click.option("--target-disk-id", type=int, help="Disk ID on the target (default: the backup's).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--force", is_flag=True,
+              help="The operator vouches that the target is stopped (hypervisor none).")
+@click.option("--wait", type=float, default=0, help="Seconds to wait for a busy disk.")
+def restore(ref, target_vm, target_disk_id, yes, force, wait) -> None:
+    """Restore a disk from a backup. ALL data on the target disk is lost."""
+    from esbackup.jobs import restore as restore_job
+
+    a = app()
+    b = backups.lookup(a.catalog, a.identity, ref, write=False)
+    vm = a.catalog.vm(target_vm or b.vm_uuid)
+    disk_id = target_disk_id or b.disk_id
+    from esbackup import auth
+
+    auth.require_vm(a.identity, vm, write=True)
+    confirm_destructive(
+        f"restoring {b.ref} to disk {disk_id} of {vm.hostname} destroys ALL data on that disk, "
+        "including all of its snapshots", yes)
+    restore_job.restore(a.catalog, b, vm, disk_id, force=force, wait=wait, app=a)
+    click.echo(f"restored {b.ref} to disk {disk_id} of {vm.hostname}")
+
+
+@cli.command("sync")
+@click.option("--node", help="Only backups on this backup node.")
+@output_options
+def sync(node, fmt, full) -> None:
+    """Compare the catalog with the nodes: mark lost backups, find returned ones."""
+    from esbackup import auth
+    from esbackup.jobs import sync as sync_job
+
+    a = app()
+    auth.require_superadmin(a.identity, "backup sync")
+    changes = sync_job.sync(a.catalog, node)
+    columns = [Column("backup", "Backup"), Column("was", "Was"), Column("now", "Now"),
+               Column("why", "Why")]
+    if changes or fmt == "json":
+        echo_records(changes, columns, fmt, full)
+    else:
+        click.echo("catalog and nodes agree")
+
+

@@ -1,0 +1,119 @@
+"""One operation at a time per VM disk, and at most N backups at once per node.
+
+Locks are rows in the catalog, shared by every esbackup process on the admin
+host. Each carries the holder's pid and a lease that a heartbeat thread
+renews; a lock whose process is gone or whose lease ran out is taken over,
+and the taker is told about it so it can clean up what the dead run left.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from esbackup.catalog import Catalog
+from esbackup.errors import Busy
+
+LEASE = timedelta(seconds=120)
+HEARTBEAT_S = 30.0
+POLL_S = 0.5
+
+
+def disk_resource(vm_uuid: str, disk_id: int) -> str:
+    return f"disk:{vm_uuid}:{disk_id}"
+
+
+def lease_until(now: datetime | None = None) -> str:
+    return ((now or datetime.now(timezone.utc)) + LEASE).replace(microsecond=0).isoformat()
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def is_stale(holder: dict, now: datetime | None = None) -> bool:
+    now = now or datetime.now(timezone.utc)
+    if datetime.fromisoformat(holder["lease_until"]) < now:
+        return True
+    return holder["host"] == socket.gethostname() and not pid_alive(holder["pid"])
+
+
+@dataclass
+class Locks:
+    """Locks held by this process; renewed in the background until released."""
+
+    catalog: Catalog
+    owner: str
+    held: list[str] = field(default_factory=list)
+    stale: list[dict] = field(default_factory=list)  # holders taken over from dead runs
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def _try(self, resource: str) -> dict | None:
+        result = self.catalog.take_lock(resource, self.owner, os.getpid(),
+                                        socket.gethostname(), lease_until(), is_stale)
+        if result is None or "stale" in result:
+            self.held.append(resource)
+            if result:
+                self.stale.append(result["stale"])
+            return None
+        return result
+
+    def disk(self, vm_uuid: str, disk_id: int, wait: float = 0) -> None:
+        """Lock one VM disk; Busy (exit 5) if another operation holds it past `wait`."""
+        resource = disk_resource(vm_uuid, disk_id)
+        deadline = time.monotonic() + wait
+        while (holder := self._try(resource)) is not None:
+            if time.monotonic() >= deadline:
+                raise Busy(f"disk {disk_id} of {vm_uuid} is busy: {holder['owner']} "
+                           f"(pid {holder['pid']}) since {holder['acquired']}")
+            time.sleep(POLL_S)
+        self._start_heartbeat()
+
+    def slot(self, node: str, max_backups: int, wait: float = 0) -> None:
+        """Take one of the node's `max_backups` slots; Busy if all stay full past `wait`."""
+        deadline = time.monotonic() + wait
+        while True:
+            for i in range(max_backups):
+                if self._try(f"slot:{node}:{i}") is None:
+                    self._start_heartbeat()
+                    return
+            if time.monotonic() >= deadline:
+                raise Busy(f"node {node} is busy: all {max_backups} backup slots are in use")
+            time.sleep(POLL_S)
+
+    def _start_heartbeat(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._renew, daemon=True)
+            self._thread.start()
+
+    def _renew(self) -> None:
+        cat = Catalog.open(self.catalog.path)  # sqlite connections stay in their thread
+        try:
+            while not self._stop.wait(HEARTBEAT_S):
+                cat.renew_locks(list(self.held), os.getpid(), lease_until())
+        finally:
+            cat.close()
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        for resource in reversed(self.held):
+            self.catalog.release_lock(resource, os.getpid())
+        self.held.clear()
+
+    def __enter__(self) -> Locks:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
