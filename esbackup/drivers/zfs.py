@@ -1,0 +1,552 @@
+"""Pure argv builders and output parsers for `zfs` and `zpool`.
+
+Nothing here runs a command: the transport runs the argv lists and hands the
+output back to the parsers. Every dataset, snapshot, property and tag name is
+validated before it is put into an argv, so nothing a user typed reaches a
+node unchecked.
+
+The commands stay within what zfs-fuse (pool version 23), illumos and OpenZFS
+2.x all accept. Numbers come from `zfs get -H -p`, never from `zfs list`,
+because zfs-fuse's `zfs list` has no `-p` and prints guids as "4.14E".
+Flags that only some nodes have (`send -w`, `receive -s`, `receive -u`) are
+left out when the node's capability dict, from `parse_capabilities`, is passed
+as `caps` and lacks them.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from esbackup.errors import InvalidInput, OperationFailed
+
+MAX_NAME_LEN = 255
+MAX_VALUE_LEN = 8191
+BACKUP_PROP = "esbackup:backup"
+
+_COMPONENT = re.compile(r"[A-Za-z0-9_.:-]+")
+_NATIVE_PROP = re.compile(r"[a-z][a-z0-9_]*")
+_USER_PROP = re.compile(r"[a-z][a-z0-9_.-]*:[a-z0-9_.:-]+")
+
+# Native properties whose `zfs get -p` values are integers.
+NUMERIC_PROPS = frozenset({
+    "available", "copies", "createtxg", "creation", "guid",
+    "logicalreferenced", "logicalused", "quota", "recordsize", "referenced",
+    "refquota", "refreservation", "reservation", "used", "usedbychildren",
+    "usedbydataset", "usedbyrefreservation", "usedbysnapshots", "userrefs",
+    "volblocksize", "volsize", "written",
+})
+
+SNAPSHOT_PROPS = ("createtxg", "guid", "creation", "used", BACKUP_PROP)
+SPACE_PROPS = ("available", "used")
+
+# classify_error reasons
+NOT_FOUND = "not_found"
+BUSY = "busy"
+NO_SPACE = "no_space"
+MODIFIED = "modified"
+MISMATCH = "mismatch"
+EXISTS = "exists"
+HAS_CHILDREN = "has_children"
+BAD_STREAM = "bad_stream"
+PERMISSION = "permission"
+UNSUPPORTED = "unsupported"
+BROKEN_PIPE = "broken_pipe"
+
+# Most specific first: a receiver's "does not match incremental source" must
+# win over the generic "does not exist", and the sender's "Broken pipe" only
+# counts when the receiver said nothing better.
+_ERROR_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (reason, re.compile(pattern)) for reason, pattern in (
+        (MODIFIED, r"has been modified since most recent snapshot"),
+        (MISMATCH, r"does not match incremental source|not an earlier snapshot"
+                   r"|incremental source .*(does not exist|no longer exists)"),
+        (NO_SPACE, r"out of space|no space left|quota exceeded"),
+        (EXISTS, r"already exists|destination '[^']*' exists|destination has snapshots"),
+        (HAS_CHILDREN, r"has children|has dependent clones"),
+        (BUSY, r"is busy|device busy|resource busy"),
+        (NOT_FOUND, r"does not exist|no such pool"),
+        (BAD_STREAM, r"failed to read from stream|invalid stream|invalid backup stream"
+                     r"|checksum mismatch"),
+        (PERMISSION, r"permission denied"),
+        (UNSUPPORTED, r"invalid option|unrecognized command|operation not supported"
+                      r"|invalid property"),
+        (BROKEN_PIPE, r"broken pipe"),
+    )
+)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One snapshot from `parse_snapshots`; numbers are exact (`-p`)."""
+
+    name: str  # dataset@snapname
+    guid: int
+    createtxg: int
+    creation: int  # seconds since the epoch, UTC
+    used: int  # bytes
+    backup: str | None  # value of esbackup:backup, None when unset
+
+    @property
+    def dataset(self) -> str:
+        return self.name.split("@", 1)[0]
+
+    @property
+    def snapname(self) -> str:
+        return self.name.split("@", 1)[1]
+
+
+@dataclass(frozen=True)
+class Pool:
+    name: str
+    health: str  # ONLINE, DEGRADED, FAULTED, ...
+
+
+# --- validation -------------------------------------------------------------
+
+def _bad(kind: str, name: str, why: str) -> InvalidInput:
+    return InvalidInput(f"invalid ZFS {kind} name {name!r}: {why}")
+
+
+def _check_component(kind: str, name: str, part: str) -> None:
+    if not part:
+        raise _bad(kind, name, "empty component")
+    if not _COMPONENT.fullmatch(part):
+        raise _bad(kind, name, "only letters, digits and _ . : - are allowed")
+    if part.startswith("-"):
+        raise _bad(kind, name, "a component may not start with '-'")
+    if part in (".", ".."):
+        raise _bad(kind, name, f"'{part}' is not a valid component")
+
+
+def _check_length(kind: str, name: str) -> None:
+    if not isinstance(name, str) or not name:
+        raise _bad(kind, str(name), "empty")
+    if len(name) > MAX_NAME_LEN:
+        raise _bad(kind, name, f"longer than {MAX_NAME_LEN} characters")
+    if ".." in name:
+        raise _bad(kind, name, "'..' is not allowed")
+
+
+def validate_dataset_name(name: str) -> str:
+    """Check a filesystem/volume name (`pool/a/b`) and return it unchanged."""
+    _check_length("dataset", name)
+    if "@" in name:
+        raise _bad("dataset", name, "'@' belongs in snapshot names only")
+    for part in name.split("/"):
+        _check_component("dataset", name, part)
+    if not name[0].isalpha():
+        raise _bad("dataset", name, "the pool name must start with a letter")
+    return name
+
+
+def validate_snapshot_name(name: str) -> str:
+    """Check a full snapshot name (`pool/a@snap`) and return it unchanged."""
+    _check_length("snapshot", name)
+    dataset, sep, snap = name.partition("@")
+    if not sep:
+        raise _bad("snapshot", name, "missing '@'")
+    if "@" in snap:
+        raise _bad("snapshot", name, "more than one '@'")
+    validate_dataset_name(dataset)
+    _check_component("snapshot", name, snap)
+    return name
+
+
+def _validate_any(name: str) -> str:
+    if isinstance(name, str) and "@" in name:
+        return validate_snapshot_name(name)
+    return validate_dataset_name(name)
+
+
+def validate_property_name(prop: str) -> str:
+    """Check a native (`readonly`) or user (`esbackup:backup`) property name."""
+    if not isinstance(prop, str) or len(prop) > MAX_NAME_LEN or not (
+        _NATIVE_PROP.fullmatch(prop) or _USER_PROP.fullmatch(prop)
+    ):
+        raise InvalidInput(f"invalid ZFS property name {prop!r}")
+    return prop
+
+
+def _validate_value(prop: str, value: str) -> str:
+    # Tabs and newlines would corrupt the tab-separated `zfs get -H` output.
+    if len(value) > MAX_VALUE_LEN or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise InvalidInput(f"invalid value for ZFS property {prop}: {value!r}")
+    return value
+
+
+def _validate_tag(tag: str) -> str:
+    if not isinstance(tag, str) or not tag or len(tag) > MAX_NAME_LEN:
+        raise InvalidInput(f"invalid ZFS hold tag {tag!r}")
+    _check_component("hold tag", tag, tag)
+    return tag
+
+
+def _as_list(items: str | Iterable[str]) -> list[str]:
+    return [items] if isinstance(items, str) else list(items)
+
+
+def _props_arg(properties: str | Iterable[str]) -> str:
+    props = [validate_property_name(p) for p in _as_list(properties)]
+    if not props:
+        raise InvalidInput("no ZFS property given")
+    return ",".join(props)
+
+
+# --- builders: datasets and snapshots ---------------------------------------
+
+def snapshot(name: str, properties: Mapping[str, str] | None = None) -> list[str]:
+    """`zfs snapshot [-o p=v]... ds@snap` (zfs-fuse 0.7 accepts -o too)."""
+    return ["zfs", "snapshot", *_opts(properties), validate_snapshot_name(name)]
+
+
+def destroy(name: str, recursive: bool = False, force: bool = False) -> list[str]:
+    """Destroy ONE dataset or snapshot (zfs-fuse has no comma or % lists).
+
+    `force` unmounts a busy filesystem first, which zfs-fuse needs.
+    """
+    _validate_any(name)
+    if "/" not in name and "@" not in name:
+        raise InvalidInput(f"refusing to destroy the pool root {name!r}")
+    flags = (["-r"] if recursive else []) + (["-f"] if force else [])
+    return ["zfs", "destroy", *flags, name]
+
+
+def create(dataset: str, parents: bool = True,
+           properties: Mapping[str, str] | None = None) -> list[str]:
+    flags = ["-p"] if parents else []
+    return ["zfs", "create", *flags, *_opts(properties), validate_dataset_name(dataset)]
+
+
+def rename(old: str, new: str) -> list[str]:
+    """Rename a dataset, or a snapshot within its dataset.
+
+    zfs-fuse refuses to rename a mounted filesystem ("dataset is busy"):
+    unmount it first.
+    """
+    if "@" in old or "@" in new:
+        validate_snapshot_name(old)
+        validate_snapshot_name(new)
+        if old.split("@")[0] != new.split("@")[0]:
+            raise InvalidInput(f"a snapshot keeps its dataset: {old!r} -> {new!r}")
+    else:
+        validate_dataset_name(old)
+        validate_dataset_name(new)
+    return ["zfs", "rename", old, new]
+
+
+def set_property(name: str, prop: str, value: str) -> list[str]:
+    validate_property_name(prop)
+    return ["zfs", "set", f"{prop}={_validate_value(prop, value)}", _validate_any(name)]
+
+
+def inherit(name: str, prop: str) -> list[str]:
+    """Clear a local property; for a user property this removes it."""
+    return ["zfs", "inherit", validate_property_name(prop), _validate_any(name)]
+
+
+def hold(tag: str, snap: str) -> list[str]:
+    return ["zfs", "hold", _validate_tag(tag), validate_snapshot_name(snap)]
+
+
+def release(tag: str, snap: str) -> list[str]:
+    return ["zfs", "release", _validate_tag(tag), validate_snapshot_name(snap)]
+
+
+def mount(dataset: str) -> list[str]:
+    return ["zfs", "mount", validate_dataset_name(dataset)]
+
+
+def unmount(dataset: str, force: bool = False) -> list[str]:
+    return ["zfs", "unmount", *(["-f"] if force else []), validate_dataset_name(dataset)]
+
+
+def _opts(properties: Mapping[str, str] | None) -> list[str]:
+    argv: list[str] = []
+    for prop, value in (properties or {}).items():
+        validate_property_name(prop)
+        argv += ["-o", f"{prop}={_validate_value(prop, value)}"]
+    return argv
+
+
+# --- builders: send and receive ---------------------------------------------
+
+def _can(caps: Mapping[str, Any] | None, key: str) -> bool:
+    """A flag is used when no caps are given (caller vouches) or caps allow it."""
+    return caps is None or bool(caps.get(key))
+
+
+def _incremental(snap: str, base: str | None) -> list[str]:
+    validate_snapshot_name(snap)
+    if base is None:
+        return [snap]
+    validate_snapshot_name(base)
+    if base.split("@")[0] != snap.split("@")[0]:
+        raise InvalidInput(f"incremental base {base!r} is not a snapshot of {snap.split('@')[0]!r}")
+    if base == snap:
+        raise InvalidInput(f"incremental base and snapshot are the same: {snap!r}")
+    return ["-i", base, snap]
+
+
+def send(snap: str, base: str | None = None, raw: bool = False,
+         caps: Mapping[str, Any] | None = None) -> list[str]:
+    """`zfs send [-w] [-i base] snap`: full, or incremental from `base`.
+
+    `raw` (-w) is dropped when `caps` says the node cannot do it.
+    """
+    flags = ["-w"] if raw and _can(caps, "raw") else []
+    return ["zfs", "send", *flags, *_incremental(snap, base)]
+
+
+def send_estimate(snap: str, base: str | None = None) -> list[str]:
+    """Dry-run size estimate; only for nodes with caps["send_estimate"].
+
+    Parse stdout+stderr with `parse_send_estimate`.
+    """
+    return ["zfs", "send", "-n", "-v", "-P", *_incremental(snap, base)]
+
+
+def receive(target: str, force: bool = False, unmounted: bool = False,
+            resumable: bool = False, caps: Mapping[str, Any] | None = None) -> list[str]:
+    """`zfs receive [-F] [-u] [-s] target`, reading the stream from stdin.
+
+    -u and -s are dropped when `caps` says the node lacks them.
+    """
+    flags = ["-F"] if force else []
+    if unmounted and _can(caps, "recv_unmounted"):
+        flags.append("-u")
+    if resumable and _can(caps, "resume"):
+        flags.append("-s")
+    return ["zfs", "receive", *flags, _validate_any(target)]
+
+
+# --- queries and their parsers ----------------------------------------------
+
+def get(names: str | Iterable[str], properties: str | Iterable[str]) -> list[str]:
+    """`zfs get -H -p -o name,property,value PROPS NAMES...`; see `parse_get`."""
+    targets = [_validate_any(n) for n in _as_list(names)]
+    if not targets:
+        raise InvalidInput("no ZFS dataset given")
+    return ["zfs", "get", "-H", "-p", "-o", "name,property,value", _props_arg(properties),
+            *targets]
+
+
+def _value(prop: str, raw: str) -> int | str | None:
+    if raw == "-":
+        return None
+    if prop in NUMERIC_PROPS and raw.isdigit():
+        return int(raw)
+    return raw
+
+
+def parse_get(output: str) -> dict[str, dict[str, int | str | None]]:
+    """Parse `zfs get -H -p -o name,property,value` into {name: {prop: value}}.
+
+    Numeric native properties become ints, "-" (unset, not applicable)
+    becomes None, everything else stays a string.
+    """
+    result: dict[str, dict[str, int | str | None]] = {}
+    for line in output.splitlines():
+        if not line.strip():
+            continue
+        fields = line.split("\t", 2)
+        if len(fields) != 3:
+            raise OperationFailed(f"unexpected zfs get output line: {line!r}")
+        name, prop, raw = fields
+        result.setdefault(name, {})[prop] = _value(prop, raw)
+    return result
+
+
+def space(names: str | Iterable[str]) -> list[str]:
+    """Available and used bytes of pools or datasets, via `zfs get -p`.
+
+    zfs-fuse's `zpool list` and `zpool get` have no -p; dataset `available`
+    is also what a receive can really use.
+    """
+    return get(names, SPACE_PROPS)
+
+
+def list_snapshots(dataset: str) -> list[str]:
+    """Snapshots of ONE dataset with guid, createtxg, creation, used, esbackup:backup.
+
+    `zfs get -r -d 1` is the portable way to exact numbers; its output also
+    holds the dataset itself and its children, which `parse_snapshots` drops.
+    """
+    return ["zfs", "get", "-H", "-p", "-o", "name,property,value", ",".join(SNAPSHOT_PROPS),
+            "-r", "-d", "1", validate_dataset_name(dataset)]
+
+
+def parse_snapshots(output: str, dataset: str) -> list[Snapshot]:
+    """Snapshots of `dataset` from `list_snapshots` output, oldest first.
+
+    Ordered by createtxg: zfs-fuse stamps creation in whole seconds, so
+    snapshots taken in the same second tie on creation.
+    """
+    prefix = validate_dataset_name(dataset) + "@"
+    snaps = [
+        Snapshot(name=name, guid=_int(name, props, "guid"),
+                 createtxg=_int(name, props, "createtxg"),
+                 creation=_int(name, props, "creation"), used=_int(name, props, "used"),
+                 backup=_str_or_none(props.get(BACKUP_PROP)))
+        for name, props in parse_get(output).items() if name.startswith(prefix)
+    ]
+    return sorted(snaps, key=lambda s: s.createtxg)
+
+
+def _int(name: str, props: Mapping[str, int | str | None], prop: str) -> int:
+    value = props.get(prop)
+    if not isinstance(value, int):
+        raise OperationFailed(f"{name}: no numeric {prop} in zfs get output")
+    return value
+
+
+def _str_or_none(value: int | str | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def exists(name: str) -> list[str]:
+    """Exit 0 if the dataset or snapshot exists; interpret with `parse_exists`."""
+    return ["zfs", "list", "-H", "-o", "name", _validate_any(name)]
+
+
+def parse_exists(status: int, stderr: str) -> bool:
+    """True on exit 0, False for "does not exist"; any other failure raises."""
+    if status == 0:
+        return True
+    if classify_error(stderr) == NOT_FOUND:
+        return False
+    detail = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit status {status}"
+    raise OperationFailed(f"zfs list failed: {detail}")
+
+
+def list_pools() -> list[str]:
+    """Pool names and health (zfs-fuse's `zpool list` has no -p: sizes via `space`)."""
+    return ["zpool", "list", "-H", "-o", "name,health"]
+
+
+def parse_pools(output: str) -> list[Pool]:
+    pools = []
+    for line in output.splitlines():
+        if line.strip():
+            name, _, health = line.partition("\t")
+            pools.append(Pool(name=name, health=health.strip()))
+    return pools
+
+
+_ESTIMATE_TOTAL = re.compile(r"^size\t(\d+)\s*$", re.M)
+_ESTIMATE_PART = re.compile(r"^(?:full|incremental)\t.*\t(\d+)\s*$", re.M)
+
+
+def parse_send_estimate(output: str) -> int | None:
+    """Bytes from `zfs send -nvP` output (stdout and stderr together).
+
+    Prefers the "size\\t<bytes>" total; falls back to summing the
+    "full"/"incremental" lines; None when the output has neither.
+    """
+    total = _ESTIMATE_TOTAL.search(output)
+    if total:
+        return int(total.group(1))
+    parts = _ESTIMATE_PART.findall(output)
+    return sum(int(p) for p in parts) if parts else None
+
+
+def classify_error(stderr: str) -> str | None:
+    """Map zfs/zpool stderr to a reason constant (NOT_FOUND, BUSY, ...) or None.
+
+    Messages wrap across lines ("does not\\nmatch incremental source"), so
+    whitespace is collapsed before matching.
+    """
+    text = " ".join(stderr.split()).lower()
+    for reason, pattern in _ERROR_PATTERNS:
+        if pattern.search(text):
+            return reason
+    return None
+
+
+# --- capability detection ---------------------------------------------------
+
+def capability_probes() -> dict[str, list[str]]:
+    """Commands to run once per node; feed their outputs to `parse_capabilities`.
+
+    Run each regardless of exit status and keep stdout and stderr together:
+    `zfs version` fails on zfs-fuse and illumos, and that failure is a clue.
+    """
+    return {
+        "uname": ["uname", "-s", "-v"],
+        "version": ["zfs", "version"],
+        "usage": ["zfs", "-?"],
+        "pool_versions": ["zpool", "upgrade", "-v"],
+    }
+
+
+_OPENZFS_VERSION = re.compile(r"^zfs-(\d\S*)", re.M)
+_POOL_VERSION = re.compile(r"currently running ZFS pool version (\d+)")
+_FLAG_CLUSTER = re.compile(r"(?:^|[\s\[|])-([A-Za-z]+)")
+
+
+def usage_flags(usage: str, command: str) -> set[str]:
+    """Single-letter flags that `zfs -?` usage text lists for one subcommand."""
+    flags: set[str] = set()
+    current = None
+    for line in usage.splitlines():
+        if line.startswith("\t    "):
+            text = line  # continuation of the current command's usage
+        elif line.startswith("\t") and line.strip():
+            current = line.split()[0]
+            text = line.strip()[len(current):]
+        else:
+            current = None
+            continue
+        if current == command:
+            for cluster in _FLAG_CLUSTER.findall(text):
+                flags.update(cluster)
+    return flags
+
+
+def _flavour(system: str, version_out: str, pool_version: int | None) -> tuple[str, str]:
+    openzfs = _OPENZFS_VERSION.search(version_out)
+    if openzfs:
+        return "openzfs", openzfs.group(1)
+    if system == "SunOS":
+        return "illumos", ""
+    if system == "Linux" and pool_version is not None:
+        return "zfs-fuse", f"pool {pool_version}"
+    # Linux ZFS before 0.8 has no `zfs version`; other systems without it
+    # (FreeBSD before 13) run the illumos code base.
+    return ("openzfs" if system == "Linux" else "illumos"), ""
+
+
+def parse_capabilities(outputs: Mapping[str, str]) -> dict[str, Any]:
+    """Flavour and feature flags of a node from the `capability_probes` outputs.
+
+    Flags come from the usage text where it is honest; zfs-fuse 0.7 hides
+    `receive -u` from its usage yet accepts it (checked on a real pool), and
+    it has no zvols, no `written` and a `zfs holds` that crashes.
+    """
+    usage = outputs.get("usage", "")
+    if "usage: zfs" not in usage:
+        raise OperationFailed("no usable zfs command on the node")
+    uname = outputs.get("uname", "").split()
+    system = uname[0] if uname else ""
+    pool_match = _POOL_VERSION.search(outputs.get("pool_versions", ""))
+    pool_version = int(pool_match.group(1)) if pool_match else None
+    flavour, version = _flavour(system, outputs.get("version", ""), pool_version)
+    if flavour == "illumos" and len(uname) > 1:
+        version = uname[1]
+    send_flags = usage_flags(usage, "send")
+    recv_flags = usage_flags(usage, "receive")
+    modern = flavour != "zfs-fuse"
+    return {
+        "flavour": flavour,
+        "version": version,
+        "pool_version": pool_version,
+        "send_estimate": {"n", "v", "P"} <= send_flags,
+        "resume": "s" in recv_flags and "t" in send_flags,
+        "raw": "w" in send_flags,
+        "list_parsable": "p" in usage_flags(usage, "list"),
+        "recv_unmounted": "u" in recv_flags or flavour == "zfs-fuse",
+        "written": modern,
+        "zvols": modern,
+        "holds_list": modern,
+    }
