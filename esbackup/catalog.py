@@ -424,6 +424,13 @@ class Catalog:
             location=row["location"], checksum=row["checksum"], manifest=row["manifest"],
             id=row["id"])
 
+    def move_backup_locations(self, old_prefix: str, new_prefix: str) -> None:
+        """Backups whose data moved (a target renamed aside) follow it."""
+        self.conn.execute(
+            "UPDATE backups SET location = ? || substr(location, ?) "
+            "WHERE substr(location, 1, ?) = ?",
+            (new_prefix, len(old_prefix) + 1, len(old_prefix), old_prefix))
+
     def delete_backup(self, b: Backup) -> None:
         self.conn.execute("DELETE FROM backups WHERE id = ?", (b.id,))
 

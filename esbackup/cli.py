@@ -92,6 +92,13 @@ class AppContext:
         if self.verbosity >= 0:
             click.echo(f"warning: {message}", err=True)
 
+    def progress(self, label: str, total: int | None = None):
+        if self.verbosity < 0:
+            return None
+        from esbackup.output import progress_bar
+
+        return progress_bar(label, total)
+
     def info(self, message: str) -> None:
         if self.verbosity > 0:
             click.echo(message, err=True)

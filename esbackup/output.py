@@ -137,3 +137,31 @@ def echo_record(record: dict, columns: list[Column], fmt: str, full: bool = True
         rows = [[c.header, _display(record.get(c.key), c.kind)] for c in columns]
         click.echo(tabulate(rows, tablefmt="plain" if fmt == "table" else fmt,
                             disable_numparse=True))
+
+
+def progress_bar(label: str, total: int | None = None):
+    """A rich progress bar on a terminal: returns `advance(n)`; `advance(None)` ends it.
+
+    Off a terminal (cron) it returns None: nothing is drawn.
+    """
+    import sys
+
+    if not sys.stderr.isatty():
+        return None
+    from rich.progress import (
+        BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                   TransferSpeedColumn(), TimeRemainingColumn(), transient=True)
+    task = bar.add_task(label, total=total)
+    bar.start()
+
+    def advance(n: int | None) -> None:
+        if n is None:
+            bar.stop()
+        else:
+            bar.update(task, advance=n)
+
+    return advance

@@ -1,0 +1,35 @@
+import click
+
+from esbackup.commands.common import app
+from esbackup.models import parse_ref
+from esbackup.output import Column, echo_records, output_options
+
+COLUMNS = [
+    Column("started", "Started", "time"), Column("definition", "Definition"),
+    Column("trigger", "Trigger"), Column("outcome", "Outcome"), Column("backup", "Backup"),
+    Column("size", "Size", "size"), Column("duration", "Duration", "duration"),
+    Column("error", "Error"), Column("finished", "Finished", "time", full_only=True),
+    Column("pid", "PID", full_only=True),
+]
+
+
+@click.command("history")
+@click.argument("ref", metavar="[VM/NAME]", required=False)
+@click.option("--failed", is_flag=True, help="Only failed runs.")
+@click.option("--limit", type=int, default=None, help="At most this many runs, newest first.")
+@output_options
+def cli(ref, failed, limit, fmt, full) -> None:
+    """Every run of a definition: ok, failed, skipped, and why. Newest first."""
+    from esbackup import auth
+
+    a = app()
+    if ref:
+        d = a.catalog.definition(*parse_ref(ref, "definition"))
+        auth.require_vm(a.identity, a.catalog.vm(d.vm), write=False)
+        ref = d.ref
+    else:
+        auth.require_superadmin(a.identity, "history of all definitions")
+    records = [r.to_dict() for r in a.catalog.runs(ref, failed=failed, limit=limit)]
+    for r in records:
+        r.pop("id")
+    echo_records(records, COLUMNS, fmt, full)

@@ -1,0 +1,52 @@
+import sys
+
+import click
+
+from esbackup.commands.common import app
+from esbackup.errors import InvalidInput
+from esbackup.models import parse_ref
+
+
+def run_one(ref: str, *, wait: float, force: bool, trigger: str) -> None:
+    """Run one definition and print what it made (shared with `backup now`)."""
+    from esbackup import auth
+    from esbackup.jobs import backup as backup_job
+
+    a = app()
+    d = a.catalog.definition(*parse_ref(ref, "definition"))
+    auth.require_vm(a.identity, a.catalog.vm(d.vm), write=True)
+    b = backup_job.run_definition(a.catalog, d, trigger=trigger, wait=wait, force=force,
+                                  reporter=a)
+    from esbackup.output import human_duration, human_size
+
+    a.info(f"backup {b.ref}: {human_size(b.size)} in {human_duration(b.duration)}")
+    if sys.stdout.isatty():
+        click.echo(f"backup {b.ref} ok: {human_size(b.size)} in {human_duration(b.duration)}")
+
+
+@click.command("run")
+@click.argument("ref", metavar="VM/NAME", required=False)
+@click.option("--due", is_flag=True, help="Run every active definition that is due (a tick).")
+@click.option("--wait", type=float, default=0, help="Seconds to wait for a busy disk or node.")
+@click.option("--force", is_flag=True, help="Run even if the definition is inactive.")
+def cli(ref, due, wait, force) -> None:
+    """Run a backup definition now: the cron entry point.
+
+    Prints nothing but errors and warnings when not on a terminal. With --due,
+    runs (in parallel, within each node's limit) every active definition whose
+    schedule fired since its last run, looking back at most one hour.
+    """
+    if due == bool(ref):
+        raise InvalidInput("give either VM/NAME or --due")
+    if ref:
+        run_one(ref, wait=wait, force=force, trigger="cron" if not sys.stdin.isatty()
+                else "manual")
+        return
+    from esbackup import auth
+    from esbackup.jobs import tick
+
+    a = app()
+    auth.require_superadmin(a.identity, "run --due")
+    failures = tick.run_due(a.catalog, reporter=a, wait=wait)
+    if failures:
+        raise click.exceptions.Exit(1)

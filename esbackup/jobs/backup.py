@@ -1,0 +1,227 @@
+"""Turn a backup definition into a backup: snapshot, transfer, manifest, retention.
+
+A run either ends with an `ok` backup row, its data whole on the backup node
+and a manifest beside it, or with nothing: no row, no new snapshot, no
+partial file. Every attempt is recorded in the run history.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+
+from esbackup import nodes
+from esbackup.catalog import Catalog, utcnow
+from esbackup.drivers import compress, zfs
+from esbackup.errors import Busy, InvalidInput
+from esbackup.jobs import freeze, layout, locks, manifest, paths, recover, retention, runlog
+from esbackup.models import VM, Backup, Definition, Node, Run, Storage
+
+
+def run_definition(cat: Catalog, d: Definition, *, trigger: str, wait: float = 0,
+                   force: bool = False, reporter=None) -> Backup:
+    """Run one definition now; records the run whatever happens."""
+    run = cat.add_run(Run(definition=d.ref, trigger=trigger, started=utcnow(), pid=os.getpid()))
+    try:
+        if not d.active and not force:
+            raise InvalidInput(f"definition {d.ref} is inactive (use --force to run it anyway)")
+        with locks.Locks(cat, owner=f"backup {d.ref} (run {run.id})") as held:
+            vm = cat.vm(d.vm)
+            held.disk(vm.uuid, d.disk_id, wait)
+            recover.after_takeover(cat, held.stale, reporter)
+            compute, target_node = cat.node(vm.node), cat.node(d.node)
+            held.slot(compute.name, compute.max_backups, wait)
+            if target_node.name != compute.name:
+                held.slot(target_node.name, target_node.max_backups, wait)
+            job = BackupJob(cat, d, vm, compute, target_node, cat.storage(d.node, d.storage),
+                            reporter)
+            backup = job.run()
+            removed = retention.apply(cat, d, backup)
+    except (Busy, InvalidInput) as error:
+        runlog.finish(cat, run, "skipped", error=str(error))
+        raise
+    except BaseException as error:
+        runlog.finish(cat, run, "failed", error=str(error) or type(error).__name__)
+        raise
+    runlog.finish(cat, run, "ok", backup=backup)
+    for old in removed:
+        _say(reporter, "info", f"retention: removed backup {old.ref}")
+    return backup
+
+
+def _say(reporter, level: str, message: str) -> None:
+    if reporter is not None:
+        getattr(reporter, level)(message)
+
+
+@dataclass
+class BackupJob:
+    cat: Catalog
+    d: Definition
+    vm: VM
+    compute: Node
+    target_node: Node
+    storage: Storage
+    reporter: object = None
+    created: datetime = field(default_factory=lambda: datetime.now(timezone.utc).replace(
+        microsecond=0))
+    # what this run made, for cleanup on failure
+    made_snapshot: bool = False
+    made_target_snapshot: str | None = None
+    partial: str | None = None
+    made_files: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return layout.backup_name(self.d.name, self.created)
+
+    @property
+    def source(self) -> str:
+        return self.vm.disks[self.d.disk_id]
+
+    @property
+    def snapshot(self) -> str:
+        return layout.source_snapshot(self.source, self.name)
+
+    def run(self) -> Backup:
+        zfs.validate_dataset_name(self.source)
+        row = self.cat.add_backup(Backup(
+            name=self.name, vm=self.vm.hostname, vm_uuid=self.vm.uuid, disk_id=self.d.disk_id,
+            type=self.d.type, created=self.created.isoformat(), status="pending",
+            node=self.target_node.name, storage=self.storage.name, definition=self.d.name),
+            definition_id=self.d.id)
+        started = time.monotonic()
+        try:
+            frozen, note = self.take_snapshot()
+            if self.d.type == "dataset":
+                location, size, checksum = self.dataset_backup()
+            else:
+                location, size, checksum = self.file_backup()
+            done = replace(row, status="ok", duration=round(time.monotonic() - started, 3),
+                           size=size, note=note, fsfreeze=frozen, location=location,
+                           checksum=checksum)
+            done.manifest = self.write_manifest(done)
+            row = self.cat.update_backup(row, status="ok", duration=done.duration, size=size,
+                                         note=note, fsfreeze=frozen, location=location,
+                                         checksum=checksum, manifest=done.manifest)
+        except BaseException:
+            self.clean_up()
+            self.cat.delete_backup(row)
+            raise
+        self.trim_source()
+        return row
+
+    # --- steps ---------------------------------------------------------
+    def take_snapshot(self) -> tuple[bool, str]:
+        t = nodes.session(self.compute)
+        if self.d.fsfreeze:
+            result = freeze.snapshot(t, self.compute, self.vm, self.snapshot)
+            self.made_snapshot = True
+            if not result.frozen:
+                _say(self.reporter, "warn", f"{self.d.ref}: backup taken without freeze: "
+                     f"{result.note}")
+                return False, f"not frozen: {result.note}"
+            return True, ""
+        t.run(zfs.snapshot(self.snapshot))
+        self.made_snapshot = True
+        return False, ""
+
+    def dataset_backup(self) -> tuple[str, int, None]:
+        target = layout.dataset_target(self.storage.zpool, self.vm.uuid, self.d.disk_id)
+        src_t, dst_t = nodes.session(self.compute), nodes.session(self.target_node)
+        base = self.incremental_base(src_t, dst_t, target)
+        used_before = self.used(dst_t, target) if base else 0
+        send = zfs.send(self.snapshot, base=base)
+        receive = zfs.receive(target, unmounted=True, caps=self.target_node.capabilities)
+        self.made_target_snapshot = f"{target}@{layout.snapshot_name(self.name)}"
+        self.move([send], [receive])
+        if base is None:
+            dst_t.run(zfs.set_property(target, "readonly", "on"))
+        return self.made_target_snapshot, self.used(dst_t, target) - used_before, None
+
+    def incremental_base(self, src_t, dst_t, target: str) -> str | None:
+        """The newest target snapshot, if the source still has it; else None (full).
+
+        Anything else would need the target rolled back. With no usable base,
+        an existing target is renamed aside, never destroyed; its backups move
+        with it and stay restorable.
+        """
+        parent = target.rpartition("/")[0]
+        if not zfs.parse_exists(*_status(dst_t.run(zfs.exists(target), check=False))):
+            dst_t.run(zfs.create(parent, parents=True))
+            return None
+        target_snaps = zfs.parse_snapshots(dst_t.run(zfs.list_snapshots(target)).stdout, target)
+        source_snaps = zfs.parse_snapshots(src_t.run(zfs.list_snapshots(self.source)).stdout,
+                                           self.source)
+        if target_snaps:
+            newest = target_snaps[-1]
+            for snap in source_snaps:
+                if snap.snapname == newest.snapname and snap.guid == newest.guid:
+                    return snap.name
+        aside = layout.aside_name(target, self.created)
+        dst_t.run(zfs.unmount(target), check=False)
+        dst_t.run(zfs.rename(target, aside))
+        self.cat.move_backup_locations(f"{target}@", f"{aside}@")
+        _say(self.reporter, "warn", f"{self.d.ref}: no common snapshot with {target}; full "
+             f"backup into a fresh target, old one kept as {aside}")
+        return None
+
+    @staticmethod
+    def used(t, dataset: str) -> int:
+        value = zfs.parse_get(t.run(zfs.get(dataset, "used")).stdout)[dataset]["used"]
+        return int(value or 0)
+
+    def file_backup(self) -> tuple[str, int, str]:
+        dst_t = nodes.session(self.target_node)
+        tools = self.target_node.capabilities.get("tools", {})
+        mount = nodes.mountpoint(dst_t, self.storage.zpool)
+        path = layout.file_path(mount, self.vm.uuid, self.d.disk_id, self.name,
+                                self.d.compression)
+        self.partial = layout.partial_path(path)
+        dst_t.run(["mkdir", "-p", path.rpartition("/")[0]])
+        filters = compress.compressor(self.d.compression, tools)
+        self.move([zfs.send(self.snapshot)], [filters or ["cat"]], output=self.partial)
+        checksum = nodes.sha256(dst_t, self.partial, tools)
+        dst_t.run(["mv", "-f", self.partial, path])
+        self.made_files.append(path)
+        self.partial = None
+        return path, nodes.file_size(dst_t, path), checksum
+
+    def move(self, source_stages, stages, output=None) -> None:
+        paths.move(self.compute, self.target_node, source_stages=source_stages, stages=stages,
+                   output=output, rate=self.d.bwlimit, reporter=self.reporter)
+
+    def write_manifest(self, backup: Backup) -> str:
+        dst_t = nodes.session(self.target_node)
+        mount = nodes.mountpoint(dst_t, self.storage.zpool)
+        path = layout.manifest_path(mount, self.vm.uuid, self.d.disk_id, self.name)
+        backup.manifest = path
+        nodes.write_file(dst_t, path, manifest.build(backup, self.d, self.vm, self.compute))
+        self.made_files.append(path)
+        return path
+
+    def trim_source(self) -> None:
+        """Keep on the source only the snapshot the next incremental needs."""
+        t = nodes.session(self.compute)
+        snaps = zfs.parse_snapshots(t.run(zfs.list_snapshots(self.source)).stdout, self.source)
+        keep = self.snapshot if self.d.type == "dataset" else None
+        for snap in snaps:
+            if snap.name != keep and layout.owned_by(snap.snapname, self.d):
+                t.run(zfs.destroy(snap.name), check=False)
+
+    def clean_up(self) -> None:
+        """Remove what this run made; best effort, the original error wins."""
+        steps = []
+        if self.made_snapshot:
+            steps.append((self.compute, zfs.destroy(self.snapshot)))
+        if self.made_target_snapshot:
+            steps.append((self.target_node, zfs.destroy(self.made_target_snapshot)))
+        files = [p for p in (self.partial, *self.made_files) if p]
+        if files:
+            steps.append((self.target_node, ["rm", "-f", "--", *files]))
+        recover.best_effort(steps, self.reporter)
+
+
+def _status(result) -> tuple[int, str]:
+    return result.status, result.stderr

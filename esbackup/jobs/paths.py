@@ -1,0 +1,77 @@
+"""The three data paths of a transfer (DESIGN.md "Data path").
+
+- same node: the compute node is the backup node; the pipe stays there.
+- relay (default): two SSH channels through this host; limit, progress and
+  checksum here.
+- direct: the backup node pulls from the compute node with its own ssh
+  (node-to-node keys); the limit is `mbuffer -r` or `pv -L` on the backup node.
+"""
+from __future__ import annotations
+
+from esbackup import nodes
+from esbackup.drivers import transport
+from esbackup.errors import OperationFailed
+from esbackup.jobs import transfer
+from esbackup.models import Node
+
+
+def limiter(rate: int, node: Node) -> list[list[str]]:
+    """Pipeline stages that cap a stream on `node` at `rate` bytes/s."""
+    if not rate:
+        return []
+    tools = node.capabilities.get("tools", {})
+    if tools.get("mbuffer"):
+        return [["mbuffer", "-q", "-m", "16M", "-r", str(rate)]]
+    if tools.get("pv"):
+        return [["pv", "-q", "-L", str(rate)]]
+    raise OperationFailed(f"node {node.name} has neither mbuffer nor pv for the bandwidth "
+                          "limit: install one, or use the relay transfer mode")
+
+
+def mode(source: Node, target: Node) -> str:
+    if source.name == target.name:
+        return "local"
+    return target.transfer
+
+
+def move(source: Node, target: Node, *, source_stages: list[list[str]],
+         stages: list[list[str]], input_path: str | None = None, output: str | None = None,
+         rate: int = 0, reporter=None, direct_ok: bool = True) -> int | None:
+    """Stream what `source_stages` print on `source` into `stages` on `target`.
+
+    Returns the stream's size in bytes when it passed through this host.
+    """
+    how = mode(source, target)
+    if how == "direct" and not direct_ok:
+        how = "relay"
+    if how == "relay":
+        return relay(source, target, source_stages, stages, input_path, output, rate, reporter)
+    if how == "direct":
+        if len(source_stages) != 1 or input_path is not None:
+            raise ValueError("direct mode pulls one command's output")
+        source_stages = [transport.ssh_argv(source, source_stages[0])]
+    pipeline = [*source_stages, *limiter(rate, target), *stages]
+    result = nodes.session(target).run(
+        transport.pipeline_argv(pipeline, output=output, input_path=input_path), check=False)
+    transport.check_pipeline(target.name, pipeline, result)
+    return None
+
+
+def relay(source: Node, target: Node, source_stages, stages, input_path, output, rate,
+          reporter) -> int:
+    send_argv = transport.pipeline_argv(source_stages, input_path=input_path)
+    receive_argv = transport.pipeline_argv(stages, output=output)
+    progress = reporter.progress(f"{source.name} → {target.name}") if reporter else None
+    with nodes.session(source).open_stream(send_argv, check=False) as src, \
+            nodes.session(target).open_stream(receive_argv, check=False) as dst:
+        try:
+            moved = transfer.relay(
+                src, dst, bwlimit=rate, progress=progress,
+                check_source=lambda: transport.check_pipeline(
+                    source.name, source_stages, transport.Result(src.status, "", src.stderr)))
+        finally:
+            if progress:
+                progress(None)
+        transport.check_pipeline(target.name, stages,
+                                 transport.Result(dst.status, "", dst.stderr))
+    return moved.size

@@ -1,0 +1,133 @@
+"""Talking to nodes: host-key pinning, capability detection, health check,
+and the small file operations the jobs need on a node."""
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from esbackup.drivers import zfs
+from esbackup.errors import HostKeyMismatch, InvalidInput
+from esbackup.models import Node, Storage
+
+TOOLS = ("gzip", "bzip2", "pigz", "pbzip2", "pv", "mbuffer", "sha256sum", "digest", "python3")
+# Constant scripts: data only ever arrives as positional parameters.
+WHICH_SCRIPT = 'for t in "$@"; do command -v "$t" >/dev/null 2>&1 && echo "$t"; done; true'
+
+
+def session(node: Node):
+    """The node's transport (lazy, cached per process)."""
+    from esbackup.drivers import transport
+
+    return transport.connect(node)
+
+
+def pin_host_key(node: Node, *, accept: bool, expected: str | None,
+                 confirm: Callable[[str], bool] | None = None) -> None:
+    """Learn the node's host key and pin it: it must match `expected`, be
+    accepted with `accept`, or be confirmed by the operator on a terminal."""
+    from esbackup.drivers import transport
+
+    key_type, offered = transport.fetch_host_key(node)
+    if expected:
+        if expected != offered:
+            raise HostKeyMismatch(f"host key mismatch for node {node.name}: expected {expected}, "
+                                  f"offered {offered}")
+    elif node.host_key and node.host_key != offered and not accept:
+        raise HostKeyMismatch(f"host key mismatch for node {node.name}: pinned {node.host_key}, "
+                              f"offered {offered}")
+    elif not accept:
+        question = f"node {node.name} offers {key_type} key {offered}. Pin it?"
+        if confirm is None:
+            confirm = _terminal_confirm
+        if not confirm(question):
+            raise InvalidInput(f"host key of node {node.name} not accepted ({offered}); "
+                               "use --accept-host-key or --host-key SHA256:...")
+    node.host_key = offered
+
+
+def _terminal_confirm(question: str) -> bool:
+    if not sys.stdin.isatty():
+        return False
+    import click
+
+    return click.confirm(question, default=False, err=True)
+
+
+def detect(node: Node) -> dict:
+    """ZFS flavour, features and tools of a node; stored as its capabilities."""
+    t = session(node)
+    outputs = {}
+    for key, argv in zfs.capability_probes().items():
+        result = t.run(argv, check=False)
+        outputs[key] = result.stdout + result.stderr
+    caps = zfs.parse_capabilities(outputs)
+    found = t.run(["sh", "-c", WHICH_SCRIPT, "sh", *TOOLS]).stdout.split()
+    caps["tools"] = {tool: tool in found for tool in TOOLS}
+    node.capabilities = caps
+    return caps
+
+
+def check(node: Node, storages: list[Storage]) -> dict:
+    """A fresh look at a node: capabilities, pools, free space per storage."""
+    caps = detect(node)
+    t = session(node)
+    pools = zfs.parse_pools(t.run(zfs.list_pools()).stdout)
+    space = {}
+    if storages:
+        result = t.run(zfs.space([s.zpool for s in storages]), check=False)
+        space = zfs.parse_get(result.stdout)
+    return {
+        "node": node.name, "address": node.address, "port": node.port,
+        "host_key": node.host_key, "capabilities": caps,
+        "pools": [f"{p.name} ({p.health})" for p in pools],
+        "storages": [{"storage": s.name, "zpool": s.zpool,
+                      "available": space.get(s.zpool, {}).get("available"),
+                      "used": space.get(s.zpool, {}).get("used"),
+                      "missing": s.zpool not in space} for s in storages],
+    }
+
+
+# --- file operations on a node (constant scripts, paths as arguments) -------
+WRITE_SCRIPT = 'cat > "$1" && mv -f "$1" "$2"'
+
+
+def mountpoint(t, dataset: str) -> str:
+    props = zfs.parse_get(t.run(zfs.get(dataset, "mountpoint")).stdout)
+    value = props[dataset]["mountpoint"]
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise InvalidInput(f"{dataset} has no mountpoint ({value}); file backups need one")
+    return value
+
+
+def write_file(t, path: str, data: bytes) -> None:
+    """Write `data` to `path` whole: under a temporary name first, then renamed."""
+    head, _, tail = path.rpartition("/")
+    t.run(["mkdir", "-p", head])
+    t.run(["sh", "-c", WRITE_SCRIPT, "sh", f"{head}/.{tail}.part", path], input=data)
+
+
+def remove_files(t, *paths: str) -> None:
+    t.run(["rm", "-f", "--", *paths])
+
+
+def file_size(t, path: str) -> int:
+    return int(t.run(["wc", "-c", path]).stdout.split()[0])
+
+
+def sha256(t, path: str, tools: dict) -> str:
+    if tools.get("sha256sum", True):
+        return t.run(["sha256sum", path]).stdout.split()[0]
+    return t.run(["digest", "-a", "sha256", path]).stdout.split()[0]  # illumos
+
+
+def read_files(t, paths: list[str]) -> list[bytes]:
+    """Contents of several small files in one round trip (manifests)."""
+    script = 'for f in "$@"; do wc -c < "$f"; cat "$f"; done'
+    out = t.run(["sh", "-c", script, "sh", *paths]).stdout.encode()
+    contents, pos = [], 0
+    for _ in paths:
+        end = out.index(b"\n", pos)
+        size = int(out[pos:end])
+        contents.append(out[end + 1:end + 1 + size])
+        pos = end + 1 + size
+    return contents
