@@ -79,7 +79,7 @@ _MINUTE = timedelta(minutes=1)
 _DAY_MINUTES = 1440
 _PROBE = _DAY_MINUTES  # offset changes are assumed to be more than a day apart
 _HORIZON = 50 * 366 * _DAY_MINUTES  # give up when nothing fires for 50 years
-_LATE = 0  # cron.c: timeDiff 2..5 means "woke up late", run everything missed
+_LATE = 5  # cron.c: timeDiff 2..5 means "woke up late", run everything missed
 _JUMP = 180  # cron.c: 3*MINUTE_COUNT, beyond it the clock was corrected
 
 K = TypeVar("K", bound=Hashable)
