@@ -40,9 +40,11 @@ when its minute or hour field starts with ``*`` (MIN_STAR/HR_STAR), otherwise a
 
 Debian starts a fixed-time job once per skipped minute it matched, ~10 s apart;
 here the catch-up is one run at the jump (one instant, also when the job matches
-the first new minute itself).  Offsets are taken from the zone at every minute
-(Debian re-reads its offset when tm_isdst flips, which is the same for DST) and
-floored to whole minutes, as cron.c does.
+the first new minute itself).  Offsets are taken from the zone at every minute and
+floored to whole minutes, as cron.c does; Debian re-reads its offset only when
+tm_isdst flips, which is the same for DST changes (an offset change without one is
+followed here at once, by a running cron only after a restart).  cron is assumed
+idle enough to finish a catch-up within its minute.
 """
 
 from __future__ import annotations
@@ -400,8 +402,10 @@ def _at_change(
 
 def _blocked_until(spec: CronSpec, zone: ZoneInfo, first: int) -> int:
     """When first lies in local time repeated by a recent step back: where it ends."""
+    if spec.wildcard:
+        return first
     change = _next_change(zone, first - _JUMP, first)
-    if spec.wildcard or change is None:
+    if change is None:
         return first
     back = _offset(zone, change - 1) - _offset(zone, change)
     return change + back if 0 < back <= _JUMP and first < change + back else first

@@ -239,8 +239,9 @@ def test_fall_back_fixed_job_runs_once():
 
 
 def test_fall_back_wildcard_job_runs_in_both_passes():
-    runs = runs_between("*/15 * * * *", PRAGUE, local(PRAGUE, 2026, 10, 25, 2, 0),
-                        local(PRAGUE, 2026, 10, 25, 3, 0))
+    runs = runs_between(
+        "*/15 * * * *", PRAGUE, local(PRAGUE, 2026, 10, 25, 2, 0), local(PRAGUE, 2026, 10, 25, 3, 0)
+    )
     assert len(runs) == 8
     assert wall(runs, PRAGUE)[3:5] == ["Sun 2026-10-25 02:45+0200", "Sun 2026-10-25 02:00+0100"]
 
@@ -281,15 +282,15 @@ def ref_matcher(expr: str):
     """A matcher of naive wall-clock datetimes (Vixie's field and day rules)."""
     fields = expr.split()
     bounds = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 6)]
-    minutes, hours, doms, months, dows = (ref_values(f, *b) for f, b in zip(fields, bounds))
+    minutes, hours, doms, months, dows = (
+        ref_values(f, *b) for f, b in zip(fields, bounds, strict=True)
+    )
     dom_star, dow_star = fields[2][0] == "*", fields[4][0] == "*"
 
     def matches(moment: datetime) -> bool:
         dom_ok, dow_ok = moment.day in doms, moment.isoweekday() % 7 in dows
         days = (dom_ok and dow_ok) if (dom_star or dow_star) else (dom_ok or dow_ok)
-        return (
-            moment.minute in minutes and moment.hour in hours and moment.month in months and days
-        )
+        return moment.minute in minutes and moment.hour in hours and moment.month in months and days
 
     return matches
 
@@ -346,11 +347,14 @@ def field(lo: int, hi: int):
     return st.one_of(st.just("*"), st.lists(item, min_size=1, max_size=3).map(",".join))
 
 
-expressions = st.tuples(
-    field(0, 59), field(0, 23), field(1, 31), field(1, 12), field(0, 6)
-).map(" ".join)
+expressions = st.tuples(field(0, 59), field(0, 23), field(1, 31), field(1, 12), field(0, 6)).map(
+    " ".join
+)
 dense_expressions = st.tuples(
-    field(0, 59), field(0, 23), st.sampled_from(["*", "*/2", "1-31/3", "13"]), st.just("*"),
+    field(0, 59),
+    field(0, 23),
+    st.sampled_from(["*", "*/2", "1-31/3", "13"]),
+    st.just("*"),
     field(0, 6),
 ).map(" ".join)
 
@@ -385,6 +389,7 @@ CHANGES = [
     ("Australia/Lord_Howe", utc(2026, 10, 3, 15, 30)),  # +30 min
     ("America/Sao_Paulo", utc(2018, 11, 4, 3)),  # +60 min at local midnight
     ("America/Sao_Paulo", utc(2019, 2, 17, 2)),  # -60 min at local midnight
+    ("Europe/Amsterdam", utc(1937, 6, 30, 22, 41)),  # +1:19:32 -> +1:20: "woke up late"
 ]
 
 
@@ -398,8 +403,17 @@ def test_matches_debian_cron_across_dst_changes(expr, change, shift):
 
 
 @pytest.mark.parametrize(("tz", "moment"), CHANGES)
-@pytest.mark.parametrize("expr", ["*/15 * * * *", "0,30 * * * *", "*/10 0-4,22-23 * * *",
-                                  "15,45 0-3,23 * * *", "0 0 * * *", "30 1 * * *"])
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "*/15 * * * *",
+        "0,30 * * * *",
+        "*/10 0-4,22-23 * * *",
+        "15,45 0-3,23 * * *",
+        "0 0 * * *",
+        "30 1 * * *",
+    ],
+)
 def test_fixed_and_wildcard_examples_match_debian_cron(tz, moment, expr):
     start, end = moment - timedelta(hours=5), moment + timedelta(hours=5)
     assert runs_between(expr, tz, start, end) == debian_cron_runs(expr, tz, start, end)
@@ -416,15 +430,30 @@ def test_the_check_simulation_has_teeth():
 # --- time zones ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["UTC", "Europe/Prague", "America/Argentina/Buenos_Aires",
-                                  "Etc/GMT+5", " Asia/Kolkata "])
+@pytest.mark.parametrize(
+    "name",
+    ["UTC", "Europe/Prague", "America/Argentina/Buenos_Aires", "Etc/GMT+5", " Asia/Kolkata "],
+)
 def test_valid_time_zones(name):
     assert validate_timezone(name) == name.strip()
 
 
-@pytest.mark.parametrize("name", ["Mars/Olympus", "Europe", "", "localtime", "posixrules",
-                                  "../etc/passwd", "/etc/localtime", "europe/prague", "CET-1CEST",
-                                  "posix/Europe/Prague", "zone.tab"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Mars/Olympus",
+        "Europe",
+        "",
+        "localtime",
+        "posixrules",
+        "../etc/passwd",
+        "/etc/localtime",
+        "europe/prague",
+        "CET-1CEST",
+        "posix/Europe/Prague",
+        "zone.tab",
+    ],
+)
 def test_invalid_time_zones(name):
     with pytest.raises(InvalidInput, match="unknown time zone"):
         validate_timezone(name)
