@@ -149,7 +149,11 @@ def progress_bar(label: str, total: int | None = None):
     if not sys.stderr.isatty():
         return None
     from rich.progress import (
-        BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
         TransferSpeedColumn,
     )
 

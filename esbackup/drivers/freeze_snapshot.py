@@ -3,7 +3,7 @@
 The admin host ships this file as text and runs it as ``python3 -c SOURCE ARGS``
 (see ``esbackup.drivers.qga.remote_argv``), so that a lost admin host never
 leaves a guest frozen. It must stay self-contained: standard library only,
-Python 3.6 syntax.
+Python 3.7 or later.
 
     ... [--timeout S] -- qga SOCKET DATASET@SNAP    QEMU guest agent on a unix socket
     ... [--timeout S] -- virsh DOMAIN DATASET@SNAP  libvirt: virsh domfsfreeze/domfsthaw
@@ -96,17 +96,20 @@ class QgaClient:
             sync_id = self._send_sync()
             try:
                 self._await_sync(sync_id, min(deadline, time.monotonic() + 2.0))
+                self._dirty = False
                 return
             except AgentError:
                 if time.monotonic() >= deadline:
-                    raise AgentError("no answer to guest-sync within %.1fs" % self._span(timeout))
+                    span = self._span(timeout)
+                    raise AgentError(f"no answer to guest-sync within {span:.1f}s") from None
                 time.sleep(0.05)  # a connection closed at once must not spin
 
     def call(self, command, arguments=None, timeout=None):
         """Run one command and return its "return" value; raise AgentError.
 
-        On a dirty stream the sync goes out in the same write as the command,
-        so the command is queued in the agent even if we stop waiting."""
+        On a dirty stream a sync goes out just before the command, without
+        waiting for its answer: the command is queued in the agent even if we
+        stop waiting (what a thaw after a lost freeze reply needs)."""
         deadline = self._deadline(timeout)
         sync_id = self._send_sync() if self._dirty else None
         request = {"execute": command}
@@ -120,7 +123,7 @@ class QgaClient:
         self._dirty = False
         if "error" in reply:
             error = reply["error"]
-            raise AgentError("%s: %s" % (command, error.get("desc", error)), answered=True)
+            raise AgentError(f"{command}: {error.get('desc', error)}", answered=True)
         return reply.get("return")
 
     def freeze(self, timeout=None):
@@ -154,7 +157,7 @@ class QgaClient:
             sock.connect(self.sock_path)
         except OSError as exc:
             sock.close()
-            raise AgentError("cannot connect to %s: %s" % (self.sock_path, exc))
+            raise AgentError(f"cannot connect to {self.sock_path}: {exc}") from exc
         self._sock, self._buf = sock, b""
 
     def _write(self, data):
@@ -164,7 +167,7 @@ class QgaClient:
             self._sock.sendall(data)
         except OSError as exc:
             self.close()
-            raise AgentError("guest agent socket: %s" % exc)
+            raise AgentError(f"guest agent socket: {exc}") from exc
 
     def _send_sync(self):
         sync_id = random.randint(1, 2**31 - 1)
@@ -176,7 +179,6 @@ class QgaClient:
         """Skip stale replies (and the error a 0xFF may cause) until our id comes back."""
         while self._next_reply(deadline, "guest-sync").get("return") != sync_id:
             pass
-        self._dirty = False
 
     def _next_reply(self, deadline, command):
         """The next well-formed JSON object; lines broken by stale data are skipped."""
@@ -193,15 +195,15 @@ class QgaClient:
         while b"\n" not in self._buf:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise AgentError("%s: no answer in time" % command)
+                raise AgentError(f"{command}: no answer in time")
             self._sock.settimeout(remaining)
             try:
                 chunk = self._sock.recv(4096)
-            except socket.timeout:
+            except socket.timeout:  # noqa: UP041 (an OSError, not TimeoutError, before 3.10)
                 continue
             except OSError as exc:
                 self.close()
-                raise AgentError("guest agent socket: %s" % exc)
+                raise AgentError(f"guest agent socket: {exc}") from exc
             if not chunk:
                 self.close()
                 raise AgentError("guest agent closed the connection")
@@ -245,15 +247,14 @@ class VirshFreezer:
     def _virsh(self, action, pattern, timeout):
         argv = ["virsh", action, "--domain", self.domain]
         try:
-            proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  universal_newlines=True, timeout=timeout)
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
-            raise AgentError("virsh %s: no answer within %gs" % (action, timeout))
+            raise AgentError(f"virsh {action}: no answer within {timeout:.1f}s") from None
         except OSError as exc:
-            raise AgentError("virsh %s: %s" % (action, exc), answered=True)
+            raise AgentError(f"virsh {action}: {exc}", answered=True) from exc
         if proc.returncode != 0:
-            detail = proc.stderr.strip() or "exit status %d" % proc.returncode
-            raise AgentError("virsh %s: %s" % (action, detail), answered=True)
+            detail = proc.stderr.strip() or f"exit status {proc.returncode}"
+            raise AgentError(f"virsh {action}: {detail}", answered=True)
         match = re.search(pattern, proc.stdout)
         return int(match.group(1)) if match else 0
 
@@ -295,28 +296,35 @@ class Step:
             self.count = self.freezer.freeze(deadline - time.monotonic()) or 0
         except AgentError as exc:
             self._refused = exc.answered
-            self.notes.append("not frozen: %s" % exc)
+            self.notes.append(f"not frozen: {exc}")
             return
         self.frozen = self.count > 0
         if not self.frozen:
             self.notes.append("not frozen: the guest agent froze no file system")
 
     def _take_snapshot(self, deadline):
-        proc = subprocess.Popen(["zfs", "snapshot", self.snapshot], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, universal_newlines=True)
+        """zfs snapshot; while a freeze may hold, wait only until the deadline, then thaw."""
         try:
-            _, err = proc.communicate(timeout=max(0.0, deadline - time.monotonic()))
+            proc = subprocess.Popen(["zfs", "snapshot", self.snapshot],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        except OSError as exc:
+            sys.stderr.write(f"zfs: {exc}\n")
+            self.notes.append(f"zfs snapshot failed: {exc}")
+            return
+        wait = max(0.0, deadline - time.monotonic()) if self.freezer.may_be_frozen else None
+        try:
+            _, err = proc.communicate(timeout=wait)
         except subprocess.TimeoutExpired:
             if self.frozen:
                 self.frozen = False
-                self.notes.append("not frozen: the snapshot outlasted the %gs freeze "
-                                  "timeout, the guest was thawed before it finished" % self.timeout)
+                self.notes.append(f"not frozen: the snapshot outlasted the {self.timeout:g}s "
+                                  "freeze timeout, the guest was thawed before it finished")
             self._thaw()
             _, err = proc.communicate()
         self.taken = proc.returncode == 0
         if not self.taken:
             sys.stderr.write(err)
-            self.notes.append("zfs snapshot failed: %s" % (err.strip() or proc.returncode))
+            self.notes.append(f"zfs snapshot failed: {err.strip() or proc.returncode}")
 
     def _thaw(self):
         """Thaw once a freeze went out, retrying failures within THAW_TIMEOUT.
@@ -336,7 +344,7 @@ class Step:
                 time.sleep(1)
         else:
             self.thawed = self._refused
-            self.notes.append("thaw failed: %s" % error)
+            self.notes.append(f"thaw failed: {error}")
         self._thaw_tried = True
 
 
@@ -350,7 +358,7 @@ def parse_args(argv):
     parser.add_argument("snapshot", help="DATASET@SNAPSHOT")
     args = parser.parse_args(argv)
     if not valid_snapshot(args.snapshot):
-        parser.error("invalid snapshot name: %r" % args.snapshot)
+        parser.error(f"invalid snapshot name: {args.snapshot!r}")
     if args.timeout <= 0:
         parser.error("--timeout must be positive")
     return args
@@ -379,7 +387,7 @@ def main(argv=None):
         step.run()
         code = 0 if step.taken else 1
     except Interrupted as exc:
-        step.notes.append("interrupted by %s" % exc)
+        step.notes.append(f"interrupted by {exc}")
         code = 128 + exc.signum
     print(json.dumps(step.result()), flush=True)
     return code

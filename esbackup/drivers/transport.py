@@ -47,6 +47,7 @@ STDERR_KEPT = 64 * 1024  # a stream keeps the last 64 KiB of stderr
 WINDOW_SIZE = 2 * 1024 * 1024
 MAX_PACKET_SIZE = 32 * 1024
 CIPHERS: tuple[str, ...] = ("aes128-ctr",)
+NEVER_REKEY = 1 << 62
 
 _cache: dict[str, Transport] = {}
 _cache_lock = threading.RLock()  # Transport.close() takes it too
@@ -180,6 +181,8 @@ class Stream:
     writes, not one that does neither.
     """
 
+    _errors: tuple[type[Exception], ...] = (OSError, EOFError, ValueError)  # a broken pipe or channel
+
     def __init__(self, node: str, argv: list[str], check: bool) -> None:
         self.node, self.argv, self.check = node, argv, check
         self.status: int | None = None
@@ -200,14 +203,14 @@ class Stream:
     def write(self, data: bytes) -> None:
         try:
             self._send(memoryview(data))
-        except (OSError, EOFError, ValueError) as exc:
+        except self._errors as exc:
             raise self._failure() from exc
 
     def read(self, n: int = CHUNK) -> bytes:
         """Up to n bytes of output as soon as some are there; b"" at its end."""
         try:
             data = self._recv(n)
-        except (OSError, EOFError, ValueError) as exc:
+        except self._errors as exc:
             raise self._failure() from exc
         if not data and (self._aborted or self._lost()):
             raise self._failure()
@@ -428,6 +431,10 @@ class SSHTransport(Transport):
 
         transport = paramiko.Transport(sock, default_window_size=self.window_size,
                                        default_max_packet_size=self.max_packet_size, **kwargs)
+        # Never start a rekey ourselves: a channel closing while a rekey that paramiko
+        # started is under way deadlocks its transport thread (paramiko issue #822;
+        # seen here after 512 MiB). The server still rekeys at its RekeyLimit, safely.
+        transport.packetizer.REKEY_BYTES = transport.packetizer.REKEY_PACKETS = NEVER_REKEY
         options = transport.get_security_options()
         offered = tuple(options.ciphers)
         options.ciphers = tuple(c for c in self.ciphers if c in offered) + tuple(
@@ -450,7 +457,10 @@ class _PinnedHostKey:
 
 class SSHStream(Stream):
     def __init__(self, node: str, argv: list[str], check: bool, channel: paramiko.Channel) -> None:
+        import paramiko
+
         super().__init__(node, argv, check)
+        self._errors = (*Stream._errors, paramiko.SSHException)
         self._channel = channel
         self._stderr_reader.start()
 

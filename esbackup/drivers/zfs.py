@@ -405,6 +405,11 @@ def _str_or_none(value: int | str | None) -> str | None:
     return None if value is None else str(value)
 
 
+def list_children(dataset: str) -> list[str]:
+    """Names of `dataset` and its direct children (filesystems and volumes)."""
+    return ["zfs", "list", "-H", "-o", "name", "-r", "-d", "1", validate_dataset_name(dataset)]
+
+
 def exists(name: str) -> list[str]:
     """Exit 0 if the dataset or snapshot exists; interpret with `parse_exists`."""
     return ["zfs", "list", "-H", "-o", "name", _validate_any(name)]

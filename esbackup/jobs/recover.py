@@ -28,13 +28,12 @@ def after_takeover(cat: Catalog, stale: list[dict], reporter=None) -> None:
         if kind != "disk":
             continue
         vm_uuid, _, disk_id = rest.rpartition(":")
-        for b in cat.backups(vm=vm_uuid, disk_id=int(disk_id)):
-            if b.status == "pending":
-                discard_pending(cat, b, reporter)
-            elif b.status == "restore":
-                from esbackup.jobs import restore
+        from esbackup.jobs import restore
 
-                restore.recover(cat, b, reporter)
+        for b in cat.backups(vm=vm_uuid, disk_id=int(disk_id), status="pending"):
+            discard_pending(cat, b, reporter)
+        restore.recover_disk(cat, vm_uuid, int(disk_id), reporter)
+        restore.reset_stale_status(cat, reporter)
 
 
 def discard_pending(cat: Catalog, b: Backup, reporter=None) -> None:

@@ -1,0 +1,172 @@
+"""Restore a backup onto a VM disk: whole or not at all.
+
+The data goes into a temporary sibling dataset first. Only when it is whole
+is the target renamed aside, the new one renamed in, and the old one (with
+its snapshots, as the product spec warns) destroyed. A restore that fails or
+dies leaves the target disk as it was.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from esbackup import nodes
+from esbackup.catalog import Catalog
+from esbackup.drivers import compress, zfs
+from esbackup.errors import InvalidInput, OperationFailed
+from esbackup.jobs import layout, locks, paths, recover
+from esbackup.models import VM, Backup, Node
+
+STOPPED = {"smartos": "stopped", "libvirt": "shut off"}
+
+
+def state_argv(hypervisor: str, vm: VM) -> list[str] | None:
+    """How to ask the hypervisor whether the VM runs; None if it cannot be asked."""
+    if hypervisor == "smartos":
+        return ["vmadm", "list", "-H", "-o", "state", f"uuid={vm.uuid}"]
+    if hypervisor == "libvirt":
+        return ["virsh", "domstate", vm.uuid]
+    return None
+
+
+def check_stopped(compute: Node, vm: VM, force: bool) -> None:
+    argv = state_argv(compute.hypervisor, vm)
+    if argv is None:
+        if not force:
+            raise InvalidInput(f"cannot tell whether {vm.hostname} is stopped (hypervisor "
+                               f"{compute.hypervisor}): stop it, then restore with --force")
+        return
+    state = nodes.session(compute).run(argv).stdout.strip()
+    if state != STOPPED[compute.hypervisor]:
+        raise InvalidInput(f"virtual server {vm.hostname} is {state or 'unknown'}: stop it first")
+
+
+def restore(cat: Catalog, b: Backup, vm: VM, disk_id: int, *, force: bool = False,
+            wait: float = 0, app=None) -> None:
+    if b.status != "ok":
+        raise InvalidInput(f"backup {b.ref} is {b.status}: only ok backups can be restored")
+    if disk_id not in vm.disks:
+        raise InvalidInput(f"virtual server {vm.hostname} has no disk {disk_id}")
+    with locks.Locks(cat, owner=f"restore {b.ref} to {vm.hostname} disk {disk_id}") as held:
+        held.disk(vm.uuid, disk_id, wait)
+        if (b.vm_uuid, b.disk_id) != (vm.uuid, disk_id):
+            held.disk(b.vm_uuid, b.disk_id, wait)
+        recover.after_takeover(cat, held.stale, app)
+        b = cat.backup(b.vm_uuid, b.name)
+        job = RestoreJob(cat, b, vm, disk_id, cat.node(vm.node), cat.node(b.node), app)
+        check_stopped(job.compute, vm, force)
+        job.preflight()
+        cat.update_backup(b, status="restore")
+        try:
+            job.run()
+        finally:
+            cat.update_backup(b, status="ok")
+
+
+class RestoreJob:
+    def __init__(self, cat: Catalog, b: Backup, vm: VM, disk_id: int, compute: Node,
+                 source: Node, reporter=None):
+        self.cat, self.b, self.vm, self.compute, self.source = cat, b, vm, compute, source
+        self.reporter = reporter
+        self.target = vm.disks[disk_id]
+        self.own_disk = (vm.uuid, disk_id)  # a dataset backup restored onto its own disk
+        # keeps the received snapshot: the next backup can go on incrementally from it
+        self.when = datetime.now(timezone.utc)
+        self.temp = layout.restore_temp(self.target, self.when)
+
+    def preflight(self) -> None:
+        """Refuse before touching anything: corrupt file, small disk, no space."""
+        src_t, dst_t = nodes.session(self.source), nodes.session(self.compute)
+        if self.b.type == "file":
+            tools = self.source.capabilities.get("tools", {})
+            actual = nodes.sha256(src_t, self.b.location, tools)
+            if actual != self.b.checksum:
+                raise OperationFailed(f"backup {self.b.ref} is corrupt: SHA-256 {actual} != "
+                                      f"recorded {self.b.checksum}; target left untouched")
+            needed = nodes.file_size(src_t, self.b.location)
+        else:
+            props = zfs.parse_get(src_t.run(zfs.get(self.b.location, "referenced")).stdout)
+            needed = int(props[self.b.location]["referenced"] or 0)
+        target = zfs.parse_get(dst_t.run(zfs.get(self.target, ("refquota", "quota",
+                                                                "available"))).stdout)
+        props = target[self.target]
+        limit = min([v for v in (props.get("refquota"), props.get("quota")) if v] or [0])
+        if limit and needed > limit:
+            raise InvalidInput(f"target disk {self.target} ({limit} bytes) is smaller than "
+                               f"backup {self.b.ref} ({needed} bytes)")
+        available = int(props.get("available") or 0)
+        if needed > available:
+            raise OperationFailed(f"not enough space for {self.b.ref} on {self.compute.name}: "
+                                  f"{needed} bytes needed, {available} available")
+
+    def run(self) -> None:
+        receive = zfs.receive(self.temp, unmounted=True, caps=self.compute.capabilities)
+        try:
+            if self.b.type == "dataset":
+                source_stages, input_path = [zfs.send(self.b.location)], None
+            else:
+                compression = next(c for c, ext in layout.EXTENSIONS.items()
+                                   if self.b.location.endswith(ext) and (c != "off" or
+                                                                         ext == ".zfs"))
+                tools = self.source.capabilities.get("tools", {})
+                source_stages = [compress.decompressor(compression, tools) or ["cat"]]
+                input_path = self.b.location
+            paths.move(self.source, self.compute, source_stages=source_stages,
+                       stages=[receive], input_path=input_path, reporter=self.reporter,
+                       direct_ok=False)
+            self.swap()
+        except BaseException:
+            recover.best_effort([(self.compute, zfs.destroy(self.temp, recursive=True,
+                                                            force=True))], self.reporter)
+            raise
+
+    def swap(self) -> None:
+        t = nodes.session(self.compute)
+        old = layout.restore_old(self.target, self.when)
+        t.run(zfs.unmount(self.target), check=False)
+        t.run(zfs.rename(self.target, old))
+        try:
+            t.run(zfs.rename(self.temp, self.target))
+        except BaseException:
+            t.run(zfs.rename(old, self.target), check=False)
+            t.run(zfs.mount(self.target), check=False)
+            raise
+        t.run(zfs.mount(self.target), check=False)
+        t.run(zfs.destroy(old, recursive=True, force=True))
+        received = f"{self.target}@{layout.snapshot_name(self.b.name)}"
+        if self.b.type != "dataset" or (self.b.vm_uuid, self.b.disk_id) != self.own_disk:
+            t.run(zfs.destroy(received), check=False)
+
+
+def recover_disk(cat: Catalog, vm_uuid: str, disk_id: int, reporter=None) -> None:
+    """A restore onto this disk died: drop its temporary dataset, and put back a
+    target caught between the two renames (or finish destroying the old one)."""
+    try:
+        vm = cat.vm(vm_uuid)
+        target = vm.disks[disk_id]
+    except (KeyError, Exception):  # noqa: BLE001 - a deleted VM has nothing to recover
+        return
+    t = nodes.session(cat.node(vm.node))
+    parent, _, leaf = target.rpartition("/")
+    if not parent:
+        return
+    names = t.run(zfs.list_children(parent)).stdout.split()
+    temps = [n for n in names if n.startswith(f"{target}-esbrestore-")]
+    olds = [n for n in names if n.startswith(f"{target}-esbold-")]
+    steps = [(cat.node(vm.node), zfs.destroy(n, recursive=True, force=True)) for n in temps]
+    if olds and target not in names:
+        t.run(zfs.rename(olds[-1], target))
+        t.run(zfs.mount(target), check=False)
+        olds = olds[:-1]
+    steps += [(cat.node(vm.node), zfs.destroy(n, recursive=True, force=True)) for n in olds]
+    recover.best_effort(steps, reporter)
+
+
+def reset_stale_status(cat: Catalog, reporter=None) -> None:
+    """Backups left in `restore` by a restore that no longer runs go back to ok."""
+    live = {h["owner"] for h in cat.locks("disk:") if not locks.is_stale(h)}
+    for b in cat.backups(status="restore"):
+        if not any(owner.startswith(f"restore {b.ref} ") for owner in live):
+            cat.update_backup(b, status="ok")
+            if reporter is not None:
+                reporter.warn(f"backup {b.ref} was left in restore by a run that died; "
+                              "now ok again")

@@ -1,0 +1,74 @@
+"""Compare the catalog with the nodes: is every backup's data still there?"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+from esbackup import nodes
+from esbackup.catalog import Catalog
+from esbackup.drivers import zfs
+from esbackup.errors import EsbackupError, OperationFailed
+from esbackup.jobs import locks, recover, restore
+from esbackup.models import Backup
+
+EXISTING_SCRIPT = 'for f in "$@"; do [ -e "$f" ] && echo "$f"; done; true'
+
+
+def present(t, backups: list[Backup]) -> set[str]:
+    """Locations (snapshots, files) of these backups that exist on the node."""
+    found: set[str] = set()
+    targets = {b.location.split("@")[0] for b in backups if b.type == "dataset" and b.location}
+    for target in sorted(targets):
+        result = t.run(zfs.list_snapshots(target), check=False)
+        if result.status == 0:
+            found.update(s.name for s in zfs.parse_snapshots(result.stdout, target))
+        elif zfs.classify_error(result.stderr) != zfs.NOT_FOUND:
+            raise OperationFailed(f"cannot list {target}: {result.stderr.strip()}")
+    files = [b.location for b in backups if b.type == "file" and b.location]
+    if files:
+        found.update(t.run(["sh", "-c", EXISTING_SCRIPT, "sh", *files]).stdout.splitlines())
+    return found
+
+
+def disk_busy(cat: Catalog, b: Backup) -> bool:
+    holders = cat.locks(locks.disk_resource(b.vm_uuid, b.disk_id))
+    return any(not locks.is_stale(h) for h in holders)
+
+
+def sync(cat: Catalog, node: str | None = None, reporter=None) -> list[dict]:
+    """Mark ok backups whose data is gone `lost`, lost ones whose data is back `ok`,
+    and resolve pending/restore rows that no live run owns. Returns the changes."""
+    changes: list[dict] = []
+    by_node: dict[str, list[Backup]] = defaultdict(list)
+    for b in cat.backups(node=node):
+        by_node[b.node].append(b)
+    unreachable = []
+    for node_name, backups in sorted(by_node.items()):
+        try:
+            found = present(nodes.session(cat.node(node_name)), backups)
+        except EsbackupError as error:
+            unreachable.append(f"{node_name}: {error}")
+            continue
+        for b in backups:
+            change = resolve(cat, b, b.location in found, reporter)
+            if change:
+                changes.append({"backup": b.ref, "was": b.status, "now": change[0],
+                                "why": change[1]})
+    if unreachable:
+        raise OperationFailed("sync incomplete, unreachable: " + "; ".join(unreachable))
+    return changes
+
+
+def resolve(cat: Catalog, b: Backup, exists: bool, reporter) -> tuple[str, str] | None:
+    if b.status == "ok" and not exists:
+        cat.update_backup(b, status="lost")
+        return "lost", "data missing on the node"
+    if b.status == "lost" and exists:
+        cat.update_backup(b, status="ok")
+        return "ok", "data found again"
+    if b.status in ("pending", "restore") and not disk_busy(cat, b):
+        if b.status == "pending":
+            recover.discard_pending(cat, b, reporter)
+            return "(removed)", "pending, but no run is making it"
+        restore.reset_stale_status(cat, reporter)
+        return "ok", "restore no longer running"
+    return None
