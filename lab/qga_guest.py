@@ -126,7 +126,8 @@ def kernel_package() -> str:
 def build_guest(cache_dir: Path = CACHE_DIR) -> tuple[Path, Path]:
     """(kernel, initramfs), built once per BUILD_KEY and then reused.
 
-    A lock file keeps concurrent builders (two test runs) from racing."""
+    A lock file keeps concurrent builders (two test runs) from racing; a new
+    build removes the builds of older keys."""
     target = cache_dir / BUILD_KEY
     cache_dir.mkdir(parents=True, exist_ok=True)
     with open(cache_dir / "lock", "w") as lock:
@@ -135,7 +136,9 @@ def build_guest(cache_dir: Path = CACHE_DIR) -> tuple[Path, Path]:
             work = Path(tempfile.mkdtemp(prefix="build-", dir=cache_dir))
             try:
                 _build(work)
-                shutil.rmtree(target, ignore_errors=True)
+                for old in cache_dir.iterdir():
+                    if old.is_dir() and old != work:
+                        shutil.rmtree(old)
                 (work / "out").rename(target)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
