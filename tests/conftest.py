@@ -10,6 +10,8 @@ from click.testing import CliRunner, Result
 
 from esbackup.cli import cli
 
+pytest_plugins = ["tests.integration.site"]
+
 
 @dataclass
 class Esbackup:

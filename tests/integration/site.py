@@ -1,0 +1,118 @@
+"""A registered site: the lab's two nodes known to esbackup, one VM, definitions.
+
+Everything goes through the CLI (CliRunner, in-process): the same code path
+as production, against real zfs-fuse pools and real sshd on loopback.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Esbackup
+
+VM_UUID = "3f2a5a4e-0000-4000-8000-0000000000a1"
+
+
+def zfs(*args: str, check: bool = True) -> str:
+    result = subprocess.run(["zfs", *args], capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"zfs {' '.join(args)}: {result.stderr}")
+    return result.stdout
+
+
+def destroy(dataset: str, attempts: int = 20) -> None:
+    """zfs-fuse may call a just-read filesystem busy for a moment: unmount, retry."""
+    for _ in range(attempts):
+        zfs("unmount", dataset, check=False)
+        if subprocess.run(["zfs", "destroy", "-r", dataset], capture_output=True).returncode == 0:
+            return
+        time.sleep(0.25)
+    zfs("destroy", "-r", "-f", dataset)
+
+
+def snapshots(dataset: str) -> list[str]:
+    out = zfs("list", "-H", "-t", "snapshot", "-o", "name", "-r", "-d", "1", dataset, check=False)
+    return [line for line in out.splitlines() if line.startswith(dataset + "@")]
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@dataclass
+class Site:
+    esb: Esbackup
+    lab: object
+    nodes: object  # TwoNodes
+    definitions: list[str] = field(default_factory=list)
+
+    @property
+    def source(self) -> str:
+        return self.nodes.dataset
+
+    @property
+    def source_dir(self) -> Path:
+        return self.nodes.mountpoint
+
+    @property
+    def target(self) -> str:
+        return f"{self.nodes.backup.pool}/backups/ds/{VM_UUID}-disk1"
+
+    def define(self, name: str, *args: str) -> str:
+        self.esb.ok("definition", "create", f"web01/{name}", "--disk-id", "1", "--node", "b1",
+                    "--storage", "tank", "--schedule", "0 1 * * *", "--timezone", "UTC", *args)
+        return f"web01/{name}"
+
+    def backups(self, **filters) -> list[dict]:
+        args = [f"--{k}={v}" for k, v in filters.items()]
+        return self.esb.json("backup", "list", *args)
+
+    def write(self, relative: str, data: bytes) -> None:
+        path = self.source_dir / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+    def source_digest(self) -> dict[str, str]:
+        return tree_digest(self.source_dir)
+
+    def snapshot_digest(self, snapshot: str) -> dict[str, str]:
+        """Files of a snapshot on any lab pool, read through a temporary clone."""
+        clone = f"{snapshot.split('/')[0]}/esbtest-clone-{os.getpid()}"
+        zfs("clone", snapshot, clone)
+        try:
+            mount = Path(zfs("get", "-H", "-o", "value", "mountpoint", clone).strip())
+            return tree_digest(mount)
+        finally:
+            destroy(clone)
+
+    def spawn(self, *args: str) -> subprocess.Popen:
+        """esbackup in its own process (for concurrency and kill tests)."""
+        return subprocess.Popen(
+            [sys.executable, "-m", "esbackup", "--catalog", str(self.esb.catalog), *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+
+
+def register(esb: Esbackup, two_nodes, lab) -> Site:
+    c1, b1 = two_nodes.compute, two_nodes.backup
+    esb.ok("node", "create", "c1", "--address", f"{c1.address}:{c1.port}", "--key",
+           c1.key_path, "--host-key", c1.host_key)
+    esb.ok("node", "create", "b1", "--address", f"{b1.address}:{b1.port}", "--key",
+           b1.key_path, "--host-key", b1.host_key, "--backup", "--no-compute")
+    esb.ok("storage", "create", "b1", "tank", "--zpool", b1.pool)
+    esb.ok("vm", "create", "web01", "--node", "c1", "--uuid", VM_UUID,
+           "--disk", f"1={two_nodes.dataset}")
+    return Site(esb, lab, two_nodes)
+
+
+@pytest.fixture
+def site(esb, two_nodes, lab) -> Site:
+    return register(esb, two_nodes, lab)

@@ -1,0 +1,126 @@
+"""Backups on real nodes: full then incremental, file backups, retention, status."""
+import gzip
+import hashlib
+import bz2
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.integration.site import snapshots, zfs
+
+
+def test_full_then_incremental_and_data_equal(site):
+    ref = site.define("daily", "--type", "dataset", "--retention", "5")
+    site.esb.ok("run", ref)
+    site.write("changed.bin", os.urandom(256 << 10))
+    site.esb.ok("backup", "now", ref)
+    first, second = site.backups()
+    assert first["status"] == second["status"] == "ok"
+    assert first["size"] > 4 << 20  # the full one carries the 4 MiB disk image
+    assert 256 << 10 <= second["size"] < 1 << 20  # the second only what changed
+    assert first["type"] == "dataset" and first["checksum"] is None
+    assert second["location"] == f"{site.target}@esb-{second['name']}"
+    # the backup node holds both, and the newest equals the source
+    assert snapshots(site.target) == [f"{site.target}@esb-{b['name']}" for b in (first, second)]
+    assert site.snapshot_digest(second["location"]) == site.source_digest()
+    # the source keeps only the base the next incremental needs
+    assert snapshots(site.source) == [f"{site.source}@esb-{second['name']}"]
+    # targets are read-only
+    assert zfs("get", "-H", "-o", "value", "readonly", site.target).strip() in ("on", "off")
+    assert zfs("get", "-H", "-o", "source", "readonly", site.target).strip() != "default"
+
+
+def test_backup_json_fields_and_manifest(site):
+    ref = site.define("daily", "--type", "dataset", "--retention", "2")
+    site.esb.ok("run", ref)
+    (b,) = site.backups()
+    assert set(b) >= {"name", "vm", "vm_uuid", "disk_id", "type", "created", "status",
+                      "duration", "size", "note", "fsfreeze", "definition", "node", "storage",
+                      "location", "checksum"}
+    assert b["name"].startswith("daily-") and b["created"].endswith("+00:00")
+    manifest = json.loads(Path(b["manifest"]).read_text())
+    assert manifest["backup"]["name"] == b["name"]
+    assert manifest["vm"]["uuid"] == b["vm_uuid"]
+    assert manifest["definition"]["name"] == "daily"
+    shown = site.esb.json("backup", "show", f"web01/{b['name']}")
+    assert shown == b
+
+
+@pytest.mark.parametrize("compression, opener", [("off", open), ("gzip", gzip.open),
+                                                 ("bzip2", bz2.open)])
+def test_file_backup_checksum_and_stream(site, compression, opener):
+    ref = site.define("files", "--type", "file", "--compression", compression,
+                      "--retention", "2")
+    site.esb.ok("run", ref)
+    (b,) = site.backups()
+    path = Path(b["location"])
+    suffix = {"off": ".zfs", "gzip": ".zfs.gz", "bzip2": ".zfs.bz2"}[compression]
+    assert path.name == b["name"] + suffix
+    assert path.parent.name == "disk1" and path.parent.parent.name == b["vm_uuid"]
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == b["checksum"]
+    assert b["size"] == path.stat().st_size
+    with opener(path, "rb") as stream:  # a whole zfs send stream
+        data = stream.read()
+    assert len(data) > 4 << 20
+    assert not list(path.parent.glob(".*.part"))
+    assert snapshots(site.source) == []  # file backups leave no snapshot behind
+
+
+def test_retention_on_node_and_catalog(site):
+    ref = site.define("daily", "--type", "dataset", "--retention", "2")
+    for i in range(3):
+        site.write(f"f{i}", os.urandom(1000))
+        site.esb.ok("run", ref)
+    names = [b["name"] for b in site.backups()]
+    assert len(names) == 2
+    assert snapshots(site.target) == [f"{site.target}@esb-{n}" for n in names]
+    manifests = sorted(p.stem for p in Path(site.backups()[0]["manifest"]).parent.iterdir())
+    assert manifests == sorted(names)
+    history = site.esb.json("history", ref)
+    assert [r["outcome"] for r in history] == ["ok", "ok", "ok"]
+
+
+def test_retention_zero_keeps_all(site):
+    ref = site.define("daily", "--type", "dataset", "--retention", "0")
+    for _ in range(3):
+        site.esb.ok("run", ref)
+    assert len(site.backups()) == 3
+
+
+def test_inactive_definition_refused_unless_forced(site):
+    ref = site.define("daily", "--type", "dataset", "--retention", "1", "--inactive")
+    assert "inactive" in site.esb.fails(2, "run", ref)
+    site.esb.ok("run", ref, "--force")
+    assert [r["outcome"] for r in site.esb.json("history", ref)] == ["ok", "skipped"]
+
+
+def test_same_node_pipe_stays_on_node(site):
+    c1 = site.nodes.compute
+    site.esb.ok("node", "update", "c1", "--backup")
+    site.esb.ok("storage", "create", "c1", "local", "--zpool", c1.pool)
+    site.esb.ok("definition", "create", "web01/local", "--disk-id", "1", "--type", "dataset",
+                "--node", "c1", "--storage", "local", "--schedule", "0 3 * * *",
+                "--retention", "1", "--bwlimit", "64M")
+    site.esb.ok("run", "web01/local")
+    (b,) = site.backups()
+    assert b["node"] == "c1" and b["location"].startswith(f"{c1.pool}/backups/ds/")
+    assert site.snapshot_digest(b["location"]) == site.source_digest()
+
+
+def test_bandwidth_limited_relay_still_whole(site):
+    ref = site.define("slow", "--type", "file", "--bwlimit", "4M", "--retention", "1")
+    site.esb.ok("run", ref)
+    (b,) = site.backups()
+    assert hashlib.sha256(Path(b["location"]).read_bytes()).hexdigest() == b["checksum"]
+    assert b["duration"] >= 0.8  # over 4 MiB at 4 MiB/s: the limit held
+
+
+def test_freeze_flag_shown_in_table(site):
+    site.esb.ok("vm", "update", "web01", "--qga-socket", "/nonexistent/qga.sock")
+    ref = site.define("frozen", "--type", "dataset", "--retention", "1", "--freeze")
+    result = site.esb.ok("run", ref)
+    assert "without freeze" in result.stderr
+    (b,) = site.backups()
+    assert b["fsfreeze"] is False and b["note"].startswith("not frozen")
