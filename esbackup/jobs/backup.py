@@ -93,6 +93,7 @@ class BackupJob:
             definition_id=self.d.id)
         started = time.monotonic()
         try:
+            self.prepare_storage()
             frozen, note = self.take_snapshot()
             if self.d.type == "dataset":
                 location, size, checksum = self.dataset_backup()
@@ -113,6 +114,12 @@ class BackupJob:
         return row
 
     # --- steps ---------------------------------------------------------
+    def prepare_storage(self) -> None:
+        """`<pool>/backups` is a dataset of its own (holding `ds/`, files and
+        manifests), made before anything is written under its mountpoint."""
+        t = nodes.session(self.target_node)
+        t.run(zfs.create(layout.dataset_root(self.storage.zpool), parents=True))
+
     def take_snapshot(self) -> tuple[bool, str]:
         t = nodes.session(self.compute)
         if self.d.fsfreeze:
@@ -147,9 +154,7 @@ class BackupJob:
         an existing target is renamed aside, never destroyed; its backups move
         with it and stay restorable.
         """
-        parent = target.rpartition("/")[0]
         if not zfs.parse_exists(*_status(dst_t.run(zfs.exists(target), check=False))):
-            dst_t.run(zfs.create(parent, parents=True))
             return None
         target_snaps = zfs.parse_snapshots(dst_t.run(zfs.list_snapshots(target)).stdout, target)
         source_snaps = zfs.parse_snapshots(src_t.run(zfs.list_snapshots(self.source)).stdout,
@@ -179,7 +184,11 @@ class BackupJob:
         path = layout.file_path(mount, self.vm.uuid, self.d.disk_id, self.name,
                                 self.d.compression)
         self.partial = layout.partial_path(path)
-        dst_t.run(["mkdir", "-p", path.rpartition("/")[0]])
+        folder = path.rpartition("/")[0]
+        dst_t.run(["mkdir", "-p", folder])
+        # we hold the disk's lock: any partial file here is a dead run's leftover
+        dst_t.run(["find", folder, "-maxdepth", "1", "-name", ".*.part", "-type", "f",
+                   "-delete"])
         filters = compress.compressor(self.d.compression, tools)
         self.move([zfs.send(self.snapshot)], [filters or ["cat"]], output=self.partial)
         checksum = nodes.sha256(dst_t, self.partial, tools)

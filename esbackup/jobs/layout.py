@@ -30,8 +30,12 @@ def owned_by(snapname: str, definition: Definition | str) -> bool:
     return re.fullmatch(re.escape(SNAP_PREFIX + name) + r"-\d{8}_\d{6}", snapname) is not None
 
 
+def dataset_root(zpool: str) -> str:
+    return f"{zpool}/backups/ds"
+
+
 def dataset_target(zpool: str, vm_uuid: str, disk_id: int) -> str:
-    return f"{zpool}/backups/ds/{vm_uuid}-disk{disk_id}"
+    return f"{dataset_root(zpool)}/{vm_uuid}-disk{disk_id}"
 
 
 def aside_name(target: str, when: datetime) -> str:

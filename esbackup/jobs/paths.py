@@ -69,9 +69,22 @@ def relay(source: Node, target: Node, source_stages, stages, input_path, output,
                 src, dst, bwlimit=rate, progress=progress,
                 check_source=lambda: transport.check_pipeline(
                     source.name, source_stages, transport.Result(src.status, "", src.stderr)))
+        except OperationFailed as error:
+            raise stage_error((source, source_stages, src), (target, stages, dst)) or error
         finally:
             if progress:
                 progress(None)
         transport.check_pipeline(target.name, stages,
                                  transport.Result(dst.status, "", dst.stderr))
     return moved.size
+
+
+def stage_error(*sides) -> OperationFailed | None:
+    """The failure a stage reported, which says more than a broken stream does."""
+    for node, stages, stream in sides:
+        try:
+            transport.check_pipeline(node.name, stages, transport.Result(0, "", stream.stderr))
+        except OperationFailed as error:
+            if any(line.startswith(transport.STAGE_MARK) for line in stream.stderr.splitlines()):
+                return error
+    return None

@@ -1,0 +1,116 @@
+"""Backups under faults: nothing half-done, and the next run succeeds."""
+import os
+import signal
+import time
+from pathlib import Path
+
+from tests.integration.site import snapshots, zfs
+
+
+def wait_for(predicate, timeout=30.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def nothing_left(site, ref):
+    """No backup rows of a failed run, no new snapshots, no partial files."""
+    assert all(b["status"] == "ok" for b in site.backups())
+    names = {b["name"] for b in site.backups()}
+    assert {s.split("@esb-")[1] for s in snapshots(site.source)} <= names
+    root = Path(site.nodes.backup.mountpoint)
+    assert not list(root.rglob("*.part"))
+
+
+def slow_definition(site, name="slow", kind="file"):
+    # 4 MiB at 1 MiB/s: about four seconds of transfer to interrupt
+    return site.define(name, "--type", kind, "--bwlimit", "1M", "--retention", "3")
+
+
+def test_backup_node_unreachable_at_start(site):
+    ref = site.define("daily", "--type", "dataset", "--retention", "2")
+    site.lab.stop_sshd(site.nodes.backup)
+    err = site.esb.fails(1, "run", ref)
+    assert "b1" in err and "\n" not in err.strip()
+    nothing_left(site, ref)
+    assert site.backups() == []
+    (run,) = site.esb.json("history", ref, "--failed")
+    assert run["outcome"] == "failed" and run["error"]
+    site.lab.start_sshd(site.nodes.backup)
+    site.esb.ok("run", ref)
+    assert len(site.backups()) == 1
+
+
+def test_sshd_killed_mid_transfer(site):
+    ref = slow_definition(site)
+    proc = site.spawn("run", ref)
+    wait_for(lambda: any(b["status"] == "pending" for b in site.backups()), what="pending")
+    time.sleep(1.5)
+    site.lab.stop_sshd(site.nodes.backup)  # kills sshd and its sessions
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    site.lab.start_sshd(site.nodes.backup)
+    assert site.backups() == []
+    site.esb.ok("run", ref)  # also clears the partial file the node kept
+    assert [b["status"] for b in site.backups()] == ["ok"]
+    nothing_left(site, ref)
+
+
+def test_backup_pool_full(site):
+    small = f"{site.nodes.backup.pool}/small"
+    zfs("create", "-o", "quota=1M", small)
+    site.esb.ok("storage", "create", "b1", "small", "--zpool", small)
+    for kind in ("dataset", "file"):
+        site.esb.ok("definition", "create", f"web01/{kind}", "--disk-id", "1", "--type", kind,
+                    "--node", "b1", "--storage", "small", "--schedule", "0 1 * * *",
+                    "--retention", "1")
+        err = site.esb.fails(1, "run", f"web01/{kind}")
+        assert "quota" in err or "space" in err, err
+        nothing_left(site, f"web01/{kind}")
+    assert site.backups() == []
+
+
+def test_source_dataset_missing(site):
+    site.esb.ok("vm", "update", "web01", "--disk", f"1={site.source}-gone")
+    ref = site.define("daily", "--type", "dataset", "--retention", "1")
+    err = site.esb.fails(1, "run", ref)
+    assert "does not exist" in err or "not exist" in err, err
+    assert site.backups() == []
+
+
+def test_second_run_of_same_disk_is_busy(site):
+    ref = slow_definition(site)
+    other = site.define("other", "--type", "dataset", "--retention", "1")
+    proc = site.spawn("run", ref)
+    wait_for(lambda: any(b["status"] == "pending" for b in site.backups()), what="pending")
+    err = site.esb.fails(5, "run", other)
+    assert "busy" in err
+    err = site.esb.fails(5, "backup", "now", other, "--wait", "0.5")
+    assert "busy" in err
+    _, out_err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out_err
+    assert site.esb.json("history", other)[0]["outcome"] == "skipped"
+    site.esb.ok("run", other, "--wait", "5")
+
+
+def test_killed_run_leaves_nothing_and_next_run_succeeds(site):
+    ref = slow_definition(site, kind="dataset")
+    site.esb.ok("definition", "update", ref, "--bwlimit", "1M")
+    proc = site.spawn("run", ref)
+    wait_for(lambda: any(b["status"] == "pending" for b in site.backups()), what="pending")
+    time.sleep(1.0)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert [b["status"] for b in site.backups()] == ["pending"]
+    result = site.esb.ok("run", ref)
+    assert "left pending by a run that died" in result.stderr
+    (b,) = site.backups()
+    assert b["status"] == "ok"
+    assert snapshots(site.source) == [f"{site.source}@esb-{b['name']}"]
+    assert snapshots(site.target) == [f"{site.target}@esb-{b['name']}"]
+    assert not list(Path(site.nodes.backup.mountpoint).rglob("*.part"))
+    outcomes = [r["outcome"] for r in site.esb.json("history", ref)]
+    assert outcomes[0] == "ok"
