@@ -400,7 +400,7 @@ class Catalog:
 
     def backups(self, vm: str | None = None, definition: str | None = None,
                 status: str | None = None, node: str | None = None, dc: str | None = None,
-                disk_id: int | None = None) -> list[Backup]:
+                disk_id: int | None = None, name: str | None = None) -> list[Backup]:
         """Backups oldest first. `definition` is a definition name within `vm`."""
         rows = self.conn.execute(
             f"{self.BACKUP_SELECT} LEFT JOIN vms v ON v.uuid = b.vm_uuid "
@@ -408,9 +408,10 @@ class Catalog:
             "WHERE (? IS NULL OR b.vm_hostname = ? OR b.vm_uuid = ?) "
             "AND (? IS NULL OR b.definition_name = ?) AND (? IS NULL OR b.status = ?) "
             "AND (? IS NULL OR n.name = ?) AND (? IS NULL OR d.name = ?) "
-            "AND (? IS NULL OR b.disk_id = ?) ORDER BY b.created, b.id",
+            "AND (? IS NULL OR b.disk_id = ?) AND (? IS NULL OR b.name = ?) "
+            "ORDER BY b.created, b.id",
             (vm, vm, vm, definition, definition, status, status, node, node, dc, dc,
-             disk_id, disk_id))
+             disk_id, disk_id, name, name))
         return [self._backup(r) for r in rows]
 
     @staticmethod

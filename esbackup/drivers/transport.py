@@ -1,10 +1,11 @@
 """Run commands on nodes: over SSH (paramiko, pinned host keys) or locally.
 
 One `Transport` per node and process (`connect` caches them by node name); it
-connects lazily, at its first command. Commands are argv lists: this module is
-the one place that quotes them (`shlex.join`) for the remote login shell, which
-must be a POSIX shell. A node whose address is `local` runs the same API with
-subprocess, argv directly and no shell.
+connects lazily, at its first command, and reconnects if the connection died.
+Commands are argv lists: this module is the one place that quotes them
+(`shlex.join`) for the remote login shell, which must be a POSIX shell. A node
+whose address is `local` runs the same API with subprocess, argv directly and
+no shell.
 
 Host keys are pinned: the node's `host_key` ("SHA256:..." as OpenSSH prints
 it) must match the key the server offers. A node without one can only be asked
@@ -43,10 +44,10 @@ LOCAL = "local"
 SSH_CONFIG = Path("~/.ssh/config")
 CHUNK = 1 << 20  # default read size of a stream
 STDERR_KEPT = 64 * 1024  # a stream keeps the last 64 KiB of stderr
-# Chosen by measurement (bench/transfer.py): see README of bench results in that file.
+# Chosen by measurement over loopback (bench/transfer.py prints the figures).
 WINDOW_SIZE = 2 * 1024 * 1024
 MAX_PACKET_SIZE = 32 * 1024
-CIPHERS: tuple[str, ...] = ("aes128-ctr",)
+CIPHERS: tuple[str, ...] = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr")
 NEVER_REKEY = 1 << 62
 
 _cache: dict[str, Transport] = {}
@@ -55,7 +56,7 @@ _cache_lock = threading.RLock()  # Transport.close() takes it too
 
 @dataclass(frozen=True)
 class Result:
-    """What a finished command left: exit status (negative: killed by a signal), stdout, stderr."""
+    """What a finished command left: status (negative: killed by a signal), stdout, stderr."""
 
     status: int
     stdout: str
@@ -65,8 +66,9 @@ class Result:
 def connect(node: Node, *, timeout: float = 10.0) -> Transport:
     """The transport of `node`, shared within this process; no network until its first use.
 
-    A cached transport is reused as long as the node's address, port, user, key and
-    pinned host key are unchanged.
+    A cached transport is reused while the node's address, port, user, key and
+    pinned host key stay the same. An SSH node without a pinned host key is
+    refused (NodeUnreachable).
     """
     with _cache_lock:
         cached = _cache.get(node.name)
@@ -74,13 +76,16 @@ def connect(node: Node, *, timeout: float = 10.0) -> Transport:
             return cached
         if cached is not None:
             cached.close()
-        transport = LocalTransport(node) if node.address == LOCAL else SSHTransport(node, timeout=timeout)
+        if node.address == LOCAL:
+            transport: Transport = LocalTransport(node)
+        else:
+            transport = SSHTransport(node, timeout=timeout)
         _cache[node.name] = transport
         return transport
 
 
 def close_all() -> None:
-    """Close every cached transport (their connections reopen on next use)."""
+    """Close every cached transport."""
     with _cache_lock:
         transports = list(_cache.values())
         _cache.clear()
@@ -89,7 +94,7 @@ def close_all() -> None:
 
 
 def fingerprint(key: paramiko.PKey) -> str:
-    """OpenSSH-style fingerprint of a public key: "SHA256:" + unpadded base64 of its digest."""
+    """OpenSSH-style fingerprint: "SHA256:" + unpadded base64 of the key's SHA-256."""
     digest = hashlib.sha256(key.asbytes()).digest()
     return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
 
@@ -99,13 +104,12 @@ def fetch_host_key(node: Node, *, timeout: float = 10.0) -> tuple[str, str]:
     import paramiko
 
     target = _Target.of(node)
-    sock = target.open_socket(node, timeout)
-    transport = paramiko.Transport(sock)
+    transport = paramiko.Transport(target.open_socket(node, timeout))
     try:
         transport.start_client(timeout=timeout)
         key = transport.get_remote_server_key()
     except (paramiko.SSHException, OSError, EOFError) as exc:
-        raise NodeUnreachable(f"node {node.name}: SSH handshake with {target} failed: {exc}") from exc
+        raise target.failure(node, exc) from exc
     finally:
         transport.close()
     return key.get_name(), fingerprint(key)
@@ -116,14 +120,14 @@ def _endpoint(node: Node) -> tuple:
 
 
 def _checked(argv: list[str]) -> list[str]:
-    """argv as a list of strings; anything else is a programming or input error."""
+    """argv as a list of strings exec can take; anything else is a bug or bad input."""
     if not argv or not all(isinstance(arg, str) and "\0" not in arg for arg in argv):
         raise InvalidInput(f"invalid command line: {argv!r}")
     return list(argv)
 
 
 class Transport:
-    """Runs commands on one node; a context manager that closes it on exit."""
+    """Runs commands on one node; as a context manager, closes it on exit."""
 
     def __init__(self, node: Node) -> None:
         self.node = node
@@ -135,23 +139,27 @@ class Transport:
         self.close()
 
     def open_stream(self, argv: list[str], *, check: bool = True) -> Stream:
-        """Start a command whose stdin/stdout are byte streams (see `Stream`)."""
+        """Start a command whose stdin and stdout are byte streams (see `Stream`)."""
         raise NotImplementedError
 
     def close(self) -> None:
-        """Drop the connection (and this transport from the cache)."""
+        """Drop the connection, and this transport from the cache."""
         with _cache_lock:
             if _cache.get(self.node.name) is self:
                 del _cache[self.node.name]
 
     def run(self, argv: list[str], *, input: bytes | None = None, check: bool = True,
             timeout: float | None = None) -> Result:
-        """Run a command to its end, feeding it `input`; with `check`, non-zero exit raises."""
-        stream = self.open_stream(argv, check=False)
-        timer = threading.Timer(timeout, stream.abort, args=(f"timed out after {timeout} s",)) if timeout else None
-        with stream:
-            if timer:
+        """Run a command to its end, feeding it `input`; with `check`, non-zero exit raises.
+
+        After `timeout` seconds the command is stopped and OperationFailed raised.
+        """
+        with self.open_stream(argv, check=False) as stream:
+            timer = None
+            if timeout:
+                timer = threading.Timer(timeout, stream.abort, (f"timed out after {timeout:g} s",))
                 timer.start()
+            # A thread feeds stdin so that output filling the window cannot block the feed.
             feeder = threading.Thread(target=stream.feed, args=(input or b"",), daemon=True)
             feeder.start()
             try:
@@ -161,10 +169,9 @@ class Transport:
                 if timer:
                     timer.cancel()
             feeder.join()
-        result = Result(status, stdout.decode(errors="replace"), stream.stderr)
         if check and status != 0:
             raise stream.error(status)
-        return result
+        return Result(status, stdout.decode(errors="replace"), stream.stderr)
 
 
 class Stream:
@@ -173,19 +180,19 @@ class Stream:
     write() and read() raise when the command or the connection dies:
     RemoteCommandError when the command exited non-zero or was killed (with its
     stderr), NodeUnreachable when the connection was lost, OperationFailed when
-    it ended without reading all its input. read() returns b"" at the end of
-    the output. wait() closes stdin, discards output nobody read, and returns
-    the exit status; with `check`, a non-zero one raises RemoteCommandError.
+    it ended without reading all its input or was aborted. read() returns b""
+    at the end of the output. wait() closes stdin, discards output nobody read,
+    and returns the exit status; with `check`, a non-zero one raises.
     Leaving the `with` block before wait() stops the command: locally it is
-    killed; over SSH the channel is closed, which ends a command that reads or
-    writes, not one that does neither.
+    killed; over SSH its channel is closed, which ends a command that reads or
+    writes, not one that does neither (sshd does not signal it).
     """
 
-    _errors: tuple[type[Exception], ...] = (OSError, EOFError, ValueError)  # a broken pipe or channel
+    _errors: tuple[type[Exception], ...] = (OSError, EOFError, ValueError)  # broken pipe/channel
 
     def __init__(self, node: str, argv: list[str], check: bool) -> None:
         self.node, self.argv, self.check = node, argv, check
-        self.status: int | None = None
+        self.status: int | None = None  # set by wait()
         self._stderr = bytearray()
         self._aborted: str | None = None
         self._stderr_reader = threading.Thread(target=self._collect_stderr, daemon=True)
@@ -198,6 +205,7 @@ class Stream:
 
     @property
     def stderr(self) -> str:
+        """What the command wrote on stderr so far (its last 64 KiB)."""
         return self._stderr.decode(errors="replace")
 
     def write(self, data: bytes) -> None:
@@ -207,7 +215,7 @@ class Stream:
             raise self._failure() from exc
 
     def read(self, n: int = CHUNK) -> bytes:
-        """Up to n bytes of output as soon as some are there; b"" at its end."""
+        """Up to n bytes of output, as soon as there are some; b"" at its end."""
         try:
             data = self._recv(n)
         except self._errors as exc:
@@ -217,7 +225,7 @@ class Stream:
         return data
 
     def feed(self, data: bytes) -> None:
-        """Write all of `data` and close stdin, ignoring a command that stops reading (run's input)."""
+        """Write `data` and close stdin; a command that stops reading is left to wait()."""
         try:
             if data:
                 self.write(data)
@@ -228,7 +236,7 @@ class Stream:
     def close_stdin(self) -> None:
         try:
             self._shutdown_write()
-        except (OSError, EOFError):
+        except self._errors:
             pass
 
     def wait(self) -> int:
@@ -247,7 +255,7 @@ class Stream:
         return self.status
 
     def abort(self, reason: str = "aborted") -> None:
-        """Stop the command from any thread; pending and later reads and writes raise."""
+        """Stop the command, from any thread; reads and writes then raise OperationFailed."""
         self._aborted = reason
         self._kill()
 
@@ -257,15 +265,15 @@ class Stream:
         self._release()
 
     def error(self, status: int) -> RemoteCommandError:
-        """The error for a command that ended with `status`, naming a signal if it was killed."""
+        """The error for a command that ended with `status`, saying so if it was killed."""
         stderr = self.stderr
         if status < 0:
-            signal = f" {-status}" if status != -1 else ""
-            stderr += f"\n{self.argv[0]} killed by signal{signal} (no exit status)"
+            number = f" {-status}" if status != -1 else ""
+            stderr += f"\n{self.argv[0]} killed by signal{number} (no exit status)"
         return RemoteCommandError(self.node, self.argv, status, stderr)
 
     def _failure(self) -> OperationFailed:
-        """Why stdin or stdout broke: the command ended, or the connection was lost."""
+        """Why stdin or stdout broke: an abort, a lost connection, or the command ended."""
         if self._aborted:
             return OperationFailed(f"{self.node}: {self.argv[0]} {self._aborted}")
         if self._lost():
@@ -295,7 +303,7 @@ class Stream:
         raise NotImplementedError
 
     def _exit_status(self, timeout: float | None) -> int | None:
-        """The exit status once known (None if not within timeout)."""
+        """The exit status once known (None if not known within `timeout`)."""
         raise NotImplementedError
 
     def _lost(self) -> bool:
@@ -317,45 +325,60 @@ class _Target:
     port: int
     user: str
     key_files: tuple[str, ...]
-    agent: bool  # use ssh-agent and ~/.ssh/id_* (only when the node names no key)
+    agent: bool  # also ssh-agent and ~/.ssh/id_* (only when the node names no key)
 
     @classmethod
     def of(cls, node: Node) -> _Target:
-        """HostName and IdentityFile come from ~/.ssh/config; Port and User where the node keeps the default."""
+        """HostName and IdentityFile from ~/.ssh/config; Port and User where the node
+        has the default (22, root)."""
         import paramiko
 
         path = SSH_CONFIG.expanduser()
-        conf = paramiko.SSHConfig.from_path(str(path)).lookup(node.address) if path.is_file() else {}
+        conf = {}
+        if path.is_file():
+            conf = paramiko.SSHConfig.from_path(str(path)).lookup(node.address)
+        host = conf.get("hostname", node.address)
         port = node.port if node.port != 22 else int(conf.get("port", 22))
         user = node.user if node.user != "root" else conf.get("user", "root")
-        host = conf.get("hostname", node.address)
         if node.key_path:
             return cls(host, port, user, (os.path.expanduser(node.key_path),), False)
-        return cls(host, port, user, tuple(os.path.expanduser(p) for p in conf.get("identityfile", ())), True)
+        keys = tuple(os.path.expanduser(p) for p in conf.get("identityfile", ()))
+        return cls(host, port, user, keys, True)
 
     def __str__(self) -> str:
         return f"{self.user}@{self.host}:{self.port}"
 
     def open_socket(self, node: Node, timeout: float) -> socket.socket:
+        """A TCP connection without Nagle's delay (which costs each small request 40 ms)."""
         try:
-            return socket.create_connection((self.host, self.port), timeout=timeout)
-        except socket.gaierror as exc:
-            raise NodeUnreachable(f"node {node.name}: cannot resolve host name {self.host!r}") from exc
-        except ConnectionRefusedError as exc:
-            raise NodeUnreachable(f"node {node.name}: connection refused by {self.host}:{self.port}") from exc
-        except TimeoutError as exc:
-            raise NodeUnreachable(f"node {node.name}: no answer from {self.host}:{self.port} "
-                                  f"within {timeout:g} s") from exc
+            sock = socket.create_connection((self.host, self.port), timeout=timeout)
         except OSError as exc:
-            raise NodeUnreachable(f"node {node.name}: cannot connect to {self.host}:{self.port}: "
-                                  f"{exc.strerror or exc}") from exc
+            raise self.failure(node, exc) from exc
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    def failure(self, node: Node, exc: BaseException) -> NodeUnreachable:
+        """One line saying why the node could not be reached."""
+        where = f"{self.host}:{self.port}"
+        if isinstance(exc, socket.gaierror):
+            why = f"cannot resolve host name {self.host!r}"
+        elif isinstance(exc, ConnectionRefusedError):
+            why = f"connection refused by {where}"
+        elif isinstance(exc, TimeoutError):
+            why = f"no answer from {where} in time"
+        elif isinstance(exc, OSError) and exc.strerror:
+            why = f"cannot connect to {where}: {exc.strerror}"
+        else:
+            why = f"SSH handshake with {where} failed: {exc or type(exc).__name__}"
+        return NodeUnreachable(f"node {node.name}: {why}")
 
 
 class SSHTransport(Transport):
     """Commands over one paramiko connection, opened at first use and reopened if it died."""
 
     def __init__(self, node: Node, *, timeout: float = 10.0, window_size: int = WINDOW_SIZE,
-                 max_packet_size: int = MAX_PACKET_SIZE, ciphers: tuple[str, ...] = CIPHERS) -> None:
+                 max_packet_size: int = MAX_PACKET_SIZE,
+                 ciphers: tuple[str, ...] = CIPHERS) -> None:
         super().__init__(node)
         if not node.host_key:
             raise NodeUnreachable(f"node {node.name} has no pinned host key: accept it with "
@@ -371,7 +394,8 @@ class SSHTransport(Transport):
         argv = _checked(argv)
         try:
             channel = self._connection().open_session(
-                window_size=self.window_size, max_packet_size=self.max_packet_size, timeout=self.timeout)
+                window_size=self.window_size, max_packet_size=self.max_packet_size,
+                timeout=self.timeout)
             channel.exec_command(shlex.join(argv))
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise NodeUnreachable(f"node {self.node.name}: cannot start {argv[0]}: {exc}") from exc
@@ -395,23 +419,24 @@ class SSHTransport(Transport):
             return transport
 
     def _login(self) -> paramiko.SSHClient:
-        """Connect, check the pinned host key, authenticate: one clear error per way it fails."""
+        """Connect, check the pinned host key, authenticate: one clear error per failure."""
         import paramiko
 
         node, target = self.node, _Target.of(self.node)
         missing = [path for path in target.key_files if not os.path.isfile(path)]
         if missing and not target.agent:
             raise NodeUnreachable(f"node {node.name}: key file {missing[0]} not found")
-        sock = target.open_socket(node, self.timeout)
         client = paramiko.SSHClient()
-        client.set_missing_host_key_policy(_PinnedHostKey(node))
+        client.set_missing_host_key_policy(_PinnedHostKey(node))  # no known_hosts: only the pin
         try:
-            client.connect(target.host, target.port, username=target.user, sock=sock,
-                           key_filename=[p for p in target.key_files if p not in missing] or None,
-                           allow_agent=target.agent, look_for_keys=target.agent,
-                           timeout=self.timeout, banner_timeout=self.timeout, auth_timeout=self.timeout,
-                           channel_timeout=self.timeout, transport_factory=self._new_transport)
-        except HostKeyMismatch:
+            client.connect(
+                target.host, target.port, username=target.user,
+                sock=target.open_socket(node, self.timeout),
+                key_filename=[path for path in target.key_files if path not in missing] or None,
+                allow_agent=target.agent, look_for_keys=target.agent, timeout=self.timeout,
+                banner_timeout=self.timeout, auth_timeout=self.timeout,
+                channel_timeout=self.timeout, transport_factory=self._new_transport)
+        except (HostKeyMismatch, NodeUnreachable):
             client.close()
             raise
         except paramiko.AuthenticationException as exc:
@@ -421,8 +446,7 @@ class SSHTransport(Transport):
                                   f"(keys: {keys})") from exc
         except (paramiko.SSHException, OSError, EOFError) as exc:
             client.close()
-            raise NodeUnreachable(f"node {node.name}: SSH handshake with {target} failed: "
-                                  f"{exc or type(exc).__name__}") from exc
+            raise target.failure(node, exc) from exc
         return client
 
     def _new_transport(self, sock: socket.socket, **kwargs: object) -> paramiko.Transport:
@@ -431,7 +455,7 @@ class SSHTransport(Transport):
 
         transport = paramiko.Transport(sock, default_window_size=self.window_size,
                                        default_max_packet_size=self.max_packet_size, **kwargs)
-        # Never start a rekey ourselves: a channel closing while a rekey that paramiko
+        # Never start a rekey ourselves: a channel closing while a rekey paramiko
         # started is under way deadlocks its transport thread (paramiko issue #822;
         # seen here after 512 MiB). The server still rekeys at its RekeyLimit, safely.
         transport.packetizer.REKEY_BYTES = transport.packetizer.REKEY_PACKETS = NEVER_REKEY
@@ -443,12 +467,13 @@ class SSHTransport(Transport):
 
 
 class _PinnedHostKey:
-    """paramiko host key policy: accept only the node's pinned fingerprint (never add keys)."""
+    """paramiko host key policy: accept the node's pinned fingerprint only, never add one."""
 
     def __init__(self, node: Node) -> None:
         self.node = node
 
-    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str,
+                         key: paramiko.PKey) -> None:
         offered = fingerprint(key)
         if offered != self.node.host_key:
             raise HostKeyMismatch(f"host key mismatch for node {self.node.name}: "
@@ -456,7 +481,8 @@ class _PinnedHostKey:
 
 
 class SSHStream(Stream):
-    def __init__(self, node: str, argv: list[str], check: bool, channel: paramiko.Channel) -> None:
+    def __init__(self, node: str, argv: list[str], check: bool,
+                 channel: paramiko.Channel) -> None:
         import paramiko
 
         super().__init__(node, argv, check)
@@ -477,7 +503,7 @@ class SSHStream(Stream):
         self._channel.shutdown_write()
 
     def _exit_status(self, timeout: float | None) -> int | None:
-        """The status sshd reported; -1 if it reported none (killed by a signal: paramiko ignores exit-signal)."""
+        """The status sshd reported; -1 if none (killed: paramiko ignores exit-signal)."""
         if not self._channel.status_event.wait(timeout):
             return None
         return self._channel.exit_status
@@ -488,7 +514,8 @@ class SSHStream(Stream):
         channel = self._channel
         if channel.exit_status_ready() and channel.exit_status != -1:
             return False
-        return not channel.get_transport().is_active() or (channel.closed and not channel.eof_received)
+        closed_early = channel.closed and not channel.eof_received
+        return closed_early or not channel.get_transport().is_active()
 
     def _kill(self) -> None:
         self._channel.close()
@@ -506,8 +533,9 @@ class LocalTransport(Transport):
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, bufsize=0)
-        except OSError as exc:
-            raise RemoteCommandError(self.node.name, argv, 127, f"{argv[0]}: {exc.strerror}") from exc
+        except OSError as exc:  # what a shell would report as status 127
+            raise RemoteCommandError(self.node.name, argv, 127,
+                                     f"{argv[0]}: {exc.strerror}") from exc
         return LocalStream(self.node.name, argv, check, proc)
 
     def run(self, argv: list[str], *, input: bytes | None = None, check: bool = True,
@@ -521,7 +549,8 @@ class LocalTransport(Transport):
 
 
 class LocalStream(Stream):
-    def __init__(self, node: str, argv: list[str], check: bool, proc: subprocess.Popen[bytes]) -> None:
+    def __init__(self, node: str, argv: list[str], check: bool,
+                 proc: subprocess.Popen[bytes]) -> None:
         super().__init__(node, argv, check)
         self._proc = proc
         self._stderr_reader.start()
@@ -563,6 +592,7 @@ class LocalStream(Stream):
 # stderr (POSIX sh has no pipefail), so a failing `zfs send` in front of a
 # `gzip > file` cannot pass for a whole backup.
 STAGE_MARK = "esb-stage"
+SIGPIPE_STATUS = 141  # 128 + SIGPIPE: a stage whose reader went away first
 
 
 def pipeline_argv(stages: list[list[str]], *, output: str | None = None,
@@ -582,7 +612,11 @@ def pipeline_argv(stages: list[list[str]], *, output: str | None = None,
 
 
 def check_pipeline(node: str, stages: list[list[str]], result: Result) -> None:
-    """Raise RemoteCommandError for the first stage that failed or never reported."""
+    """Raise RemoteCommandError for the stage that failed (or never reported).
+
+    A stage killed by SIGPIPE only names the culprit when no later stage failed
+    on its own: when `zfs recv` fails, the `zfs send` feeding it dies of SIGPIPE.
+    """
     statuses = {}
     for line in result.stderr.splitlines():
         parts = line.split()
@@ -590,10 +624,14 @@ def check_pipeline(node: str, stages: list[list[str]], result: Result) -> None:
             statuses[int(parts[1])] = int(parts[2]) if parts[2].isdigit() else -1
     stderr = "\n".join(line for line in result.stderr.splitlines()
                        if not line.startswith(STAGE_MARK))
+    failed = []
     for i, stage in enumerate(stages):
         status = statuses.get(i, result.status if result.status else -1)
         if status != 0:
-            raise RemoteCommandError(node, stage, status, stderr)
+            failed.append((status == SIGPIPE_STATUS, i, stage, status))
+    if failed:
+        _, _, stage, status = min(failed)
+        raise RemoteCommandError(node, stage, status, stderr)
     if result.status not in (0, None):
         raise RemoteCommandError(node, ["sh"], result.status, stderr)
 

@@ -86,6 +86,7 @@ class BackupJob:
 
     def run(self) -> Backup:
         zfs.validate_dataset_name(self.source)
+        self.unique_name()
         row = self.cat.add_backup(Backup(
             name=self.name, vm=self.vm.hostname, vm_uuid=self.vm.uuid, disk_id=self.d.disk_id,
             type=self.d.type, created=self.created.isoformat(), status="pending",
@@ -112,6 +113,18 @@ class BackupJob:
             raise
         self.trim_source()
         return row
+
+    def unique_name(self) -> None:
+        """Names carry the second they were made in: a second backup of the same
+        definition within one second waits for the next. Also checks that the
+        source dataset exists before anything is recorded."""
+        t = nodes.session(self.compute)
+        taken = {s.snapname for s in zfs.parse_snapshots(
+            t.run(zfs.list_snapshots(self.source)).stdout, self.source)}
+        while layout.snapshot_name(self.name) in taken or self.cat.backups(
+                vm=self.vm.uuid, definition=self.d.name, disk_id=self.d.disk_id, name=self.name):
+            time.sleep(max(0.0, 1 - datetime.now(timezone.utc).microsecond / 1e6))
+            self.created = datetime.now(timezone.utc).replace(microsecond=0)
 
     # --- steps ---------------------------------------------------------
     def prepare_storage(self) -> None:
