@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what esbackup's tests and quick start need: Debian packages (zfs-fuse,
+# OpenSSH server, pv, mbuffer, qemu for the guest-agent lab) and a venv with
+# esbackup and its test extras; starts zfs-fuse. Needs root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for pair in zfs-fuse:zfs-fuse sshd:openssh-server pv:pv mbuffer:mbuffer \
+            qemu-system-x86_64:qemu-system-x86; do
+  command -v "${pair%%:*}" >/dev/null || [ -x "/usr/sbin/${pair%%:*}" ] || need+=("${pair#*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/pip install -q --upgrade pip >/dev/null
+.venv/bin/pip install -q -e '.[test]'
+
+pgrep -x zfs-fuse >/dev/null || zfs-fuse
+for _ in $(seq 50); do zpool list >/dev/null 2>&1 && break; sleep 0.2; done
+zpool list >/dev/null || { echo "zfs-fuse did not start" >&2; exit 1; }
