@@ -14,6 +14,7 @@ from esbackup.errors import InvalidInput
 from esbackup.models import (
     BRANDS,
     DC,
+    FREEZE_BRANDS,
     HYPERVISORS,
     ROLES,
     TRANSFERS,
@@ -123,6 +124,7 @@ def update_vm(cat: Catalog, who: Identity, vm: VM, *, hostname: str | None, node
               dc: str | None, owner: str | None, brand: str | None,
               disks: tuple[str, ...], qga_socket: str | None) -> VM:
     auth.require_vm(who, vm, write=True)
+    own = cat.definitions(vm=vm.hostname)
     if dc is not None:
         auth.require_dc(who, dc)
         vm.dc = cat.dc(dc).name
@@ -138,9 +140,10 @@ def update_vm(cat: Catalog, who: Identity, vm: VM, *, hostname: str | None, node
         vm.disks = parse_disks(disks)
     if qga_socket is not None:
         vm.qga_socket = validate_socket(qga_socket) if qga_socket else None
-    used = {d.disk_id for d in cat.definitions(vm=vm.hostname)} if vm.id else set()
-    if missing := used - set(vm.disks):
+    if missing := {d.disk_id for d in own} - set(vm.disks):
         raise InvalidInput(f"disk {min(missing)} is used by a backup definition")
+    if vm.brand not in FREEZE_BRANDS and (frozen := [d.ref for d in own if d.fsfreeze]):
+        raise InvalidInput(f"brand {vm.brand} cannot freeze, but {frozen[0]} has freeze on")
     return cat.update_vm(vm)
 
 

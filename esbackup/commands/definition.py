@@ -121,6 +121,9 @@ def delete(ref, yes) -> None:
     """Delete a backup definition. Its backups are kept."""
     a = app()
     d = lookup(ref)
+    from esbackup import auth
+
+    auth.require_vm(a.identity, a.catalog.vm(d.vm), write=True)
     confirm_destructive(f"definition {d.ref} will be deleted (its backups are kept)", yes)
     definitions.delete(a.catalog, a.identity, d)
     click.echo(f"deleted definition {d.ref}")

@@ -11,7 +11,7 @@ COLUMNS = [
     Column("backup", "Backup", "bool"), Column("max_backups", "Max backups"),
     Column("transfer", "Transfer"), Column("hypervisor", "Hypervisor"),
     Column("host_key", "Host key", full_only=True), Column("key_path", "Key", full_only=True),
-    Column("capabilities", "Capabilities", full_only=True),
+    Column("zfs", "ZFS", full_only=True), Column("tools", "Tools", "list", full_only=True),
     Column("definitions", "Definitions"), Column("backups", "Backups"),
     Column("created", "Created", "time", full_only=True),
 ]
@@ -43,6 +43,9 @@ def host_key_options(func):
 def node_record(cat, node) -> dict:
     record = node.to_dict()
     record.pop("id")
+    caps = node.capabilities
+    record["zfs"] = f"{caps['flavour']} {caps.get('version') or ''}".strip() if caps else None
+    record["tools"] = [t for t, present in caps.get("tools", {}).items() if present]
     record["definitions"] = len(cat.definitions(node=node.name))
     record["backups"] = len(cat.backups(node=node.name))
     return record

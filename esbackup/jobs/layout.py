@@ -2,18 +2,27 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timezone
 
 from esbackup.models import Definition
 
 SNAP_PREFIX = "esb-"
 STAMP = "%Y%m%d_%H%M%S"
+
+
+def stamp(when: datetime) -> str:
+    """The UTC time as names carry it (naive times are taken as UTC)."""
+    if when.tzinfo is not None:
+        when = when.astimezone(timezone.utc)
+    return when.strftime(STAMP)
+
+
 EXTENSIONS = {"off": ".zfs", "gzip": ".zfs.gz", "bzip2": ".zfs.bz2"}
 
 
 def backup_name(definition: str, created: datetime) -> str:
     """`<definition>-<YYYYmmdd_HHMMSS>` with the creation time in UTC."""
-    return f"{definition}-{created.strftime(STAMP)}"
+    return f"{definition}-{stamp(created)}"
 
 
 def snapshot_name(backup: str) -> str:
@@ -40,7 +49,7 @@ def dataset_target(zpool: str, vm_uuid: str, disk_id: int) -> str:
 
 def aside_name(target: str, when: datetime) -> str:
     """Where an old target goes when a full send must start afresh."""
-    return f"{target}-{when.strftime(STAMP)}"
+    return f"{target}-{stamp(when)}"
 
 
 def file_dir(mountpoint: str, vm_uuid: str, disk_id: int) -> str:
@@ -68,8 +77,8 @@ def manifest_path(mountpoint: str, vm_uuid: str, disk_id: int, backup: str) -> s
 
 def restore_temp(dataset: str, when: datetime) -> str:
     """A sibling of the target disk that a restore receives into."""
-    return f"{dataset}-esbrestore-{when.strftime(STAMP)}"
+    return f"{dataset}-esbrestore-{stamp(when)}"
 
 
 def restore_old(dataset: str, when: datetime) -> str:
-    return f"{dataset}-esbold-{when.strftime(STAMP)}"
+    return f"{dataset}-esbold-{stamp(when)}"

@@ -70,7 +70,10 @@ def relay(source: Node, target: Node, source_stages, stages, input_path, output,
                 check_source=lambda: transport.check_pipeline(
                     source.name, source_stages, transport.Result(src.status, "", src.stderr)))
         except OperationFailed as error:
-            raise stage_error((source, source_stages, src), (target, stages, dst)) or error
+            better = stage_error((source, source_stages, src), (target, stages, dst))
+            if better is None:
+                raise
+            raise better from error
         finally:
             if progress:
                 progress(None)

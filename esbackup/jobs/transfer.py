@@ -34,8 +34,10 @@ class Throttle:
     def __call__(self, n: int) -> None:
         if not self.rate:
             return
-        self.passed += n
-        ahead = self.passed / self.rate - (self.clock() - self.start)
+        elapsed = self.clock() - self.start
+        # idle time is no credit: a stalled source may not burst afterwards
+        self.passed = max(self.passed, elapsed * self.rate - self.chunk) + n
+        ahead = self.passed / self.rate - elapsed
         if ahead > 0:
             self.sleep(ahead)
 

@@ -1,7 +1,7 @@
 """Backups on real nodes: full then incremental, file backups, retention, status."""
+import bz2
 import gzip
 import hashlib
-import bz2
 import json
 import os
 from pathlib import Path

@@ -315,9 +315,6 @@ def test_update_freeze_revalidated_against_brand(inventory):
     assert "freeze" in inventory.fails(2, "definition", "update", "zone01/daily", "--freeze")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "esbackup/inventory.py update_vm changes the brand without revalidating definitions: "
-    "a freeze definition ends up on an os-brand virtual server"))
 def test_vm_brand_change_keeps_freeze_rule(inventory):
     create(inventory, "web01/daily", "--freeze")
     assert "freeze" in inventory.fails(2, "vm", "update", "web01", "--brand", "os")
@@ -329,9 +326,6 @@ def test_vm_disk_used_by_definition_cannot_go(inventory):
                                                             "--disk", "2=zones/x")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "esbackup/inventory.py update_vm looks up the VM's definitions by the new hostname "
-    "after a rename, finds none, and lets a disk used by a definition be dropped"))
 def test_vm_rename_with_disk_change_keeps_used_disks(inventory):
     create(inventory, "web01/daily")
     assert "used by a backup definition" in inventory.fails(
@@ -473,9 +467,6 @@ def test_vmowner_cannot_change_definitions(olga):
     assert (d["name"], d["desc"]) == ("daily", "")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "commands/definition.py delete asks for confirmation (exit 2 without a terminal) "
-    "before checking write permission; backup delete/restore and vm delete check first"))
 def test_vmowner_delete_without_yes_is_denied_not_asked(olga):
     assert "permission denied" in olga.fails(3, "definition", "delete", "web01/daily")
 

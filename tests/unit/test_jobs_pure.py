@@ -102,10 +102,6 @@ def test_throttle_rate_zero_never_sleeps():
         throttle(CHUNK)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "jobs/transfer.py Throttle.__call__ keeps the credit of an idle period: after the "
-    "source stalls for 10 s it passes 10 s worth of data at full speed, breaking its "
-    "documented 'no one-second window sees more than the limit plus one small chunk'"))
 def test_throttle_no_burst_after_a_stall():
     rate = 1_000_000
     throttle, _, events = simulate(rate, rate * 20, stall_at=rate * 2, stall=10.0)
@@ -370,9 +366,6 @@ def test_backup_name_is_utc_stamp():
         "zones/web01-disk0@esb-daily-20261126_010203")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "jobs/layout.py backup_name formats the given time as is; a non-UTC aware datetime "
-    "gives a local stamp (all current callers pass UTC, so this is latent)"))
 def test_backup_name_converts_to_utc():
     created = datetime(2026, 11, 26, 2, 2, 3, tzinfo=ZoneInfo("Europe/Prague"))
     assert layout.backup_name("daily", created) == "daily-20261126_010203"
