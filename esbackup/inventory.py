@@ -5,6 +5,7 @@ caller's permission, and write through the catalog.
 """
 from __future__ import annotations
 
+import re
 import uuid as uuidlib
 
 from esbackup import auth
@@ -71,6 +72,14 @@ def apply_node_options(node: Node, *, address: str | None = None, user: str | No
     if not (node.compute or node.backup):
         raise InvalidInput(f"node {node.name} needs a role: --compute and/or --backup")
     return node
+
+
+def validate_fingerprint(value: str) -> str:
+    """An OpenSSH SHA256 fingerprint: 'SHA256:' and 43 characters of unpadded base64."""
+    if not re.fullmatch(r"SHA256:[A-Za-z0-9+/]{43}", value):
+        raise InvalidInput(f"invalid host key fingerprint {value!r}: expected SHA256:<43 chars>"
+                           " as ssh-keygen -lf prints it")
+    return value
 
 
 def create_storage(cat: Catalog, who: Identity, node_name: str, name: str, zpool: str) -> Storage:

@@ -68,7 +68,9 @@ def create(name, address, no_connect, accept_host_key, host_key, **options) -> N
     auth.require_superadmin(a.identity, "node create")
     options["compute"] = True if options["compute"] is None else options["compute"]
     node = inventory.build_node(name, address, **options)
-    if not no_connect:
+    if no_connect:
+        node.host_key = inventory.validate_fingerprint(host_key) if host_key else None
+    else:
         from esbackup import nodes
 
         nodes.pin_host_key(node, accept=accept_host_key, expected=host_key)
