@@ -74,6 +74,9 @@ CREATE TABLE user_dcs (
     dc_id INTEGER NOT NULL REFERENCES dcs(id) ON DELETE CASCADE, PRIMARY KEY (user_id, dc_id));
 ALTER TABLE vms ADD COLUMN qga_socket TEXT;
 """),
+    (3, "client config for direct pulls", """
+ALTER TABLE nodes ADD COLUMN ssh_config TEXT;
+"""),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -188,7 +191,7 @@ class Catalog:
 
     # --- nodes -----------------------------------------------------------
     NODE_COLUMNS = ("name", "address", "port", "user", "key_path", "host_key", "compute",
-                    "backup", "max_backups", "transfer", "hypervisor")
+                    "backup", "max_backups", "transfer", "hypervisor", "ssh_config")
 
     def add_node(self, node: Node) -> Node:
         values = {c: getattr(node, c) for c in self.NODE_COLUMNS}

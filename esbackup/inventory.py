@@ -50,7 +50,8 @@ def build_node(name: str, address: str, **options) -> Node:
 def apply_node_options(node: Node, *, address: str | None = None, user: str | None = None,
                        key: str | None = None, compute: bool | None = None,
                        backup: bool | None = None, max_backups: int | None = None,
-                       transfer: str | None = None, hypervisor: str | None = None) -> Node:
+                       transfer: str | None = None, hypervisor: str | None = None,
+                       ssh_config: str | None = None) -> Node:
     if address is not None:
         node.address, node.port = parse_address(address)
     if user is not None:
@@ -69,6 +70,8 @@ def apply_node_options(node: Node, *, address: str | None = None, user: str | No
         node.transfer = validate_choice(transfer, TRANSFERS, "transfer mode")
     if hypervisor is not None:
         node.hypervisor = validate_choice(hypervisor, HYPERVISORS, "hypervisor")
+    if ssh_config is not None:
+        node.ssh_config = validate_path(ssh_config, "ssh config") if ssh_config else None
     if not (node.compute or node.backup):
         raise InvalidInput(f"node {node.name} needs a role: --compute and/or --backup")
     return node
@@ -123,10 +126,15 @@ def create_vm(cat: Catalog, who: Identity, hostname: str, *, node: str, dc: str 
     return cat.add_vm(vm)
 
 
-def validate_socket(path: str | None) -> str | None:
-    if path is not None and (not path.startswith("/") or any(c in path for c in "\n\0")):
-        raise InvalidInput(f"invalid guest agent socket {path!r}: an absolute path")
+def validate_path(path: str, what: str) -> str:
+    """An absolute path on a node (it reaches the node as one argv item)."""
+    if not path.startswith("/") or any(c in path for c in "\n\0"):
+        raise InvalidInput(f"invalid {what} {path!r}: an absolute path")
     return path
+
+
+def validate_socket(path: str | None) -> str | None:
+    return None if path is None else validate_path(path, "guest agent socket")
 
 
 def update_vm(cat: Catalog, who: Identity, vm: VM, *, hostname: str | None, node: str | None,

@@ -123,6 +123,7 @@ class Node(Record):
     max_backups: int = 2
     transfer: str = "relay"  # relay | direct
     hypervisor: str = "none"  # smartos | libvirt | qemu | none
+    ssh_config: str | None = None  # on this node: `ssh -F` config for its direct pulls
     capabilities: dict = field(default_factory=dict)
     created: str | None = None
     id: int | None = None

@@ -11,7 +11,7 @@ COLUMNS = [
     Column("backup", "Backup", "bool"), Column("max_backups", "Max backups"),
     Column("transfer", "Transfer"), Column("hypervisor", "Hypervisor"),
     Column("host_key", "Host key", full_only=True), Column("key_path", "Key", full_only=True),
-    Column("zfs", "ZFS", full_only=True), Column("tools", "Tools", "list", full_only=True),
+    Column("ssh_config", "SSH config", full_only=True), Column("zfs", "ZFS", full_only=True), Column("tools", "Tools", "list", full_only=True),
     Column("definitions", "Definitions"), Column("backups", "Backups"),
     Column("created", "Created", "time", full_only=True),
 ]
@@ -28,6 +28,9 @@ def node_options(func):
         click.option("--max-backups", type=int, help="Concurrent backups (default 2)."),
         click.option("--transfer", type=click.Choice(TRANSFERS), help="Data path (relay)."),
         click.option("--hypervisor", type=click.Choice(HYPERVISORS), help="Hypervisor (none)."),
+        click.option("--ssh-config", metavar="PATH",
+                     help="On this backup node: OpenSSH client config (ssh -F) for direct "
+                     "pulls from compute nodes ('' to unset)."),
     ]):
         func = option(func)
     return func

@@ -646,11 +646,13 @@ def check_pipeline(node: str, stages: list[list[str]], result: Result) -> None:
         raise RemoteCommandError(node, ["sh"], result.status, stderr)
 
 
-def ssh_argv(node: Node, argv: list[str]) -> list[str]:
+def ssh_argv(node: Node, argv: list[str], config: str | None = None) -> list[str]:
     """argv for another node to run `argv` on `node` with OpenSSH (direct mode).
 
-    Strict host keys and batch mode: the nodes' own known_hosts and keys must
-    already trust each other.
+    Strict host keys and batch mode: the nodes' own known_hosts and keys (or
+    those the `config` file, on the pulling node, names) must already trust
+    each other.
     """
-    return ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-p",
+    options = ["-F", config] if config else []
+    return ["ssh", *options, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-p",
             str(node.port), "-l", node.user, "--", node.address, shlex.join(_checked(argv))]

@@ -49,7 +49,7 @@ def move(source: Node, target: Node, *, source_stages: list[list[str]],
     if how == "direct":
         if len(source_stages) != 1 or input_path is not None:
             raise ValueError("direct mode pulls one command's output")
-        source_stages = [transport.ssh_argv(source, source_stages[0])]
+        source_stages = [transport.ssh_argv(source, source_stages[0], target.ssh_config)]
     pipeline = [*source_stages, *limiter(rate, target), *stages]
     result = nodes.session(target).run(
         transport.pipeline_argv(pipeline, output=output, input_path=input_path), check=False)

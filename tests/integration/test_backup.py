@@ -124,3 +124,28 @@ def test_freeze_flag_shown_in_table(site):
     assert "without freeze" in result.stderr
     (b,) = site.backups()
     assert b["fsfreeze"] is False and b["note"].startswith("not frozen")
+
+
+def test_direct_mode_backup_node_pulls(site, tmp_path):
+    lab = site.lab
+    config = tmp_path / "ssh_config"  # on the backup node (the lab's nodes share this host)
+    config.write_text(f"IdentityFile {lab.key_path}\nIdentitiesOnly yes\n"
+                      f"UserKnownHostsFile {lab.known_hosts}\n")
+    site.esb.ok("node", "update", "b1", "--transfer", "direct", "--ssh-config", str(config))
+    for kind in ("dataset", "file"):
+        ref = site.define(f"pull-{kind}", "--type", kind, "--retention", "1", "--bwlimit", "32M")
+        site.esb.ok("run", ref)
+    dataset, file = site.backups()
+    assert site.snapshot_digest(dataset["location"]) == site.source_digest()
+    assert hashlib.sha256(Path(file["location"]).read_bytes()).hexdigest() == file["checksum"]
+
+
+def test_direct_mode_without_trust_fails_cleanly(site, tmp_path):
+    config = tmp_path / "ssh_config"
+    config.write_text("IdentityFile /nonexistent\nIdentitiesOnly yes\n"
+                      "UserKnownHostsFile /dev/null\n")
+    site.esb.ok("node", "update", "b1", "--transfer", "direct", "--ssh-config", str(config))
+    ref = site.define("pull", "--type", "dataset", "--retention", "1")
+    err = site.esb.fails(1, "run", ref)
+    assert "ssh" in err
+    assert site.backups() == [] and snapshots(site.source) == []
