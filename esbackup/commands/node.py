@@ -11,7 +11,8 @@ COLUMNS = [
     Column("backup", "Backup", "bool"), Column("max_backups", "Max backups"),
     Column("transfer", "Transfer"), Column("hypervisor", "Hypervisor"),
     Column("host_key", "Host key", full_only=True), Column("key_path", "Key", full_only=True),
-    Column("ssh_config", "SSH config", full_only=True), Column("zfs", "ZFS", full_only=True), Column("tools", "Tools", "list", full_only=True),
+    Column("ssh_config", "SSH config", full_only=True), Column("zfs", "ZFS", full_only=True),
+    Column("tools", "Tools", "list", full_only=True),
     Column("definitions", "Definitions"), Column("backups", "Backups"),
     Column("created", "Created", "time", full_only=True),
 ]
