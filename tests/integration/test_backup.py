@@ -149,3 +149,15 @@ def test_direct_mode_without_trust_fails_cleanly(site, tmp_path):
     err = site.esb.fails(1, "run", ref)
     assert "ssh" in err
     assert site.backups() == [] and snapshots(site.source) == []
+
+
+def test_tick_runs_what_is_due_once(site):
+    every = site.define("minutely", "--type", "dataset", "--retention", "2")
+    site.esb.ok("definition", "update", every, "--schedule", "* * * * *")
+    site.define("nightly", "--type", "dataset", "--retention", "2")  # 01:00, not due now
+    site.esb.ok("run", "--due")
+    assert [b["definition"] for b in site.backups()] == ["minutely"]
+    assert site.esb.json("history", every)[0]["trigger"] == "tick"
+    site.esb.ok("run", "--due")  # runs again only if the schedule fired again meanwhile
+    minutes = [b["created"][:16] for b in site.backups()]
+    assert len(minutes) == len(set(minutes))  # never twice for one firing
