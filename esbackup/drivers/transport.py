@@ -44,9 +44,11 @@ LOCAL = "local"
 SSH_CONFIG = Path("~/.ssh/config")
 CHUNK = 1 << 20  # default read size of a stream
 STDERR_KEPT = 64 * 1024  # a stream keeps the last 64 KiB of stderr
-# Chosen by measurement over loopback (bench/transfer.py): from paramiko's defaults
-# (2 MiB, 32 KiB, aes128-ctr) to these, data from a node went from about 1.5x to
-# 3.4x OpenSSH's `ssh node cat` read through a pipe, data to a node from 1.5x to 2x.
+# Chosen by measurement over loopback (bench/transfer.py; a shared 2-core machine, so
+# noisy): data from a node ran at 1.5-1.6x OpenSSH's `ssh node cat` (read through a
+# pipe) with paramiko's defaults (2 MiB, 32 KiB, aes128-ctr), 2.4-3.4x with these.
+# AES-GCM and 256 KiB packets gave most of it; windows of 8-64 MiB were all close.
+# Data to a node is paced by sshd's own window: 1.3-2x whatever we choose.
 WINDOW_SIZE = 32 * 1024 * 1024
 MAX_PACKET_SIZE = 256 * 1024
 CIPHERS: tuple[str, ...] = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr")
