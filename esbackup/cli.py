@@ -92,7 +92,7 @@ class AppContext:
         if self.verbosity >= 0:
             click.echo(f"warning: {message}", err=True)
 
-    def progress(self, label: str, total: int | None = None):
+    def progress(self, label: str, total=None):
         if self.verbosity < 0:
             return None
         from esbackup.output import progress_bar

@@ -139,10 +139,11 @@ def echo_record(record: dict, columns: list[Column], fmt: str, full: bool = True
                             disable_numparse=True))
 
 
-def progress_bar(label: str, total: int | None = None):
+def progress_bar(label: str, total: Callable[[], int | None] | None = None):
     """A rich progress bar on a terminal: returns `advance(n)`; `advance(None)` ends it.
 
-    Off a terminal (cron) it returns None: nothing is drawn.
+    Off a terminal (cron) it returns None: nothing is drawn, and `total`, which
+    estimates the size, is never asked.
     """
     import sys
 
@@ -159,7 +160,7 @@ def progress_bar(label: str, total: int | None = None):
 
     bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                    TransferSpeedColumn(), TimeRemainingColumn(), transient=True)
-    task = bar.add_task(label, total=total)
+    task = bar.add_task(label, total=total() if total else None)
     bar.start()
 
     def advance(n: int | None) -> None:

@@ -155,7 +155,7 @@ class BackupJob:
         send = zfs.send(self.snapshot, base=base)
         receive = zfs.receive(target, unmounted=True, caps=self.target_node.capabilities)
         self.made_target_snapshot = f"{target}@{layout.snapshot_name(self.name)}"
-        self.move([send], [receive])
+        self.move([send], [receive], total=lambda: self.estimate(src_t, base))
         if base is None:
             dst_t.run(zfs.set_property(target, "readonly", "on"))
         return self.made_target_snapshot, self.used(dst_t, target) - used_before, None
@@ -203,16 +203,28 @@ class BackupJob:
         dst_t.run(["find", folder, "-maxdepth", "1", "-name", ".*.part", "-type", "f",
                    "-delete"])
         filters = compress.compressor(self.d.compression, tools)
-        self.move([zfs.send(self.snapshot)], [filters or ["cat"]], output=self.partial)
+        self.move([zfs.send(self.snapshot)], [filters or ["cat"]], output=self.partial,
+                  total=lambda: self.estimate(nodes.session(self.compute), None))
         checksum = nodes.sha256(dst_t, self.partial, tools)
         dst_t.run(["mv", "-f", self.partial, path])
         self.made_files.append(path)
         self.partial = None
         return path, nodes.file_size(dst_t, path), checksum
 
-    def move(self, source_stages, stages, output=None) -> None:
+    def move(self, source_stages, stages, output=None, total=None) -> None:
         paths.move(self.compute, self.target_node, source_stages=source_stages, stages=stages,
-                   output=output, rate=self.d.bwlimit, reporter=self.reporter)
+                   output=output, rate=self.d.bwlimit, reporter=self.reporter, total=total)
+
+    def estimate(self, t, base: str | None) -> int | None:
+        """Stream size for the progress bar: `send -nvP` where the node has it,
+        else the snapshot's referenced bytes for a full send, else unknown."""
+        if self.compute.capabilities.get("send_estimate"):
+            result = t.run(zfs.send_estimate(self.snapshot, base), check=False)
+            return zfs.parse_send_estimate(result.stdout + result.stderr)
+        if base is not None:
+            return None
+        props = zfs.parse_get(t.run(zfs.get(self.snapshot, "referenced")).stdout)
+        return props[self.snapshot].get("referenced")
 
     def write_manifest(self, backup: Backup) -> str:
         dst_t = nodes.session(self.target_node)

@@ -8,6 +8,8 @@
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from esbackup import nodes
 from esbackup.drivers import transport
 from esbackup.errors import OperationFailed
@@ -36,8 +38,11 @@ def mode(source: Node, target: Node) -> str:
 
 def move(source: Node, target: Node, *, source_stages: list[list[str]],
          stages: list[list[str]], input_path: str | None = None, output: str | None = None,
-         rate: int = 0, reporter=None, direct_ok: bool = True) -> int | None:
+         rate: int = 0, reporter=None, direct_ok: bool = True,
+         total: Callable[[], int | None] | None = None) -> int | None:
     """Stream what `source_stages` print on `source` into `stages` on `target`.
+
+    `total` estimates the stream's size, asked only when a progress bar shows.
 
     Returns the stream's size in bytes when it passed through this host.
     """
@@ -45,7 +50,8 @@ def move(source: Node, target: Node, *, source_stages: list[list[str]],
     if how == "direct" and not direct_ok:
         how = "relay"
     if how == "relay":
-        return relay(source, target, source_stages, stages, input_path, output, rate, reporter)
+        return relay(source, target, source_stages, stages, input_path, output, rate, reporter,
+                     total)
     if how == "direct":
         if len(source_stages) != 1 or input_path is not None:
             raise ValueError("direct mode pulls one command's output")
@@ -58,10 +64,10 @@ def move(source: Node, target: Node, *, source_stages: list[list[str]],
 
 
 def relay(source: Node, target: Node, source_stages, stages, input_path, output, rate,
-          reporter) -> int:
+          reporter, total: Callable[[], int | None] | None) -> int:
     send_argv = transport.pipeline_argv(source_stages, input_path=input_path)
     receive_argv = transport.pipeline_argv(stages, output=output)
-    progress = reporter.progress(f"{source.name} → {target.name}") if reporter else None
+    progress = reporter.progress(f"{source.name} → {target.name}", total) if reporter else None
     with nodes.session(source).open_stream(send_argv, check=False) as src, \
             nodes.session(target).open_stream(receive_argv, check=False) as dst:
         try:
