@@ -104,3 +104,41 @@ def load(node, days, fmt, full) -> None:
     columns = [Column("node", "Node"), *(Column(f"{h:02d}", f"{h:02d}") for h in range(24)),
                Column("peak", "Peak")]
     echo_records(records, columns, fmt, full)
+
+
+@cli.command("balance")
+@click.option("--node", help="Only move definitions that touch this node.")
+@click.option("--apply", "apply_", is_flag=True, help="Change the definitions (else: a plan).")
+@output_options
+def balance(node, apply_, fmt, full) -> None:
+    """Spread nightly/weekly start times to cut overlap on nodes.
+
+    Only schedules with one fixed hour and minute move, by at most two hours
+    within their day; the rest count as load. Prints the plan; --apply
+    changes the definitions.
+    """
+    from esbackup import auth
+    from esbackup import balance as balancer
+
+    a = app()
+    auth.require_superadmin(a.identity, "schedule balance")
+    active = [d for d in a.catalog.definitions() if d.active]
+    items = []
+    for d in active:
+        nodes = frozenset({d.node, a.catalog.vm(d.vm).node})
+        items.append(balancer.Item(d.ref, d.schedule, d.timezone, nodes,
+                                   fixed=node is not None and node not in nodes))
+    moves = balancer.balance(items, datetime.now(timezone.utc))
+    records = []
+    for d in active:
+        if d.ref in moves:
+            records.append({"definition": d.ref, "timezone": d.timezone, "old": d.schedule,
+                            "new": moves[d.ref]})
+            if apply_:
+                definitions.update(a.catalog, a.identity, d, {"schedule": moves[d.ref]})
+    columns = [Column("definition", "Definition"), Column("timezone", "Time zone"),
+               Column("old", "Schedule"), Column("new", "Balanced")]
+    if records or fmt == "json":
+        echo_records(records, columns, fmt, full)
+    else:
+        click.echo("schedules are already spread")
