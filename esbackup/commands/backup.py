@@ -62,12 +62,12 @@ def note(ref, text) -> None:
 @cli.command("now")
 @click.argument("ref", metavar="VM/NAME")
 @click.option("--wait", type=float, default=0, help="Seconds to wait for a busy disk or node.")
-@click.option("--force", is_flag=True, help="Run even if the definition is inactive.")
-def now(ref, wait, force) -> None:
-    """Back up now, based on a backup definition."""
+def now(ref, wait) -> None:
+    """Back up now, based on a backup definition (inactive ones too: being
+    inactive only keeps a definition off the schedule)."""
     from esbackup.commands.run import run_one
 
-    run_one(ref, wait=wait, force=force, trigger="manual")
+    run_one(ref, wait=wait, force=True, trigger="manual")
 
 
 @cli.command("delete")

@@ -1,5 +1,6 @@
 import click
 
+from esbackup import definitions
 from esbackup.commands.common import app
 from esbackup.models import parse_ref
 from esbackup.output import Column, echo_records, output_options
@@ -26,10 +27,14 @@ def cli(ref, failed, limit, fmt, full) -> None:
     if ref:
         d = a.catalog.definition(*parse_ref(ref, "definition"))
         auth.require_vm(a.identity, a.catalog.vm(d.vm), write=False)
-        ref = d.ref
+        runs = a.catalog.runs(d.ref, failed=failed, limit=limit)
     else:
-        auth.require_superadmin(a.identity, "history of all definitions")
-    records = [r.to_dict() for r in a.catalog.runs(ref, failed=failed, limit=limit)]
+        runs = a.catalog.runs(failed=failed)
+        if not a.identity.is_superadmin:
+            mine = {d.ref for d in definitions.visible(a.catalog, a.identity)}
+            runs = [r for r in runs if r.definition in mine]
+        runs = runs[:limit] if limit is not None else runs
+    records = [r.to_dict() for r in runs]
     for r in records:
         r.pop("id")
     echo_records(records, COLUMNS, fmt, full)

@@ -23,9 +23,11 @@ def run_definition(cat: Catalog, d: Definition, *, trigger: str, wait: float = 0
                    force: bool = False, reporter=None) -> Backup:
     """Run one definition now; records the run whatever happens."""
     run = cat.add_run(Run(definition=d.ref, trigger=trigger, started=utcnow(), pid=os.getpid()))
+    if not d.active and not force:
+        error = InvalidInput(f"definition {d.ref} is inactive (use --force to run it anyway)")
+        runlog.finish(cat, run, "skipped", error=str(error))
+        raise error
     try:
-        if not d.active and not force:
-            raise InvalidInput(f"definition {d.ref} is inactive (use --force to run it anyway)")
         with locks.Locks(cat, owner=f"backup {d.ref} (run {run.id})") as held:
             vm = cat.vm(d.vm)
             held.disk(vm.uuid, d.disk_id, wait)
@@ -38,7 +40,7 @@ def run_definition(cat: Catalog, d: Definition, *, trigger: str, wait: float = 0
                             reporter)
             backup = job.run()
             removed = retention.apply(cat, d, backup)
-    except (Busy, InvalidInput) as error:
+    except Busy as error:
         runlog.finish(cat, run, "skipped", error=str(error))
         raise
     except BaseException as error:

@@ -161,3 +161,9 @@ def test_tick_runs_what_is_due_once(site):
     site.esb.ok("run", "--due")  # runs again only if the schedule fired again meanwhile
     minutes = [b["created"][:16] for b in site.backups()]
     assert len(minutes) == len(set(minutes))  # never twice for one firing
+
+
+def test_backup_now_runs_inactive_definitions(site):
+    ref = site.define("manual", "--type", "dataset", "--retention", "1", "--inactive")
+    site.esb.ok("backup", "now", ref)
+    assert [r["trigger"] for r in site.esb.json("history", ref)] == ["manual"]
