@@ -405,6 +405,17 @@ def _str_or_none(value: int | str | None) -> str | None:
     return None if value is None else str(value)
 
 
+def get_local(name: str) -> list[str]:
+    """Properties set locally on a dataset (not inherited, not received)."""
+    return ["zfs", "get", "-H", "-p", "-o", "property,value", "-s", "local", "all",
+            validate_dataset_name(name)]
+
+
+def parse_local(output: str) -> dict[str, str]:
+    pairs = (line.split("\t", 1) for line in output.splitlines() if "\t" in line)
+    return {prop: value for prop, value in pairs}
+
+
 def list_children(dataset: str) -> list[str]:
     """Names of `dataset` and its direct children (filesystems and volumes)."""
     return ["zfs", "list", "-H", "-o", "name", "-r", "-d", "1", validate_dataset_name(dataset)]

@@ -120,7 +120,10 @@ class RestoreJob:
             raise
 
     def swap(self) -> None:
+        """Rename the whole new data in; the disk keeps its own local properties
+        (quotas, mountpoint, user properties), which a plain stream does not carry."""
         t = nodes.session(self.compute)
+        local = zfs.parse_local(t.run(zfs.get_local(self.target)).stdout)
         old = layout.restore_old(self.target, self.when)
         t.run(zfs.unmount(self.target), check=False)
         t.run(zfs.rename(self.target, old))
@@ -130,6 +133,11 @@ class RestoreJob:
             t.run(zfs.rename(old, self.target), check=False)
             t.run(zfs.mount(self.target), check=False)
             raise
+        for prop, value in local.items():
+            result = t.run(zfs.set_property(self.target, prop, value), check=False)
+            if result.status and self.reporter is not None:
+                self.reporter.warn(f"{self.target}: could not set {prop}={value} again: "
+                                   f"{result.stderr.strip()}")
         t.run(zfs.mount(self.target), check=False)
         t.run(zfs.destroy(old, recursive=True, force=True))
         received = f"{self.target}@{layout.snapshot_name(self.b.name)}"

@@ -25,6 +25,8 @@ def restore(site, name, *args, code=0):
 
 def test_restore_brings_back_exactly_that_backup(site):
     _, names, digests = three_backups(site)
+    zfs("set", "quota=400M", site.source)
+    zfs("set", "esbackup:owner=ops", site.source)
     site.write("after.bin", b"written after the backups")
     restore(site, names[0])
     assert site.source_digest() == digests[0]
@@ -33,6 +35,8 @@ def test_restore_brings_back_exactly_that_backup(site):
     assert site.source_digest() == digests[2]
     leftovers = zfs("list", "-H", "-o", "name", "-r", site.source.rpartition("/")[0])
     assert "esbrestore" not in leftovers and "esbold" not in leftovers
+    props = zfs("get", "-H", "-p", "-o", "value", "quota,esbackup:owner", site.source).split()
+    assert props == [str(400 << 20), "ops"]  # the disk keeps its own settings
 
 
 def test_restore_file_backup(site):

@@ -442,3 +442,10 @@ def test_usage_flags_read_continuation_lines():
                                                                                  "d"}
     assert zfs.usage_flags(fixture("zfs-fuse", "zfs-usage.txt"), "send") == {"R", "D", "p"}
     assert zfs.usage_flags(usage, "nosuchcommand") == set()
+
+
+def test_get_local_and_parse_local():
+    assert zfs.get_local("tank/vm-disk0") == [
+        "zfs", "get", "-H", "-p", "-o", "property,value", "-s", "local", "all", "tank/vm-disk0"]
+    assert zfs.parse_local("quota\t52428800\nesbackup:x\t1\n") == {
+        "quota": "52428800", "esbackup:x": "1"}
