@@ -5,6 +5,7 @@ import click
 
 from esbackup import schedule
 from esbackup.commands.common import app
+from esbackup.jobs import sync
 
 OK, WARNING, CRITICAL = 0, 1, 2
 LOOKBACK = timedelta(days=8)  # a weekly schedule still shows a missed run
@@ -15,6 +16,11 @@ def problems(cat, now: datetime) -> list[tuple[int, str]]:
     found = []
     for b in cat.backups(status="lost"):
         found.append((CRITICAL, f"backup {b.ref} is lost"))
+    for status in ("pending", "restore"):
+        for b in cat.backups(status=status):
+            if not sync.disk_busy(cat, b):
+                found.append((WARNING, f"backup {b.ref} is {status} but nothing runs: "
+                                       "run `esbackup backup sync`"))
     for d in cat.definitions():
         if not d.active:
             continue
@@ -35,7 +41,8 @@ def cli() -> None:
     """Health of all definitions and backups, for Nagios/Icinga.
 
     CRITICAL: a lost backup, or an active definition whose last run failed.
-    WARNING: an active definition that missed a scheduled backup.
+    WARNING: an active definition that missed a scheduled backup, or a backup
+    left pending/restore by a run that died.
     """
     from esbackup import auth
 
