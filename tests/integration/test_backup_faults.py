@@ -114,3 +114,22 @@ def test_killed_run_leaves_nothing_and_next_run_succeeds(site):
     assert not list(Path(site.nodes.backup.mountpoint).rglob("*.part"))
     outcomes = [r["outcome"] for r in site.esb.json("history", ref)]
     assert outcomes[0] == "ok"
+
+
+def test_node_slots_limit_backups_across_processes(site, lab):
+    dataset, _ = lab.create_dataset(site.nodes.compute, "vm2-disk1", {"d": os.urandom(1000)})
+    site.esb.ok("vm", "create", "web02", "--node", "c1", "--disk", f"1={dataset}")
+    site.esb.ok("node", "update", "b1", "--max-backups", "1")
+    slow = slow_definition(site)
+    site.esb.ok("definition", "create", "web02/daily", "--disk-id", "1", "--type", "dataset",
+                "--node", "b1", "--storage", "tank", "--schedule", "0 1 * * *",
+                "--retention", "1")
+    proc = site.spawn("run", slow)
+    wait_for(lambda: any(b["status"] == "pending" for b in site.backups()), what="pending")
+    err = site.esb.fails(5, "run", "web02/daily")
+    assert "node b1 is busy" in err
+    site.esb.ok("run", "web02/daily", "--wait", "60")  # gets the slot when the first ends
+    _, out_err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out_err
+    first, second = sorted(site.backups(), key=lambda b: b["created"])
+    assert first["vm"] == "web01" and second["vm"] == "web02"
