@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from esbackup import nodes
 from esbackup.catalog import Catalog, utcnow
 from esbackup.drivers import compress, zfs
-from esbackup.errors import Busy, InvalidInput
+from esbackup.errors import Busy, EsbackupError, InvalidInput
 from esbackup.jobs import freeze, layout, locks, manifest, paths, recover, retention, runlog
 from esbackup.models import VM, Backup, Definition, Node, Run, Storage
 
@@ -183,9 +183,22 @@ class BackupJob:
         dst_t.run(zfs.unmount(target), check=False)
         dst_t.run(zfs.rename(target, aside))
         self.cat.move_backup_locations(f"{target}@", f"{aside}@")
+        self.rewrite_manifests(dst_t, aside)
         _say(self.reporter, "warn", f"{self.d.ref}: no common snapshot with {target}; full "
              f"backup into a fresh target, old one kept as {aside}")
         return None
+
+    def rewrite_manifests(self, t, aside: str) -> None:
+        """Manifests follow their backups aside, so a rebuilt catalog finds them."""
+        moved = [b for b in self.cat.backups(vm=self.vm.uuid, disk_id=self.d.disk_id)
+                 if b.location and b.location.startswith(f"{aside}@") and b.manifest]
+        for b in moved:
+            try:
+                data = manifest.parse(nodes.read_files(t, [b.manifest])[0])
+                data["backup"]["location"] = b.location
+                nodes.write_file(t, b.manifest, manifest.dump(data))
+            except (EsbackupError, ValueError) as error:
+                _say(self.reporter, "warn", f"manifest {b.manifest} not updated: {error}")
 
     @staticmethod
     def used(t, dataset: str) -> int:

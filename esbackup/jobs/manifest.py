@@ -24,6 +24,10 @@ def build(backup: Backup, definition: Definition | None, vm: VM, compute: Node) 
                          "port": compute.port, "user": compute.user,
                          "hypervisor": compute.hypervisor},
     }
+    return dump(data)
+
+
+def dump(data: dict) -> bytes:
     return json.dumps(data, indent=2, sort_keys=True).encode() + b"\n"
 
 

@@ -139,7 +139,10 @@ class RestoreJob:
                 self.reporter.warn(f"{self.target}: could not set {prop}={value} again: "
                                    f"{result.stderr.strip()}")
         t.run(zfs.mount(self.target), check=False)
-        t.run(zfs.destroy(old, recursive=True, force=True))
+        gone = t.run(zfs.destroy(old, recursive=True, force=True), check=False)
+        if gone.status and self.reporter is not None:  # e.g. a clone depends on it
+            self.reporter.warn(f"restored; the old disk is kept as {old}: "
+                               f"{gone.stderr.strip()}")
         received = f"{self.target}@{layout.snapshot_name(self.b.name)}"
         if self.b.type != "dataset" or (self.b.vm_uuid, self.b.disk_id) != self.own_disk:
             t.run(zfs.destroy(received), check=False)

@@ -1,4 +1,5 @@
 """Restore, delete, sync, rebuild on real nodes."""
+import json
 import os
 import signal
 import time
@@ -153,6 +154,8 @@ def test_delete_removes_data_and_base_delete_makes_next_full(site):
     assert newest["size"] > 4 << 20  # full again
     remaining = site.backups()[0]
     assert remaining["name"] == names[1] and remaining["location"] != first["location"]
+    manifest = json.loads(Path(remaining["manifest"]).read_text())
+    assert manifest["backup"]["location"] == remaining["location"]  # follows it aside
     restore(site, names[1])  # kept aside, still restorable
 
 
