@@ -64,6 +64,15 @@ def visible(cat: Catalog, who: Identity, **filters) -> list[Definition]:
     return [d for d in cat.definitions(**filters) if auth.can_read_vm(who, vms[d.vm])]
 
 
+def utc_schedule(d: Definition, now: datetime) -> str | None:
+    """The schedule in UTC at today's offset; None where no 5-field line can say
+    it (e.g. "0 0 1 3 *" in Prague: the day before March 1 depends on the year)."""
+    try:
+        return schedule.schedule_utc(d.schedule, d.timezone, now.date())
+    except InvalidInput:
+        return None
+
+
 def record(d: Definition, now: datetime | None = None) -> dict:
     """The JSON shape of a definition (DESIGN.md / issue 2)."""
     now = now or datetime.now(timezone.utc)
@@ -71,7 +80,7 @@ def record(d: Definition, now: datetime | None = None) -> dict:
     return {
         "name": d.name, "vm": d.vm, "disk_id": d.disk_id, "type": d.type, "node": d.node,
         "storage": d.storage, "schedule": d.schedule, "timezone": d.timezone,
-        "schedule_utc": schedule.schedule_utc(d.schedule, d.timezone, now.date()),
+        "schedule_utc": utc_schedule(d, now),
         "next_run": nxt[0].isoformat() if nxt else None, "retention": d.retention,
         "active": d.active, "desc": d.desc, "compression": d.compression,
         "bwlimit": d.bwlimit, "fsfreeze": d.fsfreeze, "created": d.created,

@@ -541,3 +541,11 @@ def test_check_on_empty_catalog(esb):
     result = esb("check")
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[0].startswith("ESBACKUP OK")
+
+
+def test_schedule_not_expressible_in_utc_still_lists(inventory):
+    inventory.ok("definition", "create", "web01/march", "--disk-id", "1", "--type", "dataset",
+                 "--node", "b1", "--storage", "tank", "--schedule", "0 0 1 3 *",
+                 "--timezone", "Europe/Prague", "--retention", "1")
+    (d,) = inventory.json("definition", "list")
+    assert d["schedule_utc"] is None and d["next_run"].endswith("+00:00")
