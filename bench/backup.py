@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -69,6 +70,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="esb-bench-"))
+    try:
+        run(work, args)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run(work: Path, args: argparse.Namespace) -> None:
     with Lab(work / "lab") as lab:
         c1, b1 = lab.add_node("c1", pool_size="2G"), lab.add_node("b1", pool_size="2G")
         source, mount = lab.create_dataset(c1, "disk0", {})
