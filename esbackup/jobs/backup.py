@@ -39,7 +39,7 @@ def run_definition(cat: Catalog, d: Definition, *, trigger: str, wait: float = 0
             job = BackupJob(cat, d, vm, compute, target_node, cat.storage(d.node, d.storage),
                             reporter)
             backup = job.run()
-            removed = retention.apply(cat, d, backup)
+            removed = retention.apply(cat, d, backup, reporter)
     except Busy as error:
         runlog.finish(cat, run, "skipped", error=str(error))
         raise
@@ -73,6 +73,8 @@ class BackupJob:
     made_target_snapshot: str | None = None
     partial: str | None = None
     made_files: list[str] = field(default_factory=list)
+    # the source's snapshots before this run (the disk is locked: nobody else adds any)
+    source_snaps: list[zfs.Snapshot] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -121,8 +123,9 @@ class BackupJob:
         definition within one second waits for the next. Also checks that the
         source dataset exists before anything is recorded."""
         t = nodes.session(self.compute)
-        taken = {s.snapname for s in zfs.parse_snapshots(
-            t.run(zfs.list_snapshots(self.source)).stdout, self.source)}
+        self.source_snaps = zfs.parse_snapshots(t.run(zfs.list_snapshots(self.source)).stdout,
+                                                self.source)
+        taken = {s.snapname for s in self.source_snaps}
         while layout.snapshot_name(self.name) in taken or self.cat.backups(
                 vm=self.vm.uuid, definition=self.d.name, disk_id=self.d.disk_id, name=self.name):
             time.sleep(max(0.0, 1 - datetime.now(timezone.utc).microsecond / 1e6))
@@ -152,17 +155,19 @@ class BackupJob:
     def dataset_backup(self) -> tuple[str, int, None]:
         target = layout.dataset_target(self.storage.zpool, self.vm.uuid, self.d.disk_id)
         src_t, dst_t = nodes.session(self.compute), nodes.session(self.target_node)
-        base = self.incremental_base(src_t, dst_t, target)
+        base = self.incremental_base(dst_t, target)
         used_before = self.used(dst_t, target) if base else 0
         send = zfs.send(self.snapshot, base=base)
         receive = zfs.receive(target, unmounted=True, caps=self.target_node.capabilities)
-        self.made_target_snapshot = f"{target}@{layout.snapshot_name(self.name)}"
         self.move([send], [receive], total=lambda: self.estimate(src_t, base))
+        # only now: a receive that failed left nothing, and a snapshot of that
+        # name that was there before is not ours to remove
+        self.made_target_snapshot = f"{target}@{layout.snapshot_name(self.name)}"
         if base is None:
             dst_t.run(zfs.set_property(target, "readonly", "on"))
         return self.made_target_snapshot, self.used(dst_t, target) - used_before, None
 
-    def incremental_base(self, src_t, dst_t, target: str) -> str | None:
+    def incremental_base(self, dst_t, target: str) -> str | None:
         """The newest target snapshot, if the source still has it; else None (full).
 
         Anything else would need the target rolled back. With no usable base,
@@ -172,11 +177,9 @@ class BackupJob:
         if not zfs.parse_exists(*_status(dst_t.run(zfs.exists(target), check=False))):
             return None
         target_snaps = zfs.parse_snapshots(dst_t.run(zfs.list_snapshots(target)).stdout, target)
-        source_snaps = zfs.parse_snapshots(src_t.run(zfs.list_snapshots(self.source)).stdout,
-                                           self.source)
         if target_snaps:
             newest = target_snaps[-1]
-            for snap in source_snaps:
+            for snap in self.source_snaps:
                 if snap.snapname == newest.snapname and snap.guid == newest.guid:
                     return snap.name
         aside = layout.aside_name(target, self.created)
@@ -253,11 +256,10 @@ class BackupJob:
     def trim_source(self) -> None:
         """Keep on the source only the snapshot the next incremental needs."""
         t = nodes.session(self.compute)
-        snaps = zfs.parse_snapshots(t.run(zfs.list_snapshots(self.source)).stdout, self.source)
-        keep = self.snapshot if self.d.type == "dataset" else None
-        for snap in snaps:
-            if snap.name != keep and layout.owned_by(snap.snapname, self.d):
-                t.run(zfs.destroy(snap.name), check=False)
+        done = [] if self.d.type == "dataset" else [self.snapshot]
+        for name in [s.name for s in self.source_snaps] + done:
+            if layout.owned_by(name.split("@", 1)[1], self.d):
+                t.run(zfs.destroy(name), check=False)
 
     def clean_up(self) -> None:
         """Remove what this run made; best effort, the original error wins."""

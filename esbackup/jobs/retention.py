@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from esbackup.catalog import Catalog
+from esbackup.errors import EsbackupError
 from esbackup.jobs import delete
 from esbackup.models import Backup, Definition
 
@@ -12,10 +13,19 @@ def excess(backups: list[Backup], keep: int) -> list[Backup]:
     return ok[:-keep] if keep and len(ok) > keep else []
 
 
-def apply(cat: Catalog, d: Definition, newest: Backup) -> list[Backup]:
-    """Delete what exceeds retention; the caller holds the disk lock."""
+def apply(cat: Catalog, d: Definition, newest: Backup, reporter=None) -> list[Backup]:
+    """Delete what exceeds retention; the caller holds the disk lock.
+
+    A backup that cannot be deleted now stays (and is tried again after the
+    next backup): the new backup is whole either way, so that is a warning.
+    """
     mine = cat.backups(vm=newest.vm_uuid, definition=d.name, disk_id=d.disk_id)
-    removed = excess(mine, d.retention)
-    for old in removed:
-        delete.remove(cat, old)
+    removed = []
+    for old in excess(mine, d.retention):
+        try:
+            delete.remove(cat, old)
+            removed.append(old)
+        except EsbackupError as error:
+            if reporter is not None:
+                reporter.warn(f"retention: backup {old.ref} not deleted: {error}")
     return removed
