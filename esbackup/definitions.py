@@ -33,6 +33,9 @@ def check(cat: Catalog, d: Definition) -> Definition:
     node = cat.node(d.node)
     if not node.backup:
         raise InvalidInput(f"node {d.node} has no backup role")
+    owners = [s.node for s in cat.storages() if s.name == d.storage]
+    if owners and d.node not in owners:
+        raise InvalidInput(f"storage {d.storage} belongs to node {owners[0]}, not to {d.node}")
     cat.storage(d.node, d.storage)
     if d.fsfreeze and vm.brand not in FREEZE_BRANDS:
         raise InvalidInput(f"freeze needs a kvm or bhyve virtual server; {vm.hostname} is "

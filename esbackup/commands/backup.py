@@ -103,9 +103,11 @@ def restore(ref, target_vm, target_disk_id, yes, force, wait) -> None:
     from esbackup import auth
 
     auth.require_vm(a.identity, vm, write=True)
-    confirm_destructive(
-        f"restoring {b.ref} to disk {disk_id} of {vm.hostname} destroys ALL data on that disk, "
-        "including all of its snapshots", yes)
+    warning = (f"restoring {b.ref} to disk {disk_id} of {vm.hostname} destroys ALL data on "
+               "that disk, including all of its snapshots")
+    if yes:
+        a.warn(warning)
+    confirm_destructive(warning, yes)
     restore_job.restore(a.catalog, b, vm, disk_id, force=force, wait=wait, app=a)
     click.echo(f"restored {b.ref} to disk {disk_id} of {vm.hostname}")
 

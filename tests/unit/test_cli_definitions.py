@@ -182,9 +182,9 @@ def test_backup_node_must_own_the_storage(inventory):
                  "--no-connect")
     inventory.ok("storage", "create", "b2", "other", "--zpool", "other")
     base = [a if a != "tank" else "other" for a in BASE]
-    # a storage of another node is not one of b1's: an unknown reference on b1
-    stderr = define_fails(inventory, 4, "--schedule", "0 1 * * *", base=base)
-    assert "other" in stderr and "b1" in stderr
+    # a storage of another node is not one of b1's (issue 2: a validation error)
+    stderr = define_fails(inventory, 2, "--schedule", "0 1 * * *", base=base)
+    assert "storage other belongs to node b2, not to b1" in stderr
 
 
 def test_disk_id_must_exist_on_the_vm(inventory):
