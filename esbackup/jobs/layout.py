@@ -61,6 +61,14 @@ def file_path(mountpoint: str, vm_uuid: str, disk_id: int, backup: str,
     return f"{file_dir(mountpoint, vm_uuid, disk_id)}/{backup}{EXTENSIONS[compression]}"
 
 
+def compression_of(path: str) -> str:
+    """The compression a file backup was stored with, from its name."""
+    for compression, extension in EXTENSIONS.items():
+        if path.endswith(extension):
+            return compression
+    raise ValueError(f"not a file backup: {path}")
+
+
 def partial_path(path: str) -> str:
     """The temporary name a file backup is written under until it is whole."""
     head, _, tail = path.rpartition("/")

@@ -104,9 +104,7 @@ class RestoreJob:
             if self.b.type == "dataset":
                 source_stages, input_path = [zfs.send(self.b.location)], None
             else:
-                compression = next(c for c, ext in layout.EXTENSIONS.items()
-                                   if self.b.location.endswith(ext) and (c != "off" or
-                                                                         ext == ".zfs"))
+                compression = layout.compression_of(self.b.location)
                 tools = self.source.capabilities.get("tools", {})
                 source_stages = [compress.decompressor(compression, tools) or ["cat"]]
                 input_path = self.b.location

@@ -715,3 +715,10 @@ def test_render_csv_is_raw():
 def test_render_unknown_format():
     with pytest.raises(click.BadParameter):
         render(RECORDS, COLUMNS, "nope")
+
+
+def test_compression_of_file_names():
+    assert [layout.compression_of(f"/m/b/x{e}") for e in (".zfs", ".zfs.gz", ".zfs.bz2")] == [
+        "off", "gzip", "bzip2"]
+    with pytest.raises(ValueError):
+        layout.compression_of("/m/b/x.tar")
