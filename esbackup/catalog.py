@@ -412,7 +412,7 @@ class Catalog:
             "AND (? IS NULL OR b.definition_name = ?) AND (? IS NULL OR b.status = ?) "
             "AND (? IS NULL OR n.name = ?) AND (? IS NULL OR d.name = ?) "
             "AND (? IS NULL OR b.disk_id = ?) AND (? IS NULL OR b.name = ?) "
-            "ORDER BY b.created, b.id",
+            "ORDER BY b.created, b.name",
             (vm, vm, vm, definition, definition, status, status, node, node, dc, dc,
              disk_id, disk_id, name, name))
         return [self._backup(r) for r in rows]
