@@ -221,17 +221,21 @@ class BackupJob:
         dst_t.run(["find", folder, "-maxdepth", "1", "-name", ".*.part", "-type", "f",
                    "-delete"])
         filters = compress.compressor(self.d.compression, tools)
-        self.move([zfs.send(self.snapshot)], [filters or ["cat"]], output=self.partial,
-                  total=lambda: self.estimate(nodes.session(self.compute), None))
-        checksum = nodes.sha256(dst_t, self.partial, tools)
+        moved = self.move([zfs.send(self.snapshot)], [filters or ["cat"]], output=self.partial,
+                          total=lambda: self.estimate(nodes.session(self.compute), None))
+        if moved is not None and filters is None:
+            checksum = moved.sha256  # the very bytes `cat` stored, hashed on their way
+        else:
+            checksum = nodes.sha256(dst_t, self.partial, tools)
         dst_t.run(["mv", "-f", self.partial, path])
         self.made_files.append(path)
         self.partial = None
         return path, nodes.file_size(dst_t, path), checksum
 
-    def move(self, source_stages, stages, output=None, total=None) -> None:
-        paths.move(self.compute, self.target_node, source_stages=source_stages, stages=stages,
-                   output=output, rate=self.d.bwlimit, reporter=self.reporter, total=total)
+    def move(self, source_stages, stages, output=None, total=None):
+        return paths.move(self.compute, self.target_node, source_stages=source_stages,
+                          stages=stages, output=output, rate=self.d.bwlimit,
+                          reporter=self.reporter, total=total)
 
     def estimate(self, t, base: str | None) -> int | None:
         """Stream size for the progress bar: `send -nvP` where the node has it,

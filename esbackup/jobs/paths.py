@@ -39,12 +39,12 @@ def mode(source: Node, target: Node) -> str:
 def move(source: Node, target: Node, *, source_stages: list[list[str]],
          stages: list[list[str]], input_path: str | None = None, output: str | None = None,
          rate: int = 0, reporter=None, direct_ok: bool = True,
-         total: Callable[[], int | None] | None = None) -> int | None:
+         total: Callable[[], int | None] | None = None) -> transfer.Moved | None:
     """Stream what `source_stages` print on `source` into `stages` on `target`.
 
     `total` estimates the stream's size, asked only when a progress bar shows.
 
-    Returns the stream's size in bytes when it passed through this host.
+    Returns the stream's size and SHA-256 when it passed through this host.
     """
     how = mode(source, target)
     if how == "direct" and not direct_ok:
@@ -64,7 +64,7 @@ def move(source: Node, target: Node, *, source_stages: list[list[str]],
 
 
 def relay(source: Node, target: Node, source_stages, stages, input_path, output, rate,
-          reporter, total: Callable[[], int | None] | None) -> int:
+          reporter, total: Callable[[], int | None] | None) -> transfer.Moved:
     send_argv = transport.pipeline_argv(source_stages, input_path=input_path)
     receive_argv = transport.pipeline_argv(stages, output=output)
     progress = reporter.progress(f"{source.name} → {target.name}", total) if reporter else None
@@ -85,7 +85,7 @@ def relay(source: Node, target: Node, source_stages, stages, input_path, output,
                 progress(None)
         transport.check_pipeline(target.name, stages,
                                  transport.Result(dst.status, "", dst.stderr))
-    return moved.size
+    return moved
 
 
 def stage_error(*sides) -> OperationFailed | None:
