@@ -8,6 +8,7 @@ import pytest
 from esbackup import auth, schedule
 from esbackup.catalog import Catalog
 from esbackup.models import Backup
+from tests.seed import SEED_CRONS
 
 UUID = "3f2a5a4e-0000-4000-8000-000000000001"
 BASE = ["--disk-id", "1", "--type", "dataset", "--node", "b1", "--storage", "tank",
@@ -16,19 +17,6 @@ JSON_FIELDS = {"name", "vm", "disk_id", "type", "node", "storage", "schedule", "
                "schedule_utc", "next_run", "retention", "active", "desc", "compression",
                "bwlimit", "fsfreeze", "created"}
 
-# The seed's "Cron Format" list, verbatim.
-SEED_CRONS = [
-    "30 08 10 06 *",
-    "00 11,16 * * *",
-    "00 09-17 * * *",
-    "00 09-18 * * 1-5",
-    "* * * * *",
-    "0,10,20,30,40,50 * * * *",
-    "0,2,4,6,8,10 * * * *",
-    "0 0 1 1 *",
-    "0 0 * * *",
-    "0 * * * *",
-]
 
 
 def create(esb, ref="web01/daily", *extra, schedule="0 1 * * *", base=BASE):

@@ -23,22 +23,12 @@ from esbackup.schedule import (
     validate_cron,
     validate_timezone,
 )
+from tests.seed import SEED_CRONS
 
 UTC = timezone.utc
 PRAGUE = "Europe/Prague"
 NEW_YORK = "America/New_York"
-SEED_EXAMPLES = [
-    "30 08 10 06 *",
-    "00 11,16 * * *",
-    "00 09-17 * * *",
-    "00 09-18 * * 1-5",
-    "* * * * *",
-    "0,10,20,30,40,50 * * * *",
-    "0,2,4,6,8,10 * * * *",
-    "0 0 1 1 *",
-    "0 0 * * *",
-    "0 * * * *",
-]
+SEED_EXAMPLES = SEED_CRONS
 
 
 def utc(*args: int) -> datetime:
