@@ -2,7 +2,7 @@
 
 Identity is the OS user running the command, or SUDO_USER when root runs it
 through sudo. Root and the owner of the catalog file are superadmin; anyone
-else must be registered with `esbackup user create`.
+else must be registered with `esbackup user create` (see `identify` for sudo).
 
 Roles (from the product spec): superadmin read-write everywhere; dcadmin
 read-write on the virtual servers, definitions and backups of its DCs and
@@ -43,9 +43,22 @@ def os_user() -> tuple[str, int]:
         return str(uid), uid
 
 
+def via_sudo() -> bool:
+    return os.geteuid() == 0 and bool(os.environ.get("SUDO_USER"))
+
+
 def identify(catalog) -> Identity:
+    """Root and the catalog's owner are superadmin; under sudo the catalog must
+    be root's (else any sudoer could bring a catalog of their own and act as
+    root on the nodes), and the sudo user is superadmin only until the first
+    user is registered."""
     name, uid = os_user()
-    if uid == 0 or uid == catalog.path.stat().st_uid:
+    sudo = via_sudo()
+    owner = catalog.path.stat().st_uid
+    if sudo and owner != 0:
+        raise PermissionDenied(f"through sudo, esbackup opens only a catalog owned by root; "
+                               f"{catalog.path} is not")
+    if uid == 0 or (not sudo and uid == owner) or (sudo and not catalog.users()):
         return Identity(name, "superadmin")
     try:
         user = catalog.user(name)

@@ -338,7 +338,10 @@ class Catalog:
         return self.definition(d.vm, d.name)
 
     def update_definition(self, d: Definition) -> Definition:
-        self._update("definitions", self._definition_values(d), d.id)
+        with self.transaction():
+            self._update("definitions", self._definition_values(d), d.id)
+            self.conn.execute("UPDATE backups SET definition_name = ? WHERE definition_id = ?",
+                              (d.name, d.id))
         return self.definition(d.vm, d.name)
 
     def definition(self, vm: str, name: str) -> Definition:
@@ -428,12 +431,15 @@ class Catalog:
             location=row["location"], checksum=row["checksum"], manifest=row["manifest"],
             id=row["id"])
 
-    def move_backup_locations(self, old_prefix: str, new_prefix: str) -> None:
-        """Backups whose data moved (a target renamed aside) follow it."""
+    def move_backup_locations(self, node: str, storage: str, old_prefix: str,
+                              new_prefix: str) -> None:
+        """Backups whose data moved (a target renamed aside) follow it; only those
+        on that node's storage (pool names repeat across nodes)."""
         self.conn.execute(
             "UPDATE backups SET location = ? || substr(location, ?) "
-            "WHERE substr(location, 1, ?) = ?",
-            (new_prefix, len(old_prefix) + 1, len(old_prefix), old_prefix))
+            "WHERE substr(location, 1, ?) = ? AND storage_id = ?",
+            (new_prefix, len(old_prefix) + 1, len(old_prefix), old_prefix,
+             self.storage(node, storage).id))
 
     def delete_backup(self, b: Backup) -> None:
         self.conn.execute("DELETE FROM backups WHERE id = ?", (b.id,))

@@ -113,6 +113,7 @@ def create_vm(cat: Catalog, who: Identity, hostname: str, *, node: str, dc: str 
               qga_socket: str | None) -> VM:
     dc = dc or "admin"
     auth.require_dc(who, dc)
+    auth.require_superadmin(who, "mapping disks to datasets (vm create --disk)")
     if not disks:
         raise InvalidInput("a virtual server needs at least one --disk ID=DATASET")
     compute = cat.node(node)
@@ -123,7 +124,22 @@ def create_vm(cat: Catalog, who: Identity, hostname: str, *, node: str, dc: str 
             node=node, owner=validate_name(owner, "owner") if owner else None,
             brand=validate_choice(brand, BRANDS, "brand"), disks=parse_disks(disks),
             qga_socket=validate_socket(qga_socket))
+    check_disks_free(cat, vm)
     return cat.add_vm(vm)
+
+
+def check_disks_free(cat: Catalog, vm: VM) -> None:
+    """No dataset belongs to two VMs (nor lies inside another VM's disk): a
+    restore destroys its target, which must be that VM's alone."""
+    for other in cat.vms(node=vm.node):
+        if other.uuid == vm.uuid:
+            continue
+        for mine in vm.disks.values():
+            for theirs in other.disks.values():
+                if mine == theirs or mine.startswith(theirs + "/") or \
+                        theirs.startswith(mine + "/"):
+                    raise InvalidInput(f"dataset {mine} overlaps disk {theirs} of "
+                                       f"{other.hostname}")
 
 
 def validate_path(path: str, what: str) -> str:
@@ -154,9 +170,12 @@ def update_vm(cat: Catalog, who: Identity, vm: VM, *, hostname: str | None, node
     if brand is not None:
         vm.brand = validate_choice(brand, BRANDS, "brand")
     if disks:
+        auth.require_superadmin(who, "mapping disks to datasets (vm update --disk)")
         vm.disks = parse_disks(disks)
     if qga_socket is not None:
         vm.qga_socket = validate_socket(qga_socket) if qga_socket else None
+    if disks or node is not None:
+        check_disks_free(cat, vm)
     if missing := {d.disk_id for d in own} - set(vm.disks):
         raise InvalidInput(f"disk {min(missing)} is used by a backup definition")
     if vm.brand not in FREEZE_BRANDS and (frozen := [d.ref for d in own if d.fsfreeze]):

@@ -27,26 +27,29 @@ def run_one(ref: str, *, wait: float, force: bool, trigger: str) -> None:
 @click.command("run")
 @click.argument("ref", metavar="VM/NAME", required=False)
 @click.option("--due", is_flag=True, help="Run every active definition that is due (a tick).")
-@click.option("--wait", type=float, default=0, help="Seconds to wait for a busy disk or node.")
+@click.option("--wait", type=float, default=None,
+              help="Seconds to wait for a busy disk or node (0; with --due 3000).")
 @click.option("--force", is_flag=True, help="Run even if the definition is inactive.")
 def cli(ref, due, wait, force) -> None:
     """Run a backup definition now: the cron entry point.
 
     Prints nothing but errors and warnings when not on a terminal. With --due,
-    runs (in parallel, within each node's limit) every active definition whose
-    schedule fired since its last run, looking back at most one hour.
+    runs (in parallel, queueing for each node's slots up to --wait) every
+    active definition whose schedule fired since its last run, looking back
+    at most one hour.
     """
     if due == bool(ref):
         raise InvalidInput("give either VM/NAME or --due")
     if ref:
-        run_one(ref, wait=wait, force=force, trigger="cron" if not sys.stdin.isatty()
-                else "manual")
+        run_one(ref, wait=wait or 0, force=force,
+                trigger="cron" if not sys.stdin.isatty() else "manual")
         return
     from esbackup import auth
     from esbackup.jobs import tick
 
     a = app()
     auth.require_superadmin(a.identity, "run --due")
-    failures = tick.run_due(a.catalog, reporter=a, wait=wait)
+    failures = tick.run_due(a.catalog, reporter=a,
+                            wait=tick.TICK_WAIT if wait is None else wait)
     if failures:
         raise click.exceptions.Exit(1)

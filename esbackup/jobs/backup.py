@@ -19,10 +19,15 @@ from esbackup.jobs import freeze, layout, locks, manifest, paths, recover, reten
 from esbackup.models import VM, Backup, Definition, Node, Run, Storage
 
 
+def start_run(cat: Catalog, d: Definition, trigger: str) -> Run:
+    return cat.add_run(Run(definition=d.ref, trigger=trigger, started=utcnow(), pid=os.getpid()))
+
+
 def run_definition(cat: Catalog, d: Definition, *, trigger: str, wait: float = 0,
-                   force: bool = False, reporter=None) -> Backup:
-    """Run one definition now; records the run whatever happens."""
-    run = cat.add_run(Run(definition=d.ref, trigger=trigger, started=utcnow(), pid=os.getpid()))
+                   force: bool = False, reporter=None, run: Run | None = None) -> Backup:
+    """Run one definition now; records the run (`run`, if already started) whatever
+    happens."""
+    run = run or start_run(cat, d, trigger)
     if not d.active and not force:
         error = InvalidInput(f"definition {d.ref} is inactive (use --force to run it anyway)")
         runlog.finish(cat, run, "skipped", error=str(error))
@@ -140,60 +145,70 @@ class BackupJob:
 
     def take_snapshot(self) -> tuple[bool, str]:
         t = nodes.session(self.compute)
+        self.made_snapshot = True  # the name is new (unique_name): removing it is safe
         if self.d.fsfreeze:
             result = freeze.snapshot(t, self.compute, self.vm, self.snapshot)
-            self.made_snapshot = True
+            if not result.thawed:
+                _say(self.reporter, "warn", f"{self.d.ref}: GUEST MAY STILL BE FROZEN: "
+                     f"{result.note}")
+                return result.frozen, f"thaw failed: {result.note}"
             if not result.frozen:
                 _say(self.reporter, "warn", f"{self.d.ref}: backup taken without freeze: "
                      f"{result.note}")
                 return False, f"not frozen: {result.note}"
             return True, ""
         t.run(zfs.snapshot(self.snapshot))
-        self.made_snapshot = True
         return False, ""
 
     def dataset_backup(self) -> tuple[str, int, None]:
         target = layout.dataset_target(self.storage.zpool, self.vm.uuid, self.d.disk_id)
         src_t, dst_t = nodes.session(self.compute), nodes.session(self.target_node)
-        base = self.incremental_base(dst_t, target)
+        base, existing = self.incremental_base(dst_t, target)
         used_before = self.used(dst_t, target) if base else 0
         send = zfs.send(self.snapshot, base=base)
-        receive = zfs.receive(target, unmounted=True, caps=self.target_node.capabilities)
+        # -F with an incremental only rolls the target back to its newest
+        # snapshot, the base: live changes (or a snapshot a failed run removed)
+        # are undone, no backup is touched.
+        receive = zfs.receive(target, force=base is not None, unmounted=True,
+                              caps=self.target_node.capabilities)
+        ours = f"{target}@{layout.snapshot_name(self.name)}"
+        if ours not in existing:  # one that was there before is not ours to remove
+            self.made_target_snapshot = ours
         self.move([send], [receive], total=lambda: self.estimate(src_t, base))
-        # only now: a receive that failed left nothing, and a snapshot of that
-        # name that was there before is not ours to remove
-        self.made_target_snapshot = f"{target}@{layout.snapshot_name(self.name)}"
         if base is None:
             dst_t.run(zfs.set_property(target, "readonly", "on"))
-        return self.made_target_snapshot, self.used(dst_t, target) - used_before, None
+        return ours, self.used(dst_t, target) - used_before, None
 
-    def incremental_base(self, dst_t, target: str) -> str | None:
-        """The newest target snapshot, if the source still has it; else None (full).
+    def incremental_base(self, dst_t, target: str) -> tuple[str | None, set[str]]:
+        """The newest target snapshot, if the source still has it, else None (a
+        full send); and the names of the target's snapshots.
 
         Anything else would need the target rolled back. With no usable base,
         an existing target is renamed aside, never destroyed; its backups move
         with it and stay restorable.
         """
         if not zfs.parse_exists(*_status(dst_t.run(zfs.exists(target), check=False))):
-            return None
+            return None, set()
         target_snaps = zfs.parse_snapshots(dst_t.run(zfs.list_snapshots(target)).stdout, target)
         if target_snaps:
             newest = target_snaps[-1]
             for snap in self.source_snaps:
                 if snap.snapname == newest.snapname and snap.guid == newest.guid:
-                    return snap.name
+                    return snap.name, {s.name for s in target_snaps}
         aside = layout.aside_name(target, self.created)
         dst_t.run(zfs.unmount(target), check=False)
         dst_t.run(zfs.rename(target, aside))
-        self.cat.move_backup_locations(f"{target}@", f"{aside}@")
+        self.cat.move_backup_locations(self.target_node.name, self.storage.name, f"{target}@",
+                                       f"{aside}@")
         self.rewrite_manifests(dst_t, aside)
         _say(self.reporter, "warn", f"{self.d.ref}: no common snapshot with {target}; full "
              f"backup into a fresh target, old one kept as {aside}")
-        return None
+        return None, set()
 
     def rewrite_manifests(self, t, aside: str) -> None:
         """Manifests follow their backups aside, so a rebuilt catalog finds them."""
-        moved = [b for b in self.cat.backups(vm=self.vm.uuid, disk_id=self.d.disk_id)
+        moved = [b for b in self.cat.backups(vm=self.vm.uuid, disk_id=self.d.disk_id,
+                                             node=self.target_node.name)
                  if b.location and b.location.startswith(f"{aside}@") and b.manifest]
         for b in moved:
             try:
@@ -258,12 +273,23 @@ class BackupJob:
         return path
 
     def trim_source(self) -> None:
-        """Keep on the source only the snapshot the next incremental needs."""
-        t = nodes.session(self.compute)
+        """Keep on the source only the snapshot the next incremental needs.
+
+        Ours are the snapshots named for this definition, and those of its
+        backups made under an earlier name. A failure here only warns: the
+        backup is whole, and the next run trims again.
+        """
+        mine = {layout.snapshot_name(b.name) for b in self.cat.backups(
+            vm=self.vm.uuid, definition=self.d.name, disk_id=self.d.disk_id)}
         done = [] if self.d.type == "dataset" else [self.snapshot]
-        for name in [s.name for s in self.source_snaps] + done:
-            if layout.owned_by(name.split("@", 1)[1], self.d):
-                t.run(zfs.destroy(name), check=False)
+        try:
+            t = nodes.session(self.compute)
+            for name in [s.name for s in self.source_snaps] + done:
+                snapname = name.split("@", 1)[1]
+                if snapname in mine or layout.owned_by(snapname, self.d):
+                    t.run(zfs.destroy(name), check=False)
+        except EsbackupError as error:
+            _say(self.reporter, "warn", f"{self.d.ref}: old snapshots not trimmed: {error}")
 
     def clean_up(self) -> None:
         """Remove what this run made; best effort, the original error wins."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
@@ -41,10 +42,12 @@ def pid_alive(pid: int) -> bool:
 
 
 def is_stale(holder: dict, now: datetime | None = None) -> bool:
+    """On this host the holder's process decides (a stopped or suspended one
+    still holds); a holder elsewhere holds until its lease runs out."""
+    if holder["host"] == socket.gethostname():
+        return not pid_alive(holder["pid"])
     now = now or datetime.now(timezone.utc)
-    if datetime.fromisoformat(holder["lease_until"]) < now:
-        return True
-    return holder["host"] == socket.gethostname() and not pid_alive(holder["pid"])
+    return datetime.fromisoformat(holder["lease_until"]) < now
 
 
 @dataclass
@@ -100,7 +103,10 @@ class Locks:
         cat = Catalog.open(self.catalog.path)  # sqlite connections stay in their thread
         try:
             while not self._stop.wait(HEARTBEAT_S):
-                cat.renew_locks(list(self.held), os.getpid(), lease_until())
+                try:
+                    cat.renew_locks(list(self.held), os.getpid(), lease_until())
+                except sqlite3.Error:
+                    continue  # busy for a while: the lease outlasts a few missed beats
         finally:
             cat.close()
 

@@ -52,6 +52,8 @@ def restore(cat: Catalog, b: Backup, vm: VM, disk_id: int, *, force: bool = Fals
             held.disk(b.vm_uuid, b.disk_id, wait)
         recover.after_takeover(cat, held.stale, app)
         b = cat.backup(b.vm_uuid, b.name)
+        if b.status != "ok":  # it may have changed while we waited for the lock
+            raise InvalidInput(f"backup {b.ref} is {b.status}: only ok backups can be restored")
         job = RestoreJob(cat, b, vm, disk_id, cat.node(vm.node), cat.node(b.node), app)
         check_stopped(job.compute, vm, force)
         job.preflight()
@@ -74,8 +76,13 @@ class RestoreJob:
         self.temp = layout.restore_temp(self.target, self.when)
 
     def preflight(self) -> None:
-        """Refuse before touching anything: corrupt file, small disk, no space."""
+        """Refuse before touching anything: corrupt file, small disk, no space,
+        or datasets below the disk (not in the backup, and not named for loss)."""
         src_t, dst_t = nodes.session(self.source), nodes.session(self.compute)
+        children = dst_t.run(zfs.list_children(self.target)).stdout.split()[1:]
+        if children:
+            raise InvalidInput(f"target disk {self.target} has datasets below it "
+                               f"({children[0]}); restore refuses to destroy them")
         if self.b.type == "file":
             tools = self.source.capabilities.get("tools", {})
             actual = nodes.sha256(src_t, self.b.location, tools)
@@ -124,7 +131,11 @@ class RestoreJob:
         local = zfs.parse_local(t.run(zfs.get_local(self.target)).stdout)
         old = layout.restore_old(self.target, self.when)
         t.run(zfs.unmount(self.target), check=False)
-        t.run(zfs.rename(self.target, old))
+        try:
+            t.run(zfs.rename(self.target, old))
+        except BaseException:
+            t.run(zfs.mount(self.target), check=False)
+            raise
         try:
             t.run(zfs.rename(self.temp, self.target))
         except BaseException:

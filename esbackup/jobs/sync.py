@@ -6,8 +6,8 @@ from collections import defaultdict
 from esbackup import nodes
 from esbackup.catalog import Catalog
 from esbackup.drivers import zfs
-from esbackup.errors import EsbackupError, OperationFailed
-from esbackup.jobs import locks, recover, restore
+from esbackup.errors import Busy, EsbackupError, NotFound, OperationFailed
+from esbackup.jobs import locks, recover
 from esbackup.models import Backup
 
 EXISTING_SCRIPT = 'for f in "$@"; do [ -e "$f" ] && echo "$f"; done; true'
@@ -59,16 +59,32 @@ def sync(cat: Catalog, node: str | None = None, reporter=None) -> list[dict]:
 
 
 def resolve(cat: Catalog, b: Backup, exists: bool, reporter) -> tuple[str, str] | None:
+    """Settle one backup under its disk's lock (a busy disk is left alone): the
+    row is read again there, as a run may have finished or moved it meanwhile."""
+    try:
+        with locks.Locks(cat, owner=f"sync {b.ref}") as held:
+            held.disk(b.vm_uuid, b.disk_id)
+            now = cat.backup(b.vm_uuid, b.name)
+            if now.location != b.location:
+                return None  # moved since we looked: the next sync sees it right
+            change = settle(cat, now, exists, reporter)
+            recover.after_takeover(cat, held.stale, reporter)  # a dead run's leftovers
+            return change
+    except (Busy, NotFound):
+        return None
+
+
+def settle(cat: Catalog, b: Backup, exists: bool, reporter) -> tuple[str, str] | None:
     if b.status == "ok" and not exists:
         cat.update_backup(b, status="lost")
         return "lost", "data missing on the node"
     if b.status == "lost" and exists:
         cat.update_backup(b, status="ok")
         return "ok", "data found again"
-    if b.status in ("pending", "restore") and not disk_busy(cat, b):
-        if b.status == "pending":
-            recover.discard_pending(cat, b, reporter)
-            return "(removed)", "pending, but no run is making it"
-        restore.reset_stale_status(cat, reporter)
+    if b.status == "pending":
+        recover.discard_pending(cat, b, reporter)
+        return "(removed)", "pending, but no run is making it"
+    if b.status == "restore":
+        cat.update_backup(b, status="ok")
         return "ok", "restore no longer running"
     return None

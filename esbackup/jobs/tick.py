@@ -12,9 +12,10 @@ from datetime import datetime, timedelta, timezone
 from esbackup import schedule
 from esbackup.catalog import Catalog
 from esbackup.errors import EsbackupError
-from esbackup.models import Definition
+from esbackup.models import Definition, Run
 
 LOOKBACK = timedelta(hours=1)
+TICK_WAIT = 50 * 60  # a due run waits this long for its disk or a node slot
 
 
 def due(cat: Catalog, now: datetime) -> list[Definition]:
@@ -33,17 +34,22 @@ def due(cat: Catalog, now: datetime) -> list[Definition]:
     return found
 
 
-def run_due(cat: Catalog, reporter=None, wait: float = 0,
+def run_due(cat: Catalog, reporter=None, wait: float = TICK_WAIT,
             now: datetime | None = None) -> int:
-    """Run every due definition in parallel; returns how many failed."""
-    from esbackup.jobs.backup import run_definition
+    """Run every due definition in parallel; returns how many failed.
 
-    todo = due(cat, now or datetime.now(timezone.utc))
+    Each gets its run row at once, so the next tick does not pick it again
+    while it waits (up to `wait` seconds) for its disk or a node slot.
+    """
+    from esbackup.jobs.backup import run_definition, start_run
 
-    def one(d: Definition) -> bool:
+    todo = [(d, start_run(cat, d, "tick")) for d in due(cat, now or datetime.now(timezone.utc))]
+
+    def one(item: tuple[Definition, Run]) -> bool:
+        d, run = item
         own = Catalog.open(cat.path)  # one SQLite connection per thread
         try:
-            run_definition(own, d, trigger="tick", wait=wait, reporter=reporter)
+            run_definition(own, d, trigger="tick", wait=wait, reporter=reporter, run=run)
             return True
         except EsbackupError as error:
             if reporter is not None:
@@ -54,5 +60,5 @@ def run_due(cat: Catalog, reporter=None, wait: float = 0,
 
     if not todo:
         return 0
-    with ThreadPoolExecutor(max_workers=min(len(todo), 16)) as pool:
+    with ThreadPoolExecutor(max_workers=min(len(todo), 64)) as pool:
         return sum(not ok for ok in pool.map(one, todo))

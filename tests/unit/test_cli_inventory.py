@@ -144,6 +144,7 @@ def test_users_and_permissions(inventory, monkeypatch):
     inventory.ok("user", "create", "dave", "--role", "dcadmin", "--dc", "dc2")
     inventory.ok("user", "create", "olga", "--role", "vmowner")
     inventory.ok("vm", "update", "web01", "--owner", "olga")
+    inventory.ok("vm", "create", "db01", "--node", "c1", "--dc", "dc2", "--disk", "1=z/db")
     assert [u["name"] for u in inventory.json("user", "list")] == ["dave", "olga"]
     assert "needs at least one --dc" in inventory.fails(2, "user", "create", "x",
                                                         "--role", "dcadmin")
@@ -154,10 +155,14 @@ def test_users_and_permissions(inventory, monkeypatch):
     assert "superadmin" in inventory.fails(3, "dc", "create", "x")
 
     monkeypatch.setattr(auth, "os_user", lambda: ("dave", 4243))
-    assert inventory.json("vm", "list") == []
+    assert [v["hostname"] for v in inventory.json("vm", "list")] == ["db01"]
     inventory.fails(3, "vm", "show", "web01")
-    inventory.ok("vm", "create", "db01", "--node", "c1", "--dc", "dc2", "--disk", "1=z/db")
-    inventory.fails(3, "vm", "create", "db02", "--node", "c1", "--disk", "1=z/db")
+    inventory.ok("vm", "update", "db01", "--owner", "olga")  # a dcadmin runs its DC's VMs
+    # mapping datasets is the superadmin's: a restore destroys the dataset it targets
+    assert "superadmin" in inventory.fails(3, "vm", "create", "db02", "--node", "c1",
+                                           "--dc", "dc2", "--disk", "1=z/other")
+    assert "superadmin" in inventory.fails(3, "vm", "update", "db01", "--disk",
+                                           "1=zones/web01-disk0")
     inventory.fails(3, "node", "create", "n9", "--address", "h", "--no-connect")
 
     monkeypatch.setattr(auth, "os_user", lambda: ("mallory", 4244))
@@ -168,3 +173,21 @@ def test_sudo_user_is_the_caller(monkeypatch):
     monkeypatch.setenv("SUDO_USER", "nobody")
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     assert auth.os_user()[0] == "nobody"
+
+
+def test_sudo_needs_a_root_catalog_and_registration(inventory, monkeypatch, tmp_path):
+    monkeypatch.setenv("SUDO_USER", "nobody")
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert inventory.json("dc", "list")  # no users yet: the sudo user bootstraps
+    monkeypatch.delenv("SUDO_USER")
+    inventory.ok("user", "create", "alice", "--role", "superadmin")
+    monkeypatch.setenv("SUDO_USER", "nobody")
+    assert "not registered" in inventory.fails(3, "dc", "list")
+    os.chown(inventory.catalog, 65534, -1)  # a catalog the sudo user brought along
+    assert "owned by root" in inventory.fails(3, "dc", "list")
+
+
+@pytest.mark.parametrize("dataset", ["zones/web01-disk0", "zones/web01-disk0/inner", "zones"])
+def test_a_dataset_belongs_to_one_vm(inventory, dataset):
+    err = inventory.fails(2, "vm", "create", "web02", "--node", "c1", "--disk", f"1={dataset}")
+    assert "overlaps disk" in err and "web01" in err

@@ -649,6 +649,18 @@ def test_expired_lease_taken_over(cat):
         assert [s["owner"] for s in mine.stale] == ["remote run"]
 
 
+def test_live_local_holder_keeps_its_lock_past_its_lease(cat):
+    """A stopped (Ctrl-Z) or starved process on this host still holds its disk."""
+    import os
+    import socket
+
+    resource = locks.disk_resource(UUID, 1)
+    past = (datetime.now(UTC) - timedelta(minutes=5)).replace(microsecond=0).isoformat()
+    cat.take_lock(resource, "slow run", os.getppid(), socket.gethostname(), past)
+    with locks.Locks(cat, owner="new") as mine, pytest.raises(Busy):
+        mine.disk(UUID, 1)
+
+
 def test_live_holder_on_another_host_with_lease_is_kept(cat):
     resource = locks.disk_resource(UUID, 1)
     cat.take_lock(resource, "remote run", dead_pid(), "some-other-host", locks.lease_until())
