@@ -133,3 +133,31 @@ def test_node_slots_limit_backups_across_processes(site, lab):
     assert proc.returncode == 0, out_err
     first, second = sorted(site.backups(), key=lambda b: b["created"])
     assert first["vm"] == "web01" and second["vm"] == "web02"
+
+
+def test_failure_after_receive_keeps_incrementals_going(site):
+    ref = site.define("daily", "--type", "dataset", "--retention", "5")
+    site.esb.ok("run", ref)
+    manifests = Path(site.backups()[0]["manifest"]).parents[2]
+    broken = manifests.parent / "manifests.moved"
+    manifests.rename(broken)
+    manifests.write_text("a file where the manifests folder belongs")
+    site.write("more.bin", os.urandom(100_000))
+    site.esb.fails(1, "run", ref)  # received, then the manifest failed: all undone
+    assert len(site.backups()) == 1 and len(snapshots(site.target)) == 1
+    manifests.unlink()
+    broken.rename(manifests)
+    site.esb.ok("run", ref)  # incremental again (-F rolls back only live changes)
+    first, second = site.backups()
+    assert second["size"] < 1 << 20
+    assert site.snapshot_digest(second["location"]) == site.source_digest()
+
+
+def test_sync_leaves_a_running_backup_alone(site):
+    ref = slow_definition(site)
+    proc = site.spawn("run", ref)
+    wait_for(lambda: any(b["status"] == "pending" for b in site.backups()), what="pending")
+    assert site.esb.json("backup", "sync") == []
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert [b["status"] for b in site.backups()] == ["ok"]

@@ -42,3 +42,20 @@ def test_migrating_twice_is_a_no_op(tmp_path):
 def test_busy_timeout_is_long(tmp_path):
     cat = Catalog.open(tmp_path / "c.db")
     assert cat.conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 30_000
+
+
+def test_moving_locations_aside_stays_on_its_node(tmp_path):
+    from esbackup.models import Backup, Node, Storage
+
+    cat = Catalog.open(tmp_path / "c.db")
+    for name in ("b1", "b2"):
+        cat.add_node(Node(name=name, address=name, backup=True, compute=False))
+        cat.add_storage(Storage(node=name, name="zones", zpool="zones"))  # same pool name
+    target = "zones/backups/ds/u-disk1"
+    for name, node in (("a-20261126_010000", "b1"), ("b-20261126_010000", "b2")):
+        cat.add_backup(Backup(name=name, vm="web01", vm_uuid="u", disk_id=1, type="dataset",
+                              created="2026-11-26T01:00:00+00:00", status="ok", node=node,
+                              storage="zones", location=f"{target}@esb-{name}"))
+    cat.move_backup_locations("b1", "zones", f"{target}@", f"{target}-aside@")
+    assert [b.location for b in cat.backups()] == [
+        f"{target}-aside@esb-a-20261126_010000", f"{target}@esb-b-20261126_010000"]
