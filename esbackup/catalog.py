@@ -277,13 +277,14 @@ class Catalog:
         return self.vm(vm.hostname)
 
     def update_vm(self, vm: VM) -> VM:
-        dc, node = self.dc(vm.dc), self.node(vm.node)
+        dc, node, old = self.dc(vm.dc), self.node(vm.node), self.vm(vm.uuid)
         with self.transaction():
             self._update("vms", {"hostname": vm.hostname, "dc_id": dc.id, "node_id": node.id,
                                  "owner": vm.owner, "brand": vm.brand,
                                  "qga_socket": vm.qga_socket}, vm.id)
             self.conn.execute("DELETE FROM disks WHERE vm_id = ?", (vm.id,))
             self._set_disks(vm.id, vm.disks)
+            self._rename_refs(vm.uuid, old.hostname, vm.hostname)
         return self.vm(vm.hostname)
 
     def _set_disks(self, vm_id: int, disks: dict[int, str]) -> None:
@@ -338,11 +339,25 @@ class Catalog:
         return self.definition(d.vm, d.name)
 
     def update_definition(self, d: Definition) -> Definition:
+        old = self._definition(self._one(f"{self.DEF_SELECT} WHERE f.id = ?", (d.id,),
+                                         f"no such definition: {d.ref}"))
         with self.transaction():
             self._update("definitions", self._definition_values(d), d.id)
             self.conn.execute("UPDATE backups SET definition_name = ? WHERE definition_id = ?",
                               (d.name, d.id))
+            self.conn.execute("UPDATE runs SET definition = ? WHERE definition = ?",
+                              (d.ref, old.ref))
         return self.definition(d.vm, d.name)
+
+    def _rename_refs(self, vm_uuid: str, old: str, hostname: str) -> None:
+        """Backups and run history follow a VM's new hostname."""
+        self.conn.execute("UPDATE backups SET vm_hostname = ? WHERE vm_uuid = ?",
+                          (hostname, vm_uuid))
+        if old != hostname:
+            self.conn.execute(
+                "UPDATE runs SET definition = ? || substr(definition, ?) "
+                "WHERE substr(definition, 1, ?) = ?",
+                (f"{hostname}/", len(old) + 2, len(old) + 1, f"{old}/"))
 
     def definition(self, vm: str, name: str) -> Definition:
         row = self._one(f"{self.DEF_SELECT} WHERE (v.hostname = ? OR v.uuid = ?) AND f.name = ?",
@@ -352,9 +367,10 @@ class Catalog:
     def definitions(self, vm: str | None = None, dc: str | None = None,
                     node: str | None = None) -> list[Definition]:
         rows = self.conn.execute(
-            f"{self.DEF_SELECT} WHERE (? IS NULL OR v.hostname = ?) AND (? IS NULL OR dc.name = ?)"
-            " AND (? IS NULL OR n.name = ?) ORDER BY v.hostname, f.name",
-            (vm, vm, dc, dc, node, node))
+            f"{self.DEF_SELECT} WHERE (? IS NULL OR v.hostname = ? OR v.uuid = ?) "
+            "AND (? IS NULL OR dc.name = ?) AND (? IS NULL OR n.name = ?) "
+            "ORDER BY v.hostname, f.name",
+            (vm, vm, vm, dc, dc, node, node))
         return [self._definition(r) for r in rows]
 
     @staticmethod

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 from pathlib import Path
 
 import click
@@ -71,9 +72,16 @@ class AppContext:
     @property
     def catalog(self):
         if self._catalog is None:
-            from esbackup.catalog import Catalog
+            import sqlite3
 
-            self._catalog = Catalog.open(self.catalog_path)
+            from esbackup.catalog import Catalog
+            from esbackup.errors import OperationFailed
+
+            try:
+                self._catalog = Catalog.open(self.catalog_path)
+            except (sqlite3.Error, OSError) as error:
+                raise OperationFailed(f"catalog {self.catalog_path or 'default'}: "
+                                      f"{error}") from None
         return self._catalog
 
     @property
@@ -120,4 +128,18 @@ def cli(ctx: click.Context, catalog_path: Path | None, verbose: int, quiet: bool
 
 
 def main() -> None:
-    cli(prog_name="esbackup")
+    """The console script: click's behaviour, but usage errors on one line."""
+    try:
+        status = cli.main(prog_name="esbackup", standalone_mode=False)
+    except click.UsageError as error:
+        where = error.ctx.command_path if error.ctx else "esbackup"
+        message = " ".join(error.format_message().split())
+        click.echo(f"Error: {message} (see {where} --help)", err=True)
+        sys.exit(error.exit_code)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except click.Abort:
+        click.echo("Aborted!", err=True)
+        sys.exit(1)
+    sys.exit(status if isinstance(status, int) else 0)

@@ -77,6 +77,14 @@ def apply_node_options(node: Node, *, address: str | None = None, user: str | No
     return node
 
 
+def check_roles_in_use(cat: Catalog, node: Node) -> None:
+    """A node keeps the roles its VMs, storages and definitions rely on."""
+    if not node.compute and cat.vms(node=node.name):
+        raise InvalidInput(f"node {node.name} hosts virtual servers: it keeps --compute")
+    if not node.backup and (cat.storages(node.name) or cat.definitions(node=node.name)):
+        raise InvalidInput(f"node {node.name} has storages or definitions: it keeps --backup")
+
+
 def validate_fingerprint(value: str) -> str:
     """An OpenSSH SHA256 fingerprint: 'SHA256:' and 43 characters of unpadded base64."""
     if not re.fullmatch(r"SHA256:[A-Za-z0-9+/]{43}", value):
@@ -164,7 +172,10 @@ def update_vm(cat: Catalog, who: Identity, vm: VM, *, hostname: str | None, node
     if hostname is not None:
         vm.hostname = validate_name(hostname, "hostname")
     if node is not None:
-        vm.node = cat.node(node).name
+        auth.require_superadmin(who, "moving a VM's disks to another node (vm update --node)")
+        if not cat.node(node).compute:
+            raise InvalidInput(f"node {node} has no compute role")
+        vm.node = node
     if owner is not None:
         vm.owner = validate_name(owner, "owner") if owner else None
     if brand is not None:

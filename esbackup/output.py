@@ -23,7 +23,7 @@ MACHINE_FORMATS = ("json", "csv", "tsv")
 class Column:
     key: str
     header: str
-    kind: str = "text"  # text | size | duration | time | bool | list
+    kind: str = "text"  # text | size | duration | time | bool | list | rate | times
     full_only: bool = False
 
 
@@ -31,6 +31,7 @@ def output_options(func: Callable) -> Callable:
     """`-f/--format` and `--full` for every command that prints records."""
 
     @click.option("-f", "--format", "fmt", default="table", show_default=True,
+                  callback=lambda ctx, param, value: check_format(value) or value,
                   help="table, json, csv, tsv, plain, or any tabulate format name")
     @click.option("--full", is_flag=True, help="Show all columns.")
     @functools.wraps(func)
@@ -86,6 +87,11 @@ def _display(value, kind: str) -> str:
         return "yes" if value else "no"
     if kind == "list":
         return ",".join(str(v) for v in value or [])
+    if kind == "rate":
+        return "unlimited" if not value else f"{human_size(value)}/s"
+    if kind == "times":
+        return ", ".join(datetime.fromisoformat(v).astimezone().strftime("%m-%d %H:%M")
+                         for v in value or [])
     if isinstance(value, dict):
         return " ".join(f"{k}={v}" for k, v in value.items())
     return "-" if value is None else str(value)

@@ -1,15 +1,17 @@
 import click
 
 from esbackup import backups
-from esbackup.commands.common import app, confirm_destructive
-from esbackup.models import STATUSES
+from esbackup.commands.common import app, confirm_destructive, known
+from esbackup.errors import InvalidInput, OperationFailed
+from esbackup.models import STATUSES, parse_ref
 from esbackup.output import Column, echo_record, echo_records, output_options
 
 COLUMNS = [
     Column("vm", "VM"), Column("name", "Name"), Column("disk_id", "Disk ID"),
     Column("type", "Type"), Column("created", "Created", "time"), Column("status", "Status"),
     Column("duration", "Duration", "duration"), Column("size", "Size", "size"),
-    Column("note", "Note"), Column("definition", "Definition", full_only=True),
+    Column("note", "Note"), Column("fsfreeze", "Freeze", "bool", full_only=True),
+    Column("definition", "Definition", full_only=True),
     Column("node", "Backup node", full_only=True), Column("storage", "Storage", full_only=True),
     Column("vm_uuid", "VM UUID", full_only=True), Column("location", "Location", full_only=True),
     Column("checksum", "SHA-256", full_only=True), Column("manifest", "Manifest", full_only=True),
@@ -23,7 +25,7 @@ def cli() -> None:
 
 @cli.command("list")
 @click.option("--vm", help="Only this virtual server (hostname or uuid).")
-@click.option("--definition", help="Only this definition name.")
+@click.option("--definition", help="Only this definition (NAME, or VM/NAME).")
 @click.option("--status", type=click.Choice(STATUSES))
 @click.option("--node", help="Only this backup node.")
 @click.option("--dc", help="Only this DC.")
@@ -31,6 +33,9 @@ def cli() -> None:
 def list_(vm, definition, status, node, dc, fmt, full) -> None:
     """List backups, oldest first."""
     a = app()
+    known(a.catalog, dc=dc, node=node)
+    if definition and "/" in definition:  # VM/NAME, as definitions are named elsewhere
+        vm, definition = parse_ref(definition, "definition")
     found = backups.visible(a.catalog, a.identity, vm=vm, definition=definition,
                             status=status, node=node, dc=dc)
     shape = backups.record if fmt in ("json", "csv", "tsv") else backups.table_record
@@ -98,6 +103,8 @@ def restore(ref, target_vm, target_disk_id, yes, force, wait) -> None:
 
     a = app()
     b = backups.lookup(a.catalog, a.identity, ref, write=False)
+    if b.status != "ok":
+        raise InvalidInput(f"backup {b.ref} is {b.status}: only ok backups can be restored")
     vm = a.catalog.vm(target_vm or b.vm_uuid)
     disk_id = target_disk_id or b.disk_id
     from esbackup import auth
@@ -122,12 +129,15 @@ def sync(node, fmt, full) -> None:
 
     a = app()
     auth.require_superadmin(a.identity, "backup sync")
-    changes = sync_job.sync(a.catalog, node)
+    known(a.catalog, node=node)
+    changes, unreachable = sync_job.sync(a.catalog, node, reporter=a)
     columns = [Column("backup", "Backup"), Column("was", "Was"), Column("now", "Now"),
                Column("why", "Why")]
     if changes or fmt == "json":
         echo_records(changes, columns, fmt, full)
-    else:
+    elif not unreachable:
         click.echo("catalog and nodes agree")
+    if unreachable:
+        raise OperationFailed("sync incomplete, unreachable: " + "; ".join(unreachable))
 
 

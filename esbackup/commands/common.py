@@ -21,3 +21,11 @@ def confirm_destructive(message: str, yes: bool) -> None:
         raise InvalidInput(f"{message}: not confirmed (use --yes when not on a terminal)")
     if not click.confirm(f"{message}. Continue?", default=False, err=True):
         raise click.Abort()
+
+
+def known(cat, *, dc: str | None = None, node: str | None = None) -> None:
+    """Filters name existing records: a typo is "not found" (exit 4), not an empty list."""
+    if dc is not None:
+        cat.dc(dc)
+    if node is not None:
+        cat.node(node)

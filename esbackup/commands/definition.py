@@ -1,7 +1,7 @@
 import click
 
 from esbackup import definitions
-from esbackup.commands.common import app, confirm_destructive
+from esbackup.commands.common import app, confirm_destructive, known
 from esbackup.models import BACKUP_TYPES, COMPRESSIONS, Definition, parse_ref
 from esbackup.output import Column, echo_record, echo_records, output_options
 
@@ -12,7 +12,7 @@ COLUMNS = [
     Column("schedule_utc", "Schedule (UTC)", full_only=True),
     Column("next_run", "Next run", "time"), Column("retention", "Retention"),
     Column("active", "Active", "bool"), Column("compression", "Compression", full_only=True),
-    Column("bwlimit", "Bandwidth limit", "size", full_only=True),
+    Column("bwlimit", "Bandwidth limit", "rate", full_only=True),
     Column("fsfreeze", "Freeze", "bool", full_only=True), Column("desc", "Description"),
     Column("created", "Created", "time", full_only=True),
 ]
@@ -79,6 +79,7 @@ def create(ref: str, **options) -> None:
 def list_(vm, dc, node, fmt, full) -> None:
     """List backup definitions (the seed's overview: -f plain --full)."""
     a = app()
+    known(a.catalog, dc=dc, node=node)
     found = definitions.visible(a.catalog, a.identity, vm=vm, dc=dc, node=node)
     echo_records([definitions.record(d) for d in found], COLUMNS, fmt, full)
 

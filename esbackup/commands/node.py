@@ -112,6 +112,7 @@ def update(name: str, **options) -> None:
     a = app()
     auth.require_superadmin(a.identity, "node update")
     node = inventory.apply_node_options(a.catalog.node(name), **options)
+    inventory.check_roles_in_use(a.catalog, node)
     a.catalog.update_node(node)
     click.echo(f"updated node {name}")
 

@@ -3,7 +3,7 @@ from datetime import datetime, timedelta, timezone
 import click
 
 from esbackup import definitions, schedule
-from esbackup.commands.common import app
+from esbackup.commands.common import app, known
 from esbackup.errors import InvalidInput
 from esbackup.models import parse_ref
 from esbackup.output import Column, echo_records, output_options
@@ -13,7 +13,10 @@ OVERVIEW_COLUMNS = [
     Column("node", "Backup node"), Column("vm", "VM"), Column("name", "Definition"),
     Column("type", "Type"), Column("schedule", "Schedule"), Column("timezone", "Time zone"),
     Column("schedule_utc", "Schedule (UTC)"), Column("retention", "Retention"),
-    Column("active", "Active", "bool"), Column("next_runs", "Next runs (UTC)", "list"),
+    Column("active", "Active", "bool"), Column("next_runs", "Next runs", "times"),
+    Column("compute_node", "Compute node", full_only=True),
+    Column("disk_id", "Disk ID", full_only=True), Column("desc", "Description", full_only=True),
+    Column("created", "Created", "time", full_only=True),
 ]
 
 
@@ -63,13 +66,15 @@ def next_(ref, count, after, fmt, full) -> None:
 def overview(dc, node, runs, fmt, full) -> None:
     """Definitions per backup node with their next runs (the seed's overview)."""
     a = app()
+    known(a.catalog, dc=dc, node=node)
     now = datetime.now(timezone.utc)
     records = []
     for d in sorted(definitions.visible(a.catalog, a.identity, dc=dc, node=node),
                     key=lambda d: (d.node, d.vm, d.name)):
-        record = definitions.record(d, now) | {"next_runs": [
-            r.strftime("%m-%d %H:%M") for r in schedule.next_runs(d.schedule, d.timezone, now,
-                                                                  runs)] if d.active else []}
+        nexts = schedule.next_runs(d.schedule, d.timezone, now, runs) if d.active else []
+        record = definitions.record(d, now) | {
+            "next_runs": [r.isoformat() for r in nexts],
+            "compute_node": a.catalog.vm(d.vm).node}
         records.append(record)
     echo_records(records, OVERVIEW_COLUMNS, fmt, full)
 
@@ -86,6 +91,7 @@ def load(node, days, fmt, full) -> None:
 
     a = app()
     auth.require_superadmin(a.identity, "schedule load")
+    known(a.catalog, node=node)
     start = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
     items = []
     for d in a.catalog.definitions():
@@ -122,6 +128,7 @@ def balance(node, apply_, fmt, full) -> None:
 
     a = app()
     auth.require_superadmin(a.identity, "schedule balance")
+    known(a.catalog, node=node)
     active = [d for d in a.catalog.definitions() if d.active]
     items = []
     for d in active:

@@ -1,7 +1,7 @@
 import click
 
 from esbackup import auth, inventory
-from esbackup.commands.common import app, confirm_destructive
+from esbackup.commands.common import app, confirm_destructive, known
 from esbackup.models import BRANDS
 from esbackup.output import Column, echo_record, echo_records, output_options
 
@@ -58,6 +58,7 @@ def create(hostname, node, uuid, brand, dc, owner, disks, qga_socket) -> None:
 def list_(dc, node, fmt, full) -> None:
     """List virtual servers."""
     a = app()
+    known(a.catalog, dc=dc, node=node)
     vms = [v for v in a.catalog.vms(dc=dc, node=node) if auth.can_read_vm(a.identity, v)]
     echo_records([vm_record(v) for v in vms], COLUMNS, fmt, full)
 

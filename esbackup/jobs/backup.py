@@ -35,7 +35,7 @@ def run_definition(cat: Catalog, d: Definition, *, trigger: str, wait: float = 0
     try:
         with locks.Locks(cat, owner=f"backup {d.ref} (run {run.id})") as held:
             vm = cat.vm(d.vm)
-            held.disk(vm.uuid, d.disk_id, wait)
+            held.disk(vm.uuid, d.disk_id, wait, vm=vm.hostname)
             recover.after_takeover(cat, held.stale, reporter)
             compute, target_node = cat.node(vm.node), cat.node(d.node)
             held.slot(compute.name, compute.max_backups, wait)

@@ -15,7 +15,7 @@ def delete_backup(cat: Catalog, b: Backup, wait: float = 0) -> None:
         cat.delete_backup(b)
         return
     with locks.Locks(cat, owner=f"delete {b.ref}") as held:
-        held.disk(b.vm_uuid, b.disk_id, wait)
+        held.disk(b.vm_uuid, b.disk_id, wait, vm=b.vm)
         remove(cat, cat.backup(b.vm_uuid, b.name))
 
 

@@ -71,13 +71,14 @@ class Locks:
             return None
         return result
 
-    def disk(self, vm_uuid: str, disk_id: int, wait: float = 0) -> None:
-        """Lock one VM disk; Busy (exit 5) if another operation holds it past `wait`."""
+    def disk(self, vm_uuid: str, disk_id: int, wait: float = 0, vm: str | None = None) -> None:
+        """Lock one VM disk; Busy (exit 5) if another operation holds it past `wait`.
+        `vm` names the server in that message (its hostname)."""
         resource = disk_resource(vm_uuid, disk_id)
         deadline = time.monotonic() + wait
         while (holder := self._try(resource)) is not None:
             if time.monotonic() >= deadline:
-                raise Busy(f"disk {disk_id} of {vm_uuid} is busy: {holder['owner']} "
+                raise Busy(f"disk {disk_id} of {vm or vm_uuid} is busy: {holder['owner']} "
                            f"(pid {holder['pid']}) since {holder['acquired']}")
             time.sleep(POLL_S)
         self._start_heartbeat()

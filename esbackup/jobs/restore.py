@@ -47,9 +47,9 @@ def restore(cat: Catalog, b: Backup, vm: VM, disk_id: int, *, force: bool = Fals
     if disk_id not in vm.disks:
         raise InvalidInput(f"virtual server {vm.hostname} has no disk {disk_id}")
     with locks.Locks(cat, owner=f"restore {b.ref} to {vm.hostname} disk {disk_id}") as held:
-        held.disk(vm.uuid, disk_id, wait)
+        held.disk(vm.uuid, disk_id, wait, vm=vm.hostname)
         if (b.vm_uuid, b.disk_id) != (vm.uuid, disk_id):
-            held.disk(b.vm_uuid, b.disk_id, wait)
+            held.disk(b.vm_uuid, b.disk_id, wait, vm=b.vm)
         recover.after_takeover(cat, held.stale, app)
         b = cat.backup(b.vm_uuid, b.name)
         if b.status != "ok":  # it may have changed while we waited for the lock

@@ -34,9 +34,11 @@ def disk_busy(cat: Catalog, b: Backup) -> bool:
     return any(not locks.is_stale(h) for h in holders)
 
 
-def sync(cat: Catalog, node: str | None = None, reporter=None) -> list[dict]:
+def sync(cat: Catalog, node: str | None = None,
+         reporter=None) -> tuple[list[dict], list[str]]:
     """Mark ok backups whose data is gone `lost`, lost ones whose data is back `ok`,
-    and resolve pending/restore rows that no live run owns. Returns the changes."""
+    and resolve pending/restore rows that no live run owns. Returns the changes,
+    and why nodes that could not be asked were not."""
     changes: list[dict] = []
     by_node: dict[str, list[Backup]] = defaultdict(list)
     for b in cat.backups(node=node):
@@ -53,9 +55,7 @@ def sync(cat: Catalog, node: str | None = None, reporter=None) -> list[dict]:
             if change:
                 changes.append({"backup": b.ref, "was": b.status, "now": change[0],
                                 "why": change[1]})
-    if unreachable:
-        raise OperationFailed("sync incomplete, unreachable: " + "; ".join(unreachable))
-    return changes
+    return changes, unreachable
 
 
 def resolve(cat: Catalog, b: Backup, exists: bool, reporter) -> tuple[str, str] | None:
