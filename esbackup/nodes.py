@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable
 
 from esbackup.drivers import zfs
-from esbackup.errors import HostKeyMismatch, InvalidInput
+from esbackup.errors import HostKeyMismatch, InvalidInput, RemoteCommandError
 from esbackup.models import Node, Storage
 
 TOOLS = ("gzip", "bzip2", "pigz", "pbzip2", "pv", "mbuffer", "sha256sum", "digest", "python3")
@@ -85,6 +85,23 @@ def check(node: Node, storages: list[Storage]) -> dict:
                       "used": space.get(s.zpool, {}).get("used"),
                       "missing": s.zpool not in space} for s in storages],
     }
+
+
+def rename(t, old: str, new: str, attempts: int = 10, pause: float = 0.5) -> None:
+    """Unmount and rename a filesystem or volume. One that was just read can be
+    busy for a moment (zfs-fuse especially), so both steps retry while it is;
+    one that stays busy raises, and stays as it was."""
+    import time
+
+    for attempt in range(attempts):
+        t.run(zfs.unmount(old), check=False)  # not mounted, or a volume: fine
+        result = t.run(zfs.rename(old, new), check=False)
+        if result.status == 0:
+            return
+        if zfs.classify_error(result.stderr) != zfs.BUSY or attempt == attempts - 1:
+            raise RemoteCommandError(t.node.name, zfs.rename(old, new), result.status,
+                                     result.stderr)
+        time.sleep(pause)
 
 
 # --- file operations on a node (constant scripts, paths as arguments) -------

@@ -196,8 +196,7 @@ class BackupJob:
                 if snap.snapname == newest.snapname and snap.guid == newest.guid:
                     return snap.name, {s.name for s in target_snaps}
         aside = layout.aside_name(target, self.created)
-        dst_t.run(zfs.unmount(target), check=False)
-        dst_t.run(zfs.rename(target, aside))
+        nodes.rename(dst_t, target, aside)
         self.cat.move_backup_locations(self.target_node.name, self.storage.name, f"{target}@",
                                        f"{aside}@")
         self.rewrite_manifests(dst_t, aside)

@@ -130,16 +130,15 @@ class RestoreJob:
         t = nodes.session(self.compute)
         local = zfs.parse_local(t.run(zfs.get_local(self.target)).stdout)
         old = layout.restore_old(self.target, self.when)
-        t.run(zfs.unmount(self.target), check=False)
         try:
-            t.run(zfs.rename(self.target, old))
+            nodes.rename(t, self.target, old)
         except BaseException:
             t.run(zfs.mount(self.target), check=False)
             raise
         try:
-            t.run(zfs.rename(self.temp, self.target))
+            nodes.rename(t, self.temp, self.target)
         except BaseException:
-            t.run(zfs.rename(old, self.target), check=False)
+            nodes.rename(t, old, self.target)  # put the disk back
             t.run(zfs.mount(self.target), check=False)
             raise
         for prop, value in local.items():
@@ -174,7 +173,7 @@ def recover_disk(cat: Catalog, vm_uuid: str, disk_id: int, reporter=None) -> Non
     olds = [n for n in names if n.startswith(f"{target}-esbold-")]
     steps = [(cat.node(vm.node), zfs.destroy(n, recursive=True, force=True)) for n in temps]
     if olds and target not in names:
-        t.run(zfs.rename(olds[-1], target))
+        nodes.rename(t, olds[-1], target)
         t.run(zfs.mount(target), check=False)
         olds = olds[:-1]
     steps += [(cat.node(vm.node), zfs.destroy(n, recursive=True, force=True)) for n in olds]
