@@ -22,6 +22,11 @@ def table_record(b: Backup) -> dict:
     return data
 
 
+def shaped(b: Backup, fmt: str) -> dict:
+    """Raw for machines; for people the status carries the freeze flag."""
+    return record(b) if fmt in ("json", "csv", "tsv") else table_record(b)
+
+
 def lookup(cat: Catalog, who: Identity, ref: str, write: bool) -> Backup:
     vm, name = parse_ref(ref, "backup")
     b = cat.backup(vm, name)

@@ -130,7 +130,7 @@ def echo_records(records: list[dict], columns: list[Column], fmt: str, full: boo
         click.echo(text)
 
 
-def echo_record(record: dict, columns: list[Column], fmt: str, full: bool = True) -> None:
+def echo_record(record: dict, columns: list[Column], fmt: str) -> None:
     """One record: JSON object, or a two-column key/value table."""
     check_format(fmt)
     if fmt == "json":

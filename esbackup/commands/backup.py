@@ -38,8 +38,7 @@ def list_(vm, definition, status, node, dc, fmt, full) -> None:
         vm, definition = parse_ref(definition, "definition")
     found = backups.visible(a.catalog, a.identity, vm=vm, definition=definition,
                             status=status, node=node, dc=dc)
-    shape = backups.record if fmt in ("json", "csv", "tsv") else backups.table_record
-    echo_records([shape(b) for b in found], COLUMNS, fmt, full)
+    echo_records([backups.shaped(b, fmt) for b in found], COLUMNS, fmt, full)
 
 
 @cli.command("show")
@@ -49,8 +48,7 @@ def show(ref, fmt, full) -> None:
     """Show one backup."""
     a = app()
     b = backups.lookup(a.catalog, a.identity, ref, write=False)
-    shape = backups.record if fmt in ("json", "csv", "tsv") else backups.table_record
-    echo_record(shape(b), COLUMNS, fmt)
+    echo_record(backups.shaped(b, fmt), COLUMNS, fmt)
 
 
 @cli.command("note")

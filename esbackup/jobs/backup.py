@@ -10,6 +10,7 @@ import os
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from functools import cached_property
 
 from esbackup import nodes
 from esbackup.catalog import Catalog, utcnow
@@ -88,6 +89,11 @@ class BackupJob:
     @property
     def source(self) -> str:
         return self.vm.disks[self.d.disk_id]
+
+    @cached_property
+    def mount(self) -> str:
+        """Where the storage is mounted on the backup node (asked once)."""
+        return nodes.mountpoint(nodes.session(self.target_node), self.storage.zpool)
 
     @property
     def snapshot(self) -> str:
@@ -225,8 +231,7 @@ class BackupJob:
     def file_backup(self) -> tuple[str, int, str]:
         dst_t = nodes.session(self.target_node)
         tools = self.target_node.capabilities.get("tools", {})
-        mount = nodes.mountpoint(dst_t, self.storage.zpool)
-        path = layout.file_path(mount, self.vm.uuid, self.d.disk_id, self.name,
+        path = layout.file_path(self.mount, self.vm.uuid, self.d.disk_id, self.name,
                                 self.d.compression)
         self.partial = layout.partial_path(path)
         folder = path.rpartition("/")[0]
@@ -264,8 +269,7 @@ class BackupJob:
 
     def write_manifest(self, backup: Backup) -> str:
         dst_t = nodes.session(self.target_node)
-        mount = nodes.mountpoint(dst_t, self.storage.zpool)
-        path = layout.manifest_path(mount, self.vm.uuid, self.d.disk_id, self.name)
+        path = layout.manifest_path(self.mount, self.vm.uuid, self.d.disk_id, self.name)
         backup.manifest = path
         nodes.write_file(dst_t, path, manifest.build(backup, self.d, self.vm, self.compute))
         self.made_files.append(path)

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from esbackup import nodes
 from esbackup.catalog import Catalog
 from esbackup.drivers import compress, zfs
-from esbackup.errors import InvalidInput, OperationFailed
+from esbackup.errors import InvalidInput, NotFound, OperationFailed
 from esbackup.jobs import layout, locks, paths, recover
 from esbackup.models import VM, Backup, Node
 
@@ -162,7 +162,7 @@ def recover_disk(cat: Catalog, vm_uuid: str, disk_id: int, reporter=None) -> Non
     try:
         vm = cat.vm(vm_uuid)
         target = vm.disks[disk_id]
-    except (KeyError, Exception):  # noqa: BLE001 - a deleted VM has nothing to recover
+    except (NotFound, KeyError):  # a deleted VM, or a disk it no longer has
         return
     t = nodes.session(cat.node(vm.node))
     parent, _, leaf = target.rpartition("/")

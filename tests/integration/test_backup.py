@@ -28,8 +28,8 @@ def test_full_then_incremental_and_data_equal(site):
     # the source keeps only the base the next incremental needs
     assert snapshots(site.source) == [f"{site.source}@esb-{second['name']}"]
     # targets are read-only
-    assert zfs("get", "-H", "-o", "value", "readonly", site.target).strip() in ("on", "off")
-    assert zfs("get", "-H", "-o", "source", "readonly", site.target).strip() != "default"
+    assert zfs("get", "-H", "-o", "value,source", "readonly", site.target).split() == [
+        "on", "local"]
 
 
 def test_backup_json_fields_and_manifest(site):

@@ -3,6 +3,8 @@ import json
 
 import pytest
 
+from lab.nodes import keygen
+
 
 def address(n):
     return f"{n.address}:{n.port}"
@@ -75,8 +77,7 @@ def test_unreachable_node_says_why(esb, new_node, lab, tmp_path, change, reason)
         lab.stop_sshd(n)
     elif change == "key":
         other = tmp_path / "other_key"
-        lab_key = __import__("lab.nodes", fromlist=["keygen"]).keygen
-        lab_key(other)
+        keygen(other)
         esb.ok("node", "update", "n", "--key", str(other))
     elif change == "user":
         esb.ok("node", "update", "n", "--user", "nobody")
