@@ -8,10 +8,11 @@ virtio-serial port that libvirt connects). A lab compute node is sshd on
 the same libvirtd: esbackup's hypervisor `libvirt` code is exercised as on a
 real node, with virsh's default connection (qemu:///system as root).
 
-There is no systemd here: virtlogd and libvirtd are started by hand, like the
-shared zfs-fuse daemon, and stopped again only by the `Libvirt` that started
-them. QEMU runs as root without a security driver or cgroups (`QEMU_CONF`),
-always TCG (this machine's /dev/kvm hangs guests), without any network device.
+There is no systemd here: virtlogd and libvirtd are started by hand unless
+they run, and stopped again by the `Libvirt` that started them when no other
+lab run has domains on them (then they stay, like the shared zfs-fuse).
+QEMU runs as root without a security driver or cgroups (`QEMU_SETTINGS`),
+always TCG (this machine's /dev/kvm hangs guests), without a network device.
 
     with Libvirt() as libvirt:
         domain = libvirt.domain("esb-web01", VM_UUID, disk)   # defined, not started
@@ -96,11 +97,13 @@ class Libvirt:
         self.domains.remove(domain)
 
     def close(self) -> None:
-        """Remove the domains made here and stop the daemons started here."""
+        """Remove the domains made here; stop the daemons started here unless another
+        lab run has domains on them by now."""
         for domain in list(self.domains):
             self.remove(domain)
-        for pid in reversed(self.started):
-            _stop(pid)
+        if self.started and not virsh("list", "--all", "--name", check=False).stdout.strip():
+            for pid in reversed(self.started):
+                _stop(pid)
         self.started.clear()
         shutil.rmtree(self.run_dir, ignore_errors=True)
 

@@ -20,6 +20,7 @@ from lab.libvirt_domain import Libvirt, LibvirtDomain, unique_name
 from tests.integration.site import destroy, snapshots, zfs
 from tests.integration.test_freeze import needs_recovery
 
+DISK = "lv01-disk1"  # the dataset of lv01's disk 1 on c1's pool
 WRITER = ("i=0; while true; do echo $i >> /data/log; "
           "dd if=/dev/urandom of=/data/f$((i % 4)) bs=64k count=4 2>/dev/null; i=$((i+1)); done")
 
@@ -34,7 +35,7 @@ def register_vm(site, lab) -> tuple[str, Path, str]:
     """VM lv01 on c1, now of hypervisor libvirt, with a fresh uuid (libvirt needs it
     unique among all lab runs) and an empty dataset: (dataset, mountpoint, uuid)."""
     site.esb.ok("node", "update", "c1", "--hypervisor", "libvirt")
-    dataset, mountpoint = lab.create_dataset(site.nodes.compute, "lv01-disk1", {})
+    dataset, mountpoint = lab.create_dataset(site.nodes.compute, DISK, {})
     vm_uuid = str(uuid.uuid4())
     site.esb.ok("vm", "create", "lv01", "--node", "c1", "--uuid", vm_uuid,
                 "--disk", f"1={dataset}")
@@ -44,9 +45,8 @@ def register_vm(site, lab) -> tuple[str, Path, str]:
 @pytest.fixture
 def vm(site, lab, libvirt):
     """lv01 as a defined, shut off domain whose disk image, disk.raw, is in its dataset."""
-    dataset, mountpoint, vm_uuid = register_vm(site, lab)
+    _, mountpoint, vm_uuid = register_vm(site, lab)
     domain = libvirt.domain(unique_name(), vm_uuid, mountpoint / "disk.raw")
-    domain.dataset = dataset
     yield domain
     libvirt.remove(domain)
 
@@ -77,11 +77,12 @@ def test_restore_needs_the_domain_shut_off(site, vm):
     site.esb.ok("run", ref)
     (backup,) = site.backups(vm="lv01")
     assert vm.run_in_guest("echo two > /data/later && sync").exitcode == 0
-    before = snapshots(vm.dataset)
+    dataset = f"{site.nodes.compute.pool}/{DISK}"
+    before = snapshots(dataset)
 
     err = site.esb.fails(2, "backup", "restore", f"lv01/{backup['name']}", "--yes")
     assert err.strip().splitlines()[-1] == "Error: virtual server lv01 is running: stop it first"
-    assert snapshots(vm.dataset) == before  # nothing touched
+    assert snapshots(dataset) == before  # nothing touched
     assert "esbrestore" not in zfs("list", "-H", "-o", "name", "-r", site.nodes.compute.pool)
     assert [b["status"] for b in site.backups(vm="lv01")] == ["ok"]
 
