@@ -20,7 +20,6 @@ always TCG (this machine's /dev/kvm hangs guests), without a network device.
 """
 from __future__ import annotations
 
-import base64
 import json
 import os
 import secrets
@@ -32,7 +31,14 @@ import time
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
-from lab.qga_guest import AGENT_PORT, CACHE_DIR, ExecResult, GuestError, build_guest, ensure_qemu
+from lab.qga_guest import (
+    AGENT_PORT,
+    CACHE_DIR,
+    GuestError,
+    GuestExec,
+    build_guest,
+    ensure_qemu,
+)
 
 PACKAGES = ("libvirt-daemon-system", "libvirt-daemon-driver-qemu", "libvirt-clients")
 QEMU_CONF = Path("/etc/libvirt/qemu.conf")
@@ -108,7 +114,7 @@ class Libvirt:
         shutil.rmtree(self.run_dir, ignore_errors=True)
 
 
-class LibvirtDomain:
+class LibvirtDomain(GuestExec):
     """A TCG domain with a virtio disk and the guest agent's channel (libvirt owns its socket)."""
 
     def __init__(self, name: str, uuid: str, disk: Path, console_log: Path) -> None:
@@ -160,29 +166,12 @@ class LibvirtDomain:
         if self.state() != "shut off":
             virsh("destroy", self.name)
 
-    def call(self, command: str, arguments: dict | None = None, timeout: int = 30):
+    def call(self, command: str, arguments: dict | None = None, timeout: float = 30.0):
         """One guest agent command through libvirt; its "return" value."""
         request = {"execute": command, **({"arguments": arguments} if arguments else {})}
-        out = virsh("qemu-agent-command", self.name, "--timeout", str(timeout),
+        out = virsh("qemu-agent-command", self.name, "--timeout", str(round(timeout)),
                     json.dumps(request)).stdout
         return json.loads(out)["return"]
-
-    def exec_start(self, script: str) -> int:
-        """Start `sh -c script` in the guest (guest-exec); returns its guest pid."""
-        args = {"path": "/bin/sh", "arg": ["-c", script], "capture-output": True}
-        return self.call("guest-exec", args)["pid"]
-
-    def exec_wait(self, pid: int, timeout: float = 30.0) -> ExecResult:
-        deadline = time.monotonic() + timeout
-        while not (status := self.call("guest-exec-status", {"pid": pid}))["exited"]:
-            if time.monotonic() > deadline:
-                raise GuestError(f"guest command {pid} still running after {timeout}s")
-            time.sleep(0.2)
-        return ExecResult(status.get("exitcode", -1), _b64(status.get("out-data")),
-                          _b64(status.get("err-data")))
-
-    def run_in_guest(self, script: str, timeout: float = 30.0) -> ExecResult:
-        return self.exec_wait(self.exec_start(script), timeout)
 
 
 def unique_name(prefix: str = "esb") -> str:
@@ -265,6 +254,3 @@ def _stop(pid: int, timeout: float = 10.0) -> None:
     if Path(f"/proc/{pid}").exists():
         os.kill(pid, signal.SIGKILL)
 
-
-def _b64(data: str | None) -> str:
-    return base64.b64decode(data).decode(errors="replace") if data else ""

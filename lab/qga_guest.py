@@ -188,7 +188,32 @@ def _pack(busybox: Path, root: Path, dest: Path) -> None:
     dest.write_bytes(gzip.compress(archive, compresslevel=6))
 
 
-class QgaGuest:
+class GuestExec:
+    """Shell commands in a lab guest through its agent's guest-exec; subclasses
+    provide `call(command, arguments)`, one agent command returning its "return"."""
+
+    def call(self, command: str, arguments: dict | None = None, timeout: float = 30.0):
+        raise NotImplementedError
+
+    def exec_start(self, script: str) -> int:
+        """Start `sh -c script` in the guest (guest-exec); returns its guest pid."""
+        args = {"path": "/bin/sh", "arg": ["-c", script], "capture-output": True}
+        return self.call("guest-exec", args)["pid"]
+
+    def exec_wait(self, pid: int, timeout: float = 30.0) -> ExecResult:
+        deadline = time.monotonic() + timeout
+        while not (status := self.call("guest-exec-status", {"pid": pid}))["exited"]:
+            if time.monotonic() > deadline:
+                raise GuestError(f"guest command {pid} still running after {timeout}s")
+            time.sleep(0.1)
+        return ExecResult(status.get("exitcode", -1), _b64(status.get("out-data")),
+                          _b64(status.get("err-data")))
+
+    def run_in_guest(self, script: str, timeout: float = 30.0) -> ExecResult:
+        return self.exec_wait(self.exec_start(script), timeout)
+
+
+class QgaGuest(GuestExec):
     """A throwaway TCG guest running the real qemu-ga; a context manager.
 
     `disk` is the guest's ext4 disk image (created sparse when missing): put it
@@ -244,23 +269,6 @@ class QgaGuest:
         """One agent command on a fresh connection."""
         with QgaClient(self.socket_path, timeout) as client:
             return client.call(command, arguments)
-
-    def exec_start(self, script: str) -> int:
-        """Start `sh -c script` in the guest (guest-exec); returns its guest pid."""
-        args = {"path": "/bin/sh", "arg": ["-c", script], "capture-output": True}
-        return self.call("guest-exec", args)["pid"]
-
-    def exec_wait(self, pid: int, timeout: float = 30.0) -> ExecResult:
-        deadline = time.monotonic() + timeout
-        while not (status := self.call("guest-exec-status", {"pid": pid}))["exited"]:
-            if time.monotonic() > deadline:
-                raise GuestError(f"guest command {pid} still running after {timeout}s")
-            time.sleep(0.1)
-        return ExecResult(status.get("exitcode", -1), _b64(status.get("out-data")),
-                          _b64(status.get("err-data")))
-
-    def run_in_guest(self, script: str, timeout: float = 30.0) -> ExecResult:
-        return self.exec_wait(self.exec_start(script), timeout)
 
     def _qemu_argv(self, qemu: str, kernel: Path, initrd: Path) -> list[str]:
         # +rdrand: the guest CRNG is ready at once (else mke2fs waits seconds for entropy)
