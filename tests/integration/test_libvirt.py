@@ -18,6 +18,7 @@ import pytest
 
 from lab.libvirt_domain import Libvirt, LibvirtDomain, unique_name
 from tests.integration.site import destroy, snapshots, zfs
+from tests.integration.test_backup_faults import wait_for
 from tests.integration.test_freeze import needs_recovery
 
 DISK = "lv01-disk1"  # the dataset of lv01's disk 1 on c1's pool
@@ -104,7 +105,8 @@ def test_frozen_backup_of_a_writing_guest_is_clean(site, vm):
     assert backup["fsfreeze"] is True and backup["note"] == ""
     assert vm.call("guest-fsfreeze-status") == "thawed"
     lines = int(guest_file(vm, "/data/log | wc -l"))
-    assert int(guest_file(vm, "/data/log | wc -l")) > lines  # still writing after the thaw
+    wait_for(lambda: int(guest_file(vm, "/data/log | wc -l")) > lines, timeout=20,
+             what="the guest writing after the thaw")
 
     assert needs_recovery(vm.disk)  # the live file system is mounted: the check can tell
     clone = f"{site.nodes.backup.pool}/esbtest-lv-clone"
