@@ -503,6 +503,29 @@ class Catalog:
             (definition, definition, failed, -1 if limit is None else limit))
         return [Run(**{k: r[k] for k in r.keys()}) for r in rows]
 
+    def last_runs(self, outcome: str | None = None) -> dict[str, Run]:
+        """Each definition's newest finished run (of that outcome, if given), in one query."""
+        where, args = ["outcome != 'running'"], []
+        if outcome is not None:
+            where, args = ["outcome = ?"], [outcome]
+        rows = self.conn.execute(
+            "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY definition "
+            f"ORDER BY started DESC, id DESC) AS n FROM runs WHERE {' AND '.join(where)}) "
+            "WHERE n = 1 ORDER BY definition", args)
+        return {r["definition"]: Run(**{k: r[k] for k in r.keys() if k != "n"}) for r in rows}
+
+    def backup_counts(self) -> dict[tuple[str, str], int]:
+        """Backups per (backup node, status), and failed verifies as status "verify_failed"."""
+        rows = self.conn.execute(
+            "SELECT n.name, b.status, COUNT(*), "
+            "COUNT(CASE WHEN b.verify_result = 'failed' THEN 1 END) FROM backups b "
+            "JOIN nodes n ON n.id = b.node_id GROUP BY n.name, b.status ORDER BY n.name")
+        counts: dict[tuple[str, str], int] = {}
+        for node, status, count, failed in rows:
+            counts[node, status] = count
+            counts[node, "verify_failed"] = counts.get((node, "verify_failed"), 0) + failed
+        return counts
+
     # --- locks -----------------------------------------------------------
     def take_lock(self, resource: str, owner: str, pid: int, host: str, lease_until: str,
                   replace_stale=None) -> dict | None:
