@@ -166,17 +166,16 @@ def verify(ref, node, older_than, wait, fmt, full) -> None:
     a = app()
     known(a.catalog, node=node)
     if ref:
-        chosen = [backups.lookup(a.catalog, a.identity, ref, write=False)]
-        if node and chosen[0].node != node:
-            raise InvalidInput(f"backup {chosen[0].ref} is on node {chosen[0].node}, not {node}")
+        b = backups.lookup(a.catalog, a.identity, ref, write=False)
+        if node and b.node != node:
+            raise InvalidInput(f"backup {b.ref} is on node {b.node}, not {node}")
+        if b.status != "ok":
+            raise InvalidInput(f"backup {b.ref} is {b.status}: only ok backups are verified")
+        chosen = [b]
     else:
         auth.require_superadmin(a.identity, "backup verify of all backups")
         chosen = a.catalog.backups(status="ok", node=node)
     todo = verify_job.due(chosen, older_than, datetime.now(timezone.utc))
-    if ref and not todo:
-        raise InvalidInput(f"backup {chosen[0].ref} is {chosen[0].status}: only ok backups "
-                           "are verified" if chosen[0].status != "ok" else
-                           f"backup {chosen[0].ref} was verified within {older_than} days")
     outcomes = verify_job.verify(a.catalog, todo, wait=wait, reporter=a)
     columns = [Column("backup", "Backup"), Column("type", "Type"), Column("node", "Node"),
                Column("result", "Result"), Column("detail", "Detail")]

@@ -114,19 +114,21 @@ def load(node, days, fmt, full) -> None:
             records.append({"node": n.name, "slots": n.max_backups, **per_hour,
                             "peak": max(per_hour.values())})
     if fmt == "table" and sys.stdout.isatty():
-        heatmap(records)
+        from rich.console import Console
+
+        Console().print(heatmap(records))
     else:
         columns = [Column("node", "Node"), Column("slots", "Slots"),
                    *(Column(h, h) for h in HOURS), Column("peak", "Peak")]
         echo_records(records, columns, fmt, full)
 
 
-def heatmap(records: list[dict]) -> None:
-    """Hours within the node's slots green, at its slots yellow, over them red."""
-    from rich.console import Console
+def heatmap(records: list[dict]):
+    """A rich table: hours within the node's slots green, at its slots yellow,
+    over them red."""
     from rich.table import Table
 
-    table = Table(title="Backups running at once (UTC hour)", caption="green: free slots, "
+    table = Table(title="Backups running at once (UTC hour)", caption="green: a slot free, "
                   "yellow: all slots in use, red: more backups than slots")
     for header in ("Node", "Slots", *HOURS):
         table.add_column(header, justify="right")
@@ -137,7 +139,7 @@ def heatmap(records: list[dict]) -> None:
             style = "red" if value > slots else "yellow" if value == slots else "green"
             cells.append(f"[{style}]{value}[/]")
         table.add_row(r["node"], str(r["slots"]), *cells)
-    Console().print(table)
+    return table
 
 
 @cli.command("balance")

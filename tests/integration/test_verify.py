@@ -73,8 +73,7 @@ def test_verify_finds_a_damaged_dataset_backup(site):
     assert site.esb.json("backup", "verify")[0]["result"] == "ok"
     backup = site.nodes.backup
     sample = (site.source_dir / "disk.img").read_bytes()[1 << 20:(1 << 20) + 512]
-    reopen_first = backup.pool_file
-    damage_where(reopen_first, sample)
+    damage_where(backup.pool_file, sample)
     reopen(backup.pool, backup.pool_file)
     failed = site.esb("backup", "verify", "--node", "b1", "-f", "json")
     assert failed.exit_code == 1, failed.output

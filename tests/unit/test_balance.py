@@ -160,3 +160,13 @@ def test_balance_and_load_commands(inventory):
     assert "nothing to move" in table and "Peak after" in table
     assert inventory.json("schedule", "load", "--node", "c1")[0]["peak"] == 1
     inventory.fails(2, "schedule", "balance", "--window", "25:00-01:00")
+
+
+def test_load_heatmap_colours_against_the_slots():
+    from esbackup.commands.schedule import HOURS, heatmap
+
+    record = {"node": "b1", "slots": 2, **{h: 0 for h in HOURS}} | {"01": 2, "02": 3}
+    table = heatmap([record])
+    cells = {c.header: c._cells[0] for c in table.columns}
+    assert cells["00"] == "[green]0[/]" and cells["01"] == "[yellow]2[/]"
+    assert cells["02"] == "[red]3[/]" and cells["Slots"] == "2"
