@@ -170,3 +170,16 @@ def test_load_heatmap_colours_against_the_slots():
     cells = {c.header: c._cells[0] for c in table.columns}
     assert cells["00"] == "[green]0[/]" and cells["01"] == "[yellow]2[/]"
     assert cells["02"] == "[red]3[/]" and cells["Slots"] == "2"
+
+
+def test_definitions_without_history_on_unreachable_nodes_assume_an_hour(inventory):
+    inventory.ok("definition", "create", "web01/new", "--disk-id", "1", "--type", "dataset",
+                 "--node", "b1", "--storage", "tank", "--schedule", "0 1 * * *",
+                 "--retention", "3", "--timezone", "UTC")
+    result = inventory.ok("schedule", "load", "-f", "json", "--node", "b1")
+    assert "disk sizes on c1 unknown" in result.stderr
+    assert f"{workload.UNKNOWN_MINUTES} minutes assumed" in result.stderr
+    import json
+
+    (b1,) = json.loads(result.stdout)
+    assert (b1["01"], b1["02"]) == (1, 0)  # 01:00-02:00, an hour
