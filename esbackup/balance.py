@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 from itertools import accumulate
-from operator import ge
+from operator import ge, gt
 
 from esbackup import schedule
 from esbackup.errors import InvalidInput
@@ -78,8 +78,13 @@ class Plan:
     peaks: dict[str, tuple[int, int]] = field(default_factory=dict)  # node: (before, after)
 
 
+@lru_cache(maxsize=4096)
+def _spec(expr: str) -> schedule.CronSpec:
+    return schedule.parse_cron(expr)
+
+
 def movable(expr: str) -> bool:
-    spec = schedule.parse_cron(expr)
+    spec = _spec(expr)
     return not spec.wildcard and len(spec.minutes) == 1 and len(spec.hours) == 1
 
 
@@ -89,7 +94,7 @@ def at(expr: str, minute_of_day: int) -> str:
 
 
 def time_of(expr: str) -> int:
-    spec = schedule.parse_cron(expr)
+    spec = _spec(expr)
     return spec.hours[0] * 60 + spec.minutes[0]
 
 
@@ -97,7 +102,7 @@ def shift(expr: str, minute_of_day: int) -> int:
     """Minutes between a schedule's time and another time of its day; a schedule
     that runs every day may move across midnight."""
     distance = abs(minute_of_day - time_of(expr))
-    return min(distance, DAY - distance) if schedule.parse_cron(expr).every_day() else distance
+    return min(distance, DAY - distance) if _spec(expr).every_day() else distance
 
 
 def candidates(item: Item, window: Window) -> list[int]:
@@ -132,14 +137,14 @@ class Occupancy:
         busy = self.busy.get(node, [0] * WEEK)
         return [0, *accumulate(map(ge, busy, [self.slots.get(node, 1)] * WEEK))]
 
-    def over(self, item: Item, expr: str) -> bool:
-        return any(self.busy[node][(first + m) % WEEK] > self.slots.get(node, 1)
-                   for node in item.nodes for first in self.starts(expr, item.tz)
-                   for m in range(min(item.minutes, WEEK)))
+    def over_prefix(self, node: str) -> list[int]:
+        """Prefix sums of the minutes where the node runs more than its slots."""
+        busy = self.busy.get(node, [0] * WEEK)
+        return [0, *accumulate(map(gt, busy, [self.slots.get(node, 1)] * WEEK))]
 
 
 def _cost(prefix: list[int], first: int, length: int) -> int:
-    """Full minutes in [first, first + length) of the circular week."""
+    """Minutes counted by `prefix` in [first, first + length) of the circular week."""
     end = first + length
     if end <= WEEK:
         return prefix[end] - prefix[first]
@@ -163,25 +168,48 @@ def balance(items: list[Item], slots: Mapping[str, int], start: datetime,
         load.add(item, item.expr)
     before = {node: load.peak(node) for node in sorted(load.busy)}
     movers = [i for i in items if not i.fixed and movable(i.expr)]
-    while (best := _best_move(load, movers, current, window)) is not None:
-        item, minute = best
-        load.add(item, current[item.key], -1)
-        current[item.key] = at(item.expr, minute)
-        load.add(item, current[item.key])
+    for group in _sharing_nodes(movers):  # moves in one never change another's
+        while (best := _best_move(load, group, current, window)) is not None:
+            item, minute = best
+            load.add(item, current[item.key], -1)
+            current[item.key] = at(item.expr, minute)
+            load.add(item, current[item.key])
     moves = {i.key: current[i.key] for i in movers if time_of(current[i.key]) != time_of(i.expr)}
     return Plan(moves, {node: (before[node], load.peak(node)) for node in before})
+
+
+def _sharing_nodes(items: list[Item]) -> list[list[Item]]:
+    """The items in groups that share no node with each other, in a stable order."""
+    parent: dict[str, str] = {}
+
+    def root(node: str) -> str:
+        while parent.setdefault(node, node) != node:
+            node = parent[node]
+        return node
+
+    for item in items:
+        first, *rest = sorted(item.nodes)
+        for node in rest:
+            parent[root(node)] = root(first)
+    groups: dict[str, list[Item]] = {}
+    for item in items:
+        groups.setdefault(root(min(item.nodes)), []).append(item)
+    return [groups[key] for key in sorted(groups)]
 
 
 def _best_move(load: Occupancy, movers: list[Item], current: dict,
                window: Window) -> tuple[Item, int] | None:
     best, best_rank = None, None
+    over = {node: load.over_prefix(node) for node in {n for i in movers for n in i.nodes}}
     alike: dict[tuple, Item] = {}  # items that would move the same: the first key speaks
     for item in sorted(movers, key=lambda i: str(i.key)):
         alike.setdefault((item.nodes, item.tz, item.expr, item.minutes, current[item.key]), item)
     for item in alike.values():
         expr = current[item.key]
-        if not load.over(item, expr):
-            continue  # moving it cannot lower the excess
+        length = min(item.minutes, WEEK)
+        if not any(_cost(over[node], first, length) for node in item.nodes
+                   for first in load.starts(expr, item.tz)):
+            continue  # it is nowhere over the slots: moving it cannot lower the excess
         load.add(item, expr, -1)
         prefixes = [load.full(node) for node in sorted(item.nodes)]
         load.add(item, expr)
