@@ -149,3 +149,20 @@ def test_verify_due_only_ok_backups_not_verified_lately():
             Backup("d", "vm", UUID, 1, "file", old, "lost", "b1", "tank")]
     assert [b.name for b in verify.due(rows, 7, now)] == ["a", "c"]
     assert [b.name for b in verify.due(rows, None, now)] == ["a", "b", "c"]
+
+
+def test_check_and_metrics_import_neither_ssh_nor_rich(inventory, tmp_path):
+    import os
+    import sys
+
+    prom = tmp_path / "m.prom"
+    code = ("import sys; from click.testing import CliRunner; from esbackup.cli import cli;"
+            "r = CliRunner().invoke(cli, ['check']); assert r.exit_code == 0, r.output;"
+            f"r = CliRunner().invoke(cli, ['metrics', '--textfile', {str(prom)!r}]);"
+            "assert r.exit_code == 0, r.output;"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('paramiko', 'rich')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "ESBACKUP_CATALOG": str(inventory.catalog)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]" and prom.exists()
