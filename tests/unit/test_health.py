@@ -166,3 +166,10 @@ def test_check_and_metrics_import_neither_ssh_nor_rich(inventory, tmp_path):
                          env={**os.environ, "ESBACKUP_CATALOG": str(inventory.catalog)})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]" and prom.exists()
+
+
+def test_cron_offers_a_weekly_verify(esb):
+    lines = esb.ok("cron").stdout.splitlines()
+    (weekly,) = [line for line in lines if " backup verify " in line]
+    assert weekly.startswith("37 5 * * 6 root ") and str(esb.catalog) in weekly
+    assert weekly.endswith("-q backup verify --older-than 6 --wait 3600")
