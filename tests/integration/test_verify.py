@@ -50,6 +50,7 @@ def test_verify_finds_a_corrupted_file_backup(site):
     result = site.esb.json("backup", "verify")
     assert [r["result"] for r in result] == ["ok", "ok"]
     assert all(b["verify_result"] == "ok" and b["verified"] for b in site.backups())
+    site.esb.ok("definition", "update", ref, "--bwlimit", "64M")  # read through mbuffer/pv
     path = Path(rows[0]["location"])
     data = bytearray(path.read_bytes())
     data[len(data) // 3] ^= 0x01
@@ -70,6 +71,7 @@ def test_verify_finds_a_corrupted_file_backup(site):
 def test_verify_finds_a_damaged_dataset_backup(site):
     ref = site.define("daily", "--type", "dataset", "--retention", "0")
     row = backups_of(site, ref, 1)[0]
+    site.esb.ok("definition", "update", ref, "--bwlimit", "64M")
     assert site.esb.json("backup", "verify")[0]["result"] == "ok"
     backup = site.nodes.backup
     sample = (site.source_dir / "disk.img").read_bytes()[1 << 20:(1 << 20) + 512]
