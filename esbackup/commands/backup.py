@@ -142,8 +142,6 @@ def sync(node, fmt, full) -> None:
         raise OperationFailed("sync incomplete, unreachable: " + "; ".join(unreachable))
 
 
-
-
 @cli.command("verify")
 @click.argument("ref", metavar="[VM/BACKUP]", required=False)
 @click.option("--node", help="Only backups on this backup node.")
