@@ -183,3 +183,23 @@ def test_definitions_without_history_on_unreachable_nodes_assume_an_hour(invento
 
     (b1,) = json.loads(result.stdout)
     assert (b1["01"], b1["02"]) == (1, 0)  # 01:00-02:00, an hour
+
+
+def test_twenty_at_one_minute_through_the_commands(inventory):
+    cat = Catalog.open(inventory.catalog)
+    for i in range(20):
+        inventory.ok("definition", "create", f"web01/n{i:02d}", "--disk-id", "1", "--type",
+                     "dataset", "--node", "b1", "--storage", "tank", "--schedule", "0 1 * * *",
+                     "--retention", "3", "--timezone", "UTC")
+        for day in range(5):
+            cat.add_run(Run(definition=f"web01/n{i:02d}", trigger="cron", outcome="ok",
+                            started=f"2026-11-{10 + day:02d}T01:00:00+00:00", duration=1750))
+    assert max(n["peak"] for n in inventory.json("schedule", "load")) == 20
+    plan = inventory.json("schedule", "balance", "--apply")
+    assert plan["applied"] and len(plan["moves"]) == 18
+    assert {p["node"]: (p["before"], p["after"]) for p in plan["peaks"]} == {
+        "b1": (20, 2), "c1": (20, 2)}
+    load = inventory.json("schedule", "load")
+    assert {n["node"]: n["peak"] for n in load} == {"b1": 2, "c1": 2}
+    assert all(n["slots"] == 2 for n in load)
+    assert inventory.json("schedule", "balance")["moves"] == []
