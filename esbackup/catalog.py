@@ -77,6 +77,12 @@ ALTER TABLE vms ADD COLUMN qga_socket TEXT;
     (3, "client config for direct pulls", """
 ALTER TABLE nodes ADD COLUMN ssh_config TEXT;
 """),
+    (4, "when each backup's data was last verified, and the outcome", """
+ALTER TABLE backups ADD COLUMN verified TEXT;
+ALTER TABLE backups ADD COLUMN verify_result TEXT;
+ALTER TABLE backups ADD COLUMN verify_error TEXT;
+CREATE INDEX backups_verify ON backups (verify_result);
+"""),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -404,7 +410,7 @@ class Catalog:
 
     def update_backup(self, b: Backup, **changes) -> Backup:
         allowed = {"status", "duration", "size", "note", "fsfreeze", "location", "checksum",
-                   "manifest", "created"}
+                   "manifest", "created", "verified", "verify_result", "verify_error"}
         if not changes.keys() <= allowed:
             raise ValueError(f"cannot update backup fields {set(changes) - allowed}")
         self._update("backups", changes, b.id)
@@ -445,7 +451,8 @@ class Catalog:
             duration=row["duration"], size=row["size"], note=row["note"],
             fsfreeze=bool(row["fsfreeze"]), definition=row["definition_name"],
             location=row["location"], checksum=row["checksum"], manifest=row["manifest"],
-            id=row["id"])
+            verified=row["verified"], verify_result=row["verify_result"],
+            verify_error=row["verify_error"], id=row["id"])
 
     def move_backup_locations(self, node: str, storage: str, old_prefix: str,
                               new_prefix: str) -> None:
@@ -460,7 +467,25 @@ class Catalog:
     def delete_backup(self, b: Backup) -> None:
         self.conn.execute("DELETE FROM backups WHERE id = ?", (b.id,))
 
+    def verify_failures(self) -> list[Backup]:
+        """Backups whose last verify found their data damaged."""
+        rows = self.conn.execute(f"{self.BACKUP_SELECT} WHERE b.verify_result = 'failed' "
+                                 "ORDER BY b.created, b.name")
+        return [self._backup(r) for r in rows]
+
     # --- runs ------------------------------------------------------------
+    def recent_durations(self, per_definition: int = 5) -> dict[str, list[float]]:
+        """Durations of each definition's newest ok runs, newest first, in one query."""
+        rows = self.conn.execute(
+            "SELECT definition, duration FROM (SELECT definition, duration, ROW_NUMBER() "
+            "OVER (PARTITION BY definition ORDER BY started DESC, id DESC) AS n FROM runs "
+            "WHERE outcome = 'ok' AND duration IS NOT NULL) WHERE n <= ? "
+            "ORDER BY definition, n", (per_definition,))
+        found: dict[str, list[float]] = {}
+        for definition, duration in rows:
+            found.setdefault(definition, []).append(duration)
+        return found
+
     def add_run(self, run: Run) -> Run:
         values = {k: v for k, v in run.to_dict().items() if k != "id"}
         run.id = self._insert_unique("runs", values, "run exists").lastrowid
@@ -477,6 +502,29 @@ class Catalog:
             "AND (NOT ? OR outcome = 'failed') ORDER BY started DESC, id DESC LIMIT ?",
             (definition, definition, failed, -1 if limit is None else limit))
         return [Run(**{k: r[k] for k in r.keys()}) for r in rows]
+
+    def last_runs(self, outcome: str | None = None) -> dict[str, Run]:
+        """Each definition's newest finished run (of that outcome, if given), in one query."""
+        where, args = ["outcome != 'running'"], []
+        if outcome is not None:
+            where, args = ["outcome = ?"], [outcome]
+        rows = self.conn.execute(
+            "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY definition "
+            f"ORDER BY started DESC, id DESC) AS n FROM runs WHERE {' AND '.join(where)}) "
+            "WHERE n = 1 ORDER BY definition", args)
+        return {r["definition"]: Run(**{k: r[k] for k in r.keys() if k != "n"}) for r in rows}
+
+    def backup_counts(self) -> dict[tuple[str, str], int]:
+        """Backups per (backup node, status), and failed verifies as status "verify_failed"."""
+        rows = self.conn.execute(
+            "SELECT n.name, b.status, COUNT(*), "
+            "COUNT(CASE WHEN b.verify_result = 'failed' THEN 1 END) FROM backups b "
+            "JOIN nodes n ON n.id = b.node_id GROUP BY n.name, b.status ORDER BY n.name")
+        counts: dict[tuple[str, str], int] = {}
+        for node, status, count, failed in rows:
+            counts[node, status] = count
+            counts[node, "verify_failed"] = counts.get((node, "verify_failed"), 0) + failed
+        return counts
 
     # --- locks -----------------------------------------------------------
     def take_lock(self, resource: str, owner: str, pid: int, host: str, lease_until: str,

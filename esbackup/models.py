@@ -194,6 +194,9 @@ class Backup(Record):
     location: str | None = None
     checksum: str | None = None
     manifest: str | None = None
+    verified: str | None = None  # when its data was last read back whole
+    verify_result: str | None = None  # ok | failed
+    verify_error: str | None = None
     id: int | None = None
 
     @property

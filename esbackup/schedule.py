@@ -52,7 +52,6 @@ from __future__ import annotations
 import os
 import re
 from bisect import bisect_left
-from collections import Counter
 from collections.abc import Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
@@ -578,12 +577,27 @@ def _render(values: Iterable[int], lo: int, hi: int) -> str:
 # --- load ---------------------------------------------------------------------------
 
 
-def hourly_load(
-    items: Iterable[tuple[K, str, str]], start: datetime, end: datetime, tz: str = "UTC"
+def concurrent_load(
+    items: Iterable[tuple[K, str, str, int]], start: datetime, days: int
 ) -> dict[tuple[K, int], int]:
-    """Runs in [start, end) per (key, hour of day in tz) for (key, schedule, zone) items."""
-    zone, counts = _zone(tz), Counter[tuple[K, int]]()
-    for key, expr, item_tz in items:
-        for run in runs_between(expr, item_tz, start, end):
-            counts[key, run.astimezone(zone).hour] += 1
-    return dict(counts)
+    """Most backups running at once per (key, hour of day in UTC) over `days` days
+    from `start`, for (key, schedule, zone, expected minutes) items: a run counts
+    for every minute it is expected to last, also one that began before `start`."""
+    start = start.astimezone(timezone.utc).replace(second=0, microsecond=0)
+    span = days * _DAY_MINUTES
+    busy: dict[K, list[int]] = {}
+    for key, expr, tz, minutes in items:
+        counts = busy.setdefault(key, [0] * span)
+        for run in runs_between(expr, tz, start - timedelta(minutes=minutes), start + timedelta(
+                minutes=span)):
+            first = int((run - start).total_seconds() // 60)
+            for m in range(max(0, first), min(span, first + minutes)):
+                counts[m] += 1
+    hour0 = start.hour * 60 + start.minute
+    peaks: dict[tuple[K, int], int] = {}
+    for key, counts in busy.items():
+        for m, value in enumerate(counts):
+            slot = (key, (hour0 + m) // 60 % 24)
+            if value > peaks.get(slot, 0):
+                peaks[slot] = value
+    return peaks

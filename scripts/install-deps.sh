@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Installs what esbackup's tests and quick start need: Debian packages (zfs-fuse,
 # OpenSSH server, pv, mbuffer, qemu for the guest-agent lab, libvirt for the
-# libvirt compute node of the lab) and a venv with
+# libvirt compute node of the lab, prometheus for promtool, which checks the
+# metrics textfile) and a venv with
 # esbackup and its test extras; starts zfs-fuse. Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 for pair in zfs-fuse:zfs-fuse sshd:openssh-server pv:pv mbuffer:mbuffer \
-            qemu-system-x86_64:qemu-system-x86 virsh:libvirt-clients libvirtd:libvirt-daemon-system; do
+            qemu-system-x86_64:qemu-system-x86 virsh:libvirt-clients \
+            libvirtd:libvirt-daemon-system promtool:prometheus; do
   command -v "${pair%%:*}" >/dev/null || [ -x "/usr/sbin/${pair%%:*}" ] || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -15,6 +15,9 @@ COLUMNS = [
     Column("node", "Backup node", full_only=True), Column("storage", "Storage", full_only=True),
     Column("vm_uuid", "VM UUID", full_only=True), Column("location", "Location", full_only=True),
     Column("checksum", "SHA-256", full_only=True), Column("manifest", "Manifest", full_only=True),
+    Column("verified", "Verified", "time", full_only=True),
+    Column("verify_result", "Verify", full_only=True),
+    Column("verify_error", "Verify error", full_only=True),
 ]
 
 
@@ -139,3 +142,49 @@ def sync(node, fmt, full) -> None:
         raise OperationFailed("sync incomplete, unreachable: " + "; ".join(unreachable))
 
 
+@cli.command("verify")
+@click.argument("ref", metavar="[VM/BACKUP]", required=False)
+@click.option("--node", help="Only backups on this backup node.")
+@click.option("--older-than", type=click.FloatRange(min=0), metavar="DAYS",
+              help="Only backups not verified in the last DAYS days.")
+@click.option("--wait", type=float, default=0, show_default=True,
+              help="Seconds to wait for a busy disk or a free slot on the node.")
+@output_options
+def verify(ref, node, older_than, wait, fmt, full) -> None:
+    """Read stored backups back whole and record the outcome: file backups are
+    hashed again against their SHA-256, dataset backups sent whole into nothing
+    (ZFS checks every block) and their pool's error counters read. A damaged
+    backup is left as it is, noted, and makes `check` CRITICAL."""
+    from datetime import datetime, timezone
+
+    from esbackup import auth
+    from esbackup.errors import Busy
+    from esbackup.jobs import verify as verify_job
+
+    a = app()
+    known(a.catalog, node=node)
+    if ref:
+        b = backups.lookup(a.catalog, a.identity, ref, write=False)
+        if node and b.node != node:
+            raise InvalidInput(f"backup {b.ref} is on node {b.node}, not {node}")
+        if b.status != "ok":
+            raise InvalidInput(f"backup {b.ref} is {b.status}: only ok backups are verified")
+        chosen = [b]
+    else:
+        auth.require_superadmin(a.identity, "backup verify of all backups")
+        chosen = a.catalog.backups(status="ok", node=node)
+    todo = verify_job.due(chosen, older_than, datetime.now(timezone.utc))
+    outcomes = verify_job.verify(a.catalog, todo, wait=wait, reporter=a)
+    columns = [Column("backup", "Backup"), Column("type", "Type"), Column("node", "Node"),
+               Column("result", "Result"), Column("detail", "Detail")]
+    echo_records([o.record() for o in outcomes], columns, fmt, full)
+    failed = [o for o in outcomes if o.result == verify_job.FAILED]
+    if failed:
+        raise OperationFailed(f"verify found {len(failed)} damaged backup(s): "
+                              + ", ".join(o.backup.ref for o in failed))
+    if any(o.result == verify_job.UNREACHABLE for o in outcomes):
+        raise OperationFailed("verify incomplete: backup node unreachable")
+    skipped = [o for o in outcomes if o.result == verify_job.SKIPPED]
+    if skipped:
+        raise Busy(f"{len(skipped)} backup(s) not verified: " + "; ".join(
+            f"{o.backup.ref}: {o.detail}" for o in skipped))

@@ -10,7 +10,8 @@ from esbackup.commands.common import app
 @click.option("--user", default="root", show_default=True, help="User field of the lines.")
 def cli(user: str) -> None:
     """Print /etc/cron.d lines: a tick every minute runs what is due (each
-    definition in its own time zone), and a nightly sync finds lost backups."""
+    definition in its own time zone), a nightly sync finds lost backups, and a
+    weekly verify reads back the backups not verified for a week."""
     a = app()
     exe = shutil.which("esbackup") or f"{sys.executable} -m esbackup"
     catalog = f" --catalog {a.catalog.path}" if a.catalog_path else ""
@@ -18,3 +19,5 @@ def cli(user: str) -> None:
     click.echo("SHELL=/bin/sh")
     click.echo(f"* * * * * {user} {exe}{catalog} -q run --due")
     click.echo(f"17 4 * * * {user} {exe}{catalog} -q backup sync")
+    click.echo(f"37 5 * * 6 {user} {exe}{catalog} -q backup verify --older-than 6 "
+               "--wait 3600")

@@ -1,4 +1,5 @@
-from datetime import datetime, timedelta, timezone
+import sys
+from datetime import datetime, timezone
 
 import click
 
@@ -79,73 +80,114 @@ def overview(dc, node, runs, fmt, full) -> None:
     echo_records(records, OVERVIEW_COLUMNS, fmt, full)
 
 
+HOURS = [f"{h:02d}" for h in range(24)]
+MOVE_COLUMNS = [Column("definition", "Definition"), Column("timezone", "Time zone"),
+                Column("minutes", "Expected min"), Column("old", "Schedule"),
+                Column("new", "Balanced")]
+PEAK_COLUMNS = [Column("node", "Node"), Column("slots", "Slots"),
+                Column("before", "Peak before"), Column("after", "Peak after")]
+
+
 @cli.command("load")
 @click.option("--node", help="Only this node.")
 @click.option("--days", type=click.IntRange(1, 366), default=7, show_default=True,
               help="Look this many days ahead.")
 @output_options
 def load(node, days, fmt, full) -> None:
-    """Backups starting per node and hour of day (UTC), averaged over --days;
-    a definition counts on its compute node and on its backup node."""
-    from esbackup import auth
+    """Most backups expected to run at once per node and hour of day (UTC) over
+    --days, against the node's slots. A definition occupies its compute node and
+    its backup node for its expected duration (median of its last 5 ok runs, else
+    estimated from its disk's used size)."""
+    from esbackup import auth, workload
 
     a = app()
     auth.require_superadmin(a.identity, "schedule load")
     known(a.catalog, node=node)
-    start = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
-    items = []
-    for d in a.catalog.definitions():
-        if d.active:
-            for name in {d.node, a.catalog.vm(d.vm).node}:
-                items.append((name, d.schedule, d.timezone))
-    counts = schedule.hourly_load(items, start, start + timedelta(days=days))
-    names = sorted({k for k, _ in counts} | ({node} if node else set()))
+    start = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    items = [(name, w.definition.schedule, w.definition.timezone, w.minutes)
+             for w in workload.active(a.catalog, reporter=a) for name in w.nodes]
+    peaks = schedule.concurrent_load(items, start, days)
     records = []
-    for name in names:
-        if node and name != node:
-            continue
-        per_hour = {f"{h:02d}": round(counts.get((name, h), 0) / days, 2) for h in range(24)}
-        records.append({"node": name, **per_hour,
-                        "peak": max(per_hour.values()) if per_hour else 0})
-    columns = [Column("node", "Node"), *(Column(f"{h:02d}", f"{h:02d}") for h in range(24)),
-               Column("peak", "Peak")]
-    echo_records(records, columns, fmt, full)
+    for n in a.catalog.nodes():
+        if node in (None, n.name):
+            per_hour = {h: peaks.get((n.name, int(h)), 0) for h in HOURS}
+            records.append({"node": n.name, "slots": n.max_backups, **per_hour,
+                            "peak": max(per_hour.values())})
+    if fmt == "table" and sys.stdout.isatty():
+        from rich.console import Console
+
+        Console().print(heatmap(records))
+    else:
+        columns = [Column("node", "Node"), Column("slots", "Slots"),
+                   *(Column(h, h) for h in HOURS), Column("peak", "Peak")]
+        echo_records(records, columns, fmt, full)
+
+
+def heatmap(records: list[dict]):
+    """A rich table: hours within the node's slots green, at its slots yellow,
+    over them red."""
+    from rich.table import Table
+
+    table = Table(title="Backups running at once (UTC hour)", caption="green: a slot free, "
+                  "yellow: all slots in use, red: more backups than slots")
+    for header in ("Node", "Slots", *HOURS):
+        table.add_column(header, justify="right")
+    for r in records:
+        cells = []
+        for h in HOURS:
+            value, slots = r[h], r["slots"]
+            style = "red" if value > slots else "yellow" if value == slots else "green"
+            cells.append(f"[{style}]{value}[/]")
+        table.add_row(r["node"], str(r["slots"]), *cells)
+    return table
 
 
 @cli.command("balance")
 @click.option("--node", help="Only move definitions that touch this node.")
+@click.option("--window", metavar="HH:MM-HH:MM",
+              help="Move start times only into this window, in each definition's zone "
+                   "(e.g. 22:00-06:00; default: the whole day).")
 @click.option("--apply", "apply_", is_flag=True, help="Change the definitions (else: a plan).")
 @output_options
-def balance(node, apply_, fmt, full) -> None:
-    """Spread nightly/weekly start times to cut overlap on nodes.
+def balance(node, window, apply_, fmt, full) -> None:
+    """Move fixed-time schedules so no node runs more backups at once than its slots.
 
-    Only schedules with one fixed hour and minute move, by at most two hours
-    within their day; the rest count as load. Prints the plan; --apply
-    changes the definitions.
+    A definition occupies its compute and backup node for its expected
+    duration. Only schedules with one fixed hour and minute move, by as few and
+    as small moves as remove every overloaded minute that can be removed; the
+    rest count as load. Prints the plan and each node's peak before and after;
+    --apply changes the definitions.
     """
-    from esbackup import auth
+    import json
+
+    from esbackup import auth, workload
     from esbackup import balance as balancer
 
     a = app()
     auth.require_superadmin(a.identity, "schedule balance")
     known(a.catalog, node=node)
-    active = [d for d in a.catalog.definitions() if d.active]
-    items = []
-    for d in active:
-        nodes = frozenset({d.node, a.catalog.vm(d.vm).node})
-        items.append(balancer.Item(d.ref, d.schedule, d.timezone, nodes,
-                                   fixed=node is not None and node not in nodes))
-    moves = balancer.balance(items, datetime.now(timezone.utc))
-    records = []
-    for d in active:
-        if d.ref in moves:
-            records.append({"definition": d.ref, "timezone": d.timezone, "old": d.schedule,
-                            "new": moves[d.ref]})
-            if apply_:
-                definitions.update(a.catalog, a.identity, d, {"schedule": moves[d.ref]})
-    columns = [Column("definition", "Definition"), Column("timezone", "Time zone"),
-               Column("old", "Schedule"), Column("new", "Balanced")]
-    if records or fmt == "json":
-        echo_records(records, columns, fmt, full)
+    zone = balancer.parse_window(window)
+    loads = {w.definition.ref: w for w in workload.active(a.catalog, reporter=a)}
+    items = [balancer.Item(ref, w.definition.schedule, w.definition.timezone, w.nodes,
+                           w.minutes, fixed=node is not None and node not in w.nodes)
+             for ref, w in loads.items()]
+    slots = {n.name: n.max_backups for n in a.catalog.nodes()}
+    plan = balancer.balance(items, slots, datetime.now(timezone.utc), zone)
+    moves = []
+    for ref, new in plan.moves.items():
+        d = loads[ref].definition
+        moves.append({"definition": ref, "timezone": d.timezone, "minutes": loads[ref].minutes,
+                      "old": d.schedule, "new": new})
+        if apply_:
+            definitions.update(a.catalog, a.identity, d, {"schedule": new})
+    peaks = [{"node": name, "slots": slots[name], "before": before, "after": after}
+             for name, (before, after) in sorted(plan.peaks.items()) if node in (None, name)]
+    if fmt == "json":
+        click.echo(json.dumps({"moves": moves, "peaks": peaks, "applied": apply_}, indent=2))
+        return
+    if moves:
+        echo_records(moves, MOVE_COLUMNS, fmt, full)
     else:
-        click.echo("schedules are already spread")
+        click.echo("nothing to move")
+    click.echo("")
+    echo_records(peaks, PEAK_COLUMNS, fmt, full)

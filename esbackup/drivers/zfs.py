@@ -450,6 +450,43 @@ def parse_pools(output: str) -> list[Pool]:
     return pools
 
 
+def pool_of(dataset: str) -> str:
+    return _validate_any(dataset).split("/")[0].split("@")[0]
+
+
+def pool_status(pool: str) -> list[str]:
+    """`zpool status -v POOL`: device error counters and damaged files; see `parse_pool_errors`."""
+    if "/" in pool or "@" in pool:
+        raise _bad("pool", pool, "a pool name has no '/' or '@'")
+    return ["zpool", "status", "-v", validate_dataset_name(pool)]
+
+
+_DEVICE = re.compile(r"^\s+(\S+)\s+\S+\s+(\S+)\s+(\S+)\s+(\S+)\s*$")
+
+
+def parse_pool_errors(output: str) -> list[str]:
+    """What `zpool status -v` reports as wrong: each device with read, write or
+    checksum errors, and the errors line unless it says there are none. Empty
+    for a healthy pool."""
+    found, in_config = [], False
+    lines = output.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("config:"):
+            in_config = True
+        elif line.startswith("errors:"):
+            in_config = False
+            text = line.partition(":")[2].strip()
+            if text != "No known data errors":
+                damaged = [x.strip() for x in lines[i + 1:] if x.strip()]
+                found.append(" ".join([text, *damaged]))
+        elif in_config and (match := _DEVICE.match(line)) and match.group(2) != "READ":
+            name, *counts = match.groups()
+            if any(c != "0" for c in counts):
+                found.append(f"{name}: {counts[0]} read, {counts[1]} write, "
+                             f"{counts[2]} checksum errors")
+    return found
+
+
 _ESTIMATE_TOTAL = re.compile(r"^size\t(\d+)\s*$", re.M)
 _ESTIMATE_PART = re.compile(r"^(?:full|incremental)\t.*\t(\d+)\s*$", re.M)
 

@@ -37,8 +37,10 @@ def disk_busy(cat: Catalog, b: Backup) -> bool:
 def sync(cat: Catalog, node: str | None = None,
          reporter=None) -> tuple[list[dict], list[str]]:
     """Mark ok backups whose data is gone `lost`, lost ones whose data is back `ok`,
-    and resolve pending/restore rows that no live run owns. Returns the changes,
-    and why nodes that could not be asked were not."""
+    and resolve pending/restore rows that no live run owns: a restore row by its
+    data (ok or lost), a pending row (never whole, no location yet) is removed
+    with what its run left. Returns the changes, and why nodes that could not be
+    asked were not."""
     changes: list[dict] = []
     by_node: dict[str, list[Backup]] = defaultdict(list)
     for b in cat.backups(node=node):
@@ -84,7 +86,10 @@ def settle(cat: Catalog, b: Backup, exists: bool, reporter) -> tuple[str, str] |
     if b.status == "pending":
         recover.discard_pending(cat, b, reporter)
         return "(removed)", "pending, but no run is making it"
-    if b.status == "restore":
-        cat.update_backup(b, status="ok")
-        return "ok", "restore no longer running"
+    if b.status == "restore":  # the restore only read it: the data decides
+        if exists:
+            cat.update_backup(b, status="ok")
+            return "ok", "restore no longer running"
+        cat.update_backup(b, status="lost")
+        return "lost", "restore no longer running, and data missing on the node"
     return None

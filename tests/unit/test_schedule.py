@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from esbackup.errors import InvalidInput
 from esbackup.schedule import (
-    hourly_load,
+    concurrent_load,
     local_timezone,
     next_runs,
     runs_between,
@@ -532,13 +532,11 @@ def test_runs_between_is_half_open():
     assert runs_between("0 * * * *", "UTC", utc(2026, 1, 1, 1, 0, 1), utc(2026, 1, 1, 2)) == []
 
 
-def test_hourly_load():
+def test_concurrent_load():
     items = [
-        ("node1", "0 1 * * *", "UTC"),
-        ("node1", "30 1 * * *", PRAGUE),  # 00:30 UTC in winter
-        ("node2", "*/30 1 * * *", "UTC"),
+        ("node1", "0 1 * * *", "UTC", 45),
+        ("node1", "30 1 * * *", PRAGUE, 60),  # 00:30-01:30 UTC in winter
+        ("node2", "*/30 1 * * *", "UTC", 10),
     ]
-    load = hourly_load(items, utc(2026, 1, 1), utc(2026, 1, 3))
-    assert load == {("node1", 1): 2, ("node1", 0): 2, ("node2", 1): 4}
-    local = hourly_load(items[:1], utc(2026, 1, 1), utc(2026, 1, 2), tz=PRAGUE)
-    assert local == {("node1", 2): 1}
+    load = concurrent_load(items, utc(2026, 1, 1), 2)
+    assert load == {("node1", 0): 1, ("node1", 1): 2, ("node2", 1): 1}

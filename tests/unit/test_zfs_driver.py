@@ -449,3 +449,16 @@ def test_get_local_and_parse_local():
         "zfs", "get", "-H", "-p", "-o", "property,value", "-s", "local", "all", "tank/vm-disk0"]
     assert zfs.parse_local("quota\t52428800\nesbackup:x\t1\n") == {
         "quota": "52428800", "esbackup:x": "1"}
+
+
+def test_pool_status_and_errors():
+    assert zfs.pool_status("tank") == ["zpool", "status", "-v", "tank"]
+    assert zfs.pool_of("tank/backups/ds/x-disk1@esb-a") == "tank"
+    with pytest.raises(InvalidInput):
+        zfs.pool_status("tank/backups")
+    assert zfs.parse_pool_errors(fixture("zfs-fuse", "zpool-status-healthy.txt")) == []
+    assert zfs.parse_pool_errors(fixture("zfs-fuse", "zpool-status-errors.txt")) == [
+        "esbbalexp_10450: 0 read, 0 write, 1 checksum errors",
+        "/tmp/balexp/pool.img: 0 read, 0 write, 2 checksum errors",
+        "Permanent errors have been detected in the following files: "
+        "esbbalexp_10450/ds@s1:/data.bin"]
