@@ -15,7 +15,8 @@ for pair in zfs-fuse:zfs-fuse sshd:openssh-server pv:pv mbuffer:mbuffer \
 done
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -q
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    -o Dpkg::Options::=--force-confold "${need[@]}"
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
