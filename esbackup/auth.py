@@ -54,10 +54,12 @@ def identify(catalog) -> Identity:
     user is registered."""
     name, uid = os_user()
     sudo = via_sudo()
-    owner = catalog.path.stat().st_uid
+    owner = catalog.owner_uid()
     if sudo and owner != 0:
         raise PermissionDenied(f"through sudo, esbackup opens only a catalog owned by root; "
                                f"{catalog.path} is not")
+    if owner is None:  # PostgreSQL: whoever may log in to the database owns the catalog
+        owner = uid
     if uid == 0 or (not sudo and uid == owner) or (sudo and not catalog.users()):
         return Identity(name, "superadmin")
     try:

@@ -556,7 +556,7 @@ def scheduled(inventory):
 
 
 def due_names(cat, now=NOW) -> list[str]:
-    return sorted(d.name for d in tick.due(cat, now))
+    return sorted(d.name for d, _ in tick.due(cat, now))
 
 
 def test_due_fired_in_the_last_hour(scheduled):
