@@ -502,6 +502,11 @@ class Catalog:
         values = {k: v for k, v in run.to_dict().items() if k != "id"}
         self._update("runs", values, run.id)
 
+    def abandon_run(self, run_id: int, error: str) -> None:
+        """A run whose process died is failed, if it was still running."""
+        self.conn.execute("UPDATE runs SET outcome = 'failed', error = ?, finished = ? "
+                          "WHERE id = ? AND outcome = 'running'", (error, utcnow(), run_id))
+
     def runs(self, definition: str | None = None, failed: bool = False,
              limit: int | None = None) -> list[Run]:
         where, args = ["1 = 1"], []

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what esbackup's tests and quick start need: Debian packages (zfs-fuse,
-# OpenSSH server, pv, mbuffer, qemu for the guest-agent lab) and a venv with
-# esbackup and its test extras; starts zfs-fuse. Needs root.
+# OpenSSH server, pv, mbuffer, qemu for the guest-agent lab, PostgreSQL for the
+# catalog tests) and a venv with esbackup and its test extras (psycopg);
+# starts zfs-fuse. Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,7 @@ for pair in zfs-fuse:zfs-fuse sshd:openssh-server pv:pv mbuffer:mbuffer \
             qemu-system-x86_64:qemu-system-x86; do
   command -v "${pair%%:*}" >/dev/null || [ -x "/usr/sbin/${pair%%:*}" ] || need+=("${pair#*:}")
 done
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"

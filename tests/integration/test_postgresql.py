@@ -100,8 +100,11 @@ def test_a_dead_hosts_run_is_taken_over_after_its_lease(pg_site):
     assert b["status"] == "ok"
     assert snapshots(site.source) == [f"{site.source}@esb-{b['name']}"]
     assert snapshots(site.target) == [f"{site.target}@esb-{b['name']}"]
-    newest = site.esb.json("history", ref)[0]
+    newest, skipped, dead = site.esb.json("history", ref)
     assert (newest["outcome"], newest["host"]) == ("ok", "admin2")
+    assert (skipped["outcome"], skipped["host"]) == ("skipped", "admin2")
+    assert (dead["outcome"], dead["host"]) == ("failed", "admin1")  # closed at the takeover
+    assert "taken over" in dead["error"] and dead["finished"]
 
 
 def test_a_server_restart_mid_run_loses_nothing(pg_site, postgres):

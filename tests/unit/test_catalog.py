@@ -241,3 +241,29 @@ def test_postgresql_statements_outlive_a_server_restart(postgres, pg_catalog):
     cat.add_dc(DC(name="after"))
     assert [d.name for d in cat.dcs()] == ["admin", "after"]
     cat.close()
+
+
+def test_a_firing_is_claimed_by_exactly_one_of_many_ticks(catalog_location):
+    from datetime import datetime, timezone
+
+    from esbackup.jobs import tick
+    from esbackup.models import Definition
+
+    d = Definition(vm="web01", name="daily", disk_id=1, type="dataset", node="b1",
+                   storage="tank", schedule="0 1 * * *", timezone="UTC", retention=1)
+    fired = datetime(2026, 11, 26, 1, 0, tzinfo=timezone.utc)
+    Catalog.open(catalog_location).close()
+    claims, barrier = [], threading.Barrier(8)
+
+    def tick_on(host: str) -> None:
+        own = Catalog.open(catalog_location)
+        barrier.wait()
+        claims.append(tick.claim(own, d, fired))
+        own.close()
+
+    threads = [threading.Thread(target=tick_on, args=(f"host{i}",)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len([c for c in claims if c is not None]) == 1
