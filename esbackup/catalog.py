@@ -562,6 +562,12 @@ class Catalog:
         sql = " UNION ALL ".join(f"SELECT '{t}', COUNT(*) FROM {t}" for t in TABLES)
         return {name: count for name, count in self.conn.execute(sql)}
 
+    def table_names(self) -> set[str]:
+        if self.is_postgresql:
+            return set(self.conn.table_names())
+        return {r[0] for r in self.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%'")}
+
     def holds_data(self) -> bool:
         """Anything beyond what a new catalog starts with (the dc `admin`)."""
         counts = self.counts()

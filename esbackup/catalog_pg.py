@@ -153,7 +153,21 @@ class Connection:
                 return Cursor([])  # a lost session's transaction is already rolled back
             return self._run(word, ())
         params = tuple(int(v) if isinstance(v, bool) else v for v in args)
+        if word in ("CREATE", "ALTER") and not self.in_transaction:
+            return self._ddl_alone(sql, params)
         return self._run(translate(sql), params)
+
+    def _ddl_alone(self, sql: str, params: tuple) -> Cursor:
+        """Schema changes take the writers' lock too: two hosts opening a new
+        catalog at once would otherwise race on CREATE TABLE IF NOT EXISTS."""
+        self.execute("BEGIN IMMEDIATE")
+        try:
+            cur = self._run(translate(sql), params)
+        except BaseException:
+            self.execute("ROLLBACK")
+            raise
+        self.execute("COMMIT")
+        return cur
 
     def executemany(self, sql: str, rows) -> None:
         for args in rows:
@@ -193,6 +207,7 @@ class Connection:
                 time.sleep(1)
 
     def table_names(self) -> list[str]:
+        """The catalog's tables (SQLite asks sqlite_master)."""
         rows = self._run("SELECT table_name FROM information_schema.tables "
                          "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
                          ())

@@ -11,6 +11,9 @@ def copy(source: Catalog, target_location: str) -> dict[str, int]:
     into a new or empty catalog; returns the rows per table, checked in the target."""
     if str(target_location) == str(source.path):
         raise InvalidInput("catalog copy: the target is the catalog itself")
+    unknown = source.table_names() - {*TABLES, "locks", "schema_migrations"}
+    if unknown:  # a table added to the schema but not to catalog.TABLES
+        raise OperationFailed(f"catalog copy does not know the tables {sorted(unknown)}")
     target = Catalog.open(target_location)
     try:
         if target.holds_data():

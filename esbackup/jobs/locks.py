@@ -108,15 +108,17 @@ class Locks:
             self._thread.start()
 
     def _renew(self) -> None:
-        cat = Catalog.open(self.catalog.path)  # sqlite connections stay in their thread
+        cat = None  # a connection of its own: sqlite connections stay in their thread
         try:
             while not self._stop.wait(HEARTBEAT_S):
                 try:
+                    cat = cat or Catalog.open(self.catalog.path)
                     cat.renew_locks(list(self.held), os.getpid(), lease_until())
                 except (sqlite3.Error, EsbackupError):
                     continue  # busy or away a while: the lease outlasts a few missed beats
         finally:
-            cat.close()
+            if cat is not None:
+                cat.close()
 
     def release(self) -> None:
         self._stop.set()

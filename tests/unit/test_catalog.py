@@ -267,3 +267,7 @@ def test_a_firing_is_claimed_by_exactly_one_of_many_ticks(catalog_location):
     for t in threads:
         t.join()
     assert len([c for c in claims if c is not None]) == 1
+
+
+def test_catalog_copy_knows_every_table(cat):
+    assert cat.table_names() == {*catalog.TABLES, "locks", "schema_migrations"}

@@ -21,6 +21,17 @@ def test_version_and_help_do_not_import_ssh_progress_or_postgresql(esb):
     assert out.stdout.strip() == "[]"
 
 
+def test_help_opens_no_catalog_driver():
+    import subprocess
+
+    code = ("import sys; from click.testing import CliRunner; from esbackup.cli import cli;"
+            "CliRunner().invoke(cli, ['--help']); CliRunner().invoke(cli, ['run', '--help']);"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sqlite3', 'psycopg')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_catalog_created_private(esb):
     esb.ok("dc", "list")
     assert stat.S_IMODE(esb.catalog.stat().st_mode) == 0o600

@@ -78,3 +78,12 @@ def test_history_names_the_admin_host(inventory, monkeypatch):
     [run] = inventory.json("history")
     assert run["host"] == "admin1" and run["firing"] == "2026-11-26T01:00:00+00:00"
     assert "admin1" in inventory.ok("history").stdout
+
+
+def test_cron_lines_quote_a_catalog_url(pg_catalog):
+    import shlex
+
+    line = Esbackup(pg_catalog).ok("cron").stdout.splitlines()[2]
+    words = shlex.split(line)
+    assert words[words.index("--catalog") + 1] == pg_catalog
+    assert words[-2:] == ["run", "--due"]
