@@ -544,12 +544,15 @@ class Catalog:
                               (resource, owner, pid, host, utcnow(), lease_until))
         return {"stale": holder} if holder else None
 
-    def renew_locks(self, resources: list[str], pid: int, lease_until: str) -> None:
-        self.conn.executemany("UPDATE locks SET lease_until = ? WHERE resource = ? AND pid = ?",
-                              [(lease_until, r, pid) for r in resources])
+    def renew_locks(self, resources: list[str], pid: int, host: str, lease_until: str) -> None:
+        """Only our own rows: a lock taken over meanwhile is another holder's."""
+        self.conn.executemany(
+            "UPDATE locks SET lease_until = ? WHERE resource = ? AND pid = ? AND host = ?",
+            [(lease_until, r, pid, host) for r in resources])
 
-    def release_lock(self, resource: str, pid: int) -> None:
-        self.conn.execute("DELETE FROM locks WHERE resource = ? AND pid = ?", (resource, pid))
+    def release_lock(self, resource: str, pid: int, host: str) -> None:
+        self.conn.execute("DELETE FROM locks WHERE resource = ? AND pid = ? AND host = ?",
+                          (resource, pid, host))
 
     def locks(self, prefix: str = "") -> list[dict]:
         rows = self.conn.execute("SELECT * FROM locks WHERE resource LIKE ? ORDER BY resource",

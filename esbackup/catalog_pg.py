@@ -29,7 +29,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 from esbackup.errors import Busy, OperationFailed
 
-URL_SCHEMES = ("postgresql://", "postgres://")
 RECONNECT_S = 60.0  # a server restart or fail-over is waited out this long
 CONNECT_TIMEOUT_S = 10
 TRANSACTION_LOCK = 0x65736230  # "esb0": the advisory lock BEGIN IMMEDIATE takes
@@ -38,10 +37,6 @@ RESERVED_COLUMNS = ("user",)  # SQLite column names PostgreSQL reserves
 
 class CatalogUnavailable(OperationFailed):
     """The PostgreSQL server cannot be reached, refused us, or went away."""
-
-
-def is_url(location) -> bool:
-    return str(location).startswith(URL_SCHEMES)
 
 
 def redact(url: str) -> str:
@@ -57,9 +52,9 @@ def translate(sql: str) -> str:
     """SQLite's statement text as PostgreSQL (and psycopg's placeholders) take it."""
     sql = sql.replace("%", "%%")
     head = sql.lstrip()[:6].upper()
-    if head in ("CREATE", "ALTER "):
-        sql = _ddl(sql)
     parts = re.split(r"('(?:[^']|'')*')", sql)  # leave quoted literals alone
+    if head in ("CREATE", "ALTER "):
+        parts[::2] = [_ddl(p) for p in parts[::2]]
     parts[::2] = [p.replace("?", "%s") for p in parts[::2]]
     sql = "".join(parts)
     if head == "INSERT" and "RETURNING" not in sql.upper():
@@ -198,7 +193,9 @@ class Connection:
                 raise Busy(f"catalog is busy: {_first_line(error)}") from None
             except (psycopg.OperationalError, CatalogUnavailable) as error:
                 if self._conn is not None and not self._conn.broken:
-                    raise  # the server answered: not a lost connection
+                    # the server answered (a cancel, a resource limit): not a lost connection
+                    raise OperationFailed(f"catalog {redact(self.url)}: "
+                                          f"{_first_line(error)}") from None
                 self._conn = None
                 if self.in_transaction or time.monotonic() >= deadline:
                     self.in_transaction = False

@@ -113,7 +113,7 @@ class Locks:
             while not self._stop.wait(HEARTBEAT_S):
                 try:
                     cat = cat or Catalog.open(self.catalog.path)
-                    cat.renew_locks(list(self.held), os.getpid(), lease_until())
+                    cat.renew_locks(list(self.held), os.getpid(), host_id(), lease_until())
                 except (sqlite3.Error, EsbackupError):
                     continue  # busy or away a while: the lease outlasts a few missed beats
         finally:
@@ -125,7 +125,7 @@ class Locks:
         if self._thread is not None:
             self._thread.join()
         for resource in reversed(self.held):
-            self.catalog.release_lock(resource, os.getpid())
+            self.catalog.release_lock(resource, os.getpid(), host_id())
         self.held.clear()
 
     def __enter__(self) -> Locks:

@@ -271,3 +271,13 @@ def test_a_firing_is_claimed_by_exactly_one_of_many_ticks(catalog_location):
 
 def test_catalog_copy_knows_every_table(cat):
     assert cat.table_names() == {*catalog.TABLES, "locks", "schema_migrations"}
+
+
+def test_renew_and_release_touch_only_this_hosts_row(cat):
+    cat.take_lock("disk:u:1", "run", 1234, "host2", "2000-01-01T00:00:00+00:00")
+    cat.renew_locks(["disk:u:1"], 1234, "host1", "2999-01-01T00:00:00+00:00")  # same pid
+    cat.release_lock("disk:u:1", 1234, "host1")
+    [row] = cat.locks("disk:")
+    assert (row["host"], row["lease_until"]) == ("host2", "2000-01-01T00:00:00+00:00")
+    cat.release_lock("disk:u:1", 1234, "host2")
+    assert cat.locks("disk:") == []
