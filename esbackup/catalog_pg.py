@@ -22,6 +22,7 @@ psycopg is imported here only, and this module only for a postgresql:// URL.
 """
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 import time
@@ -29,7 +30,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from esbackup.errors import Busy, OperationFailed
 
-RECONNECT_S = 60.0  # a server restart or fail-over is waited out this long
+# a server restart or fail-over is waited out this long
+RECONNECT_S = float(os.environ.get("ESBACKUP_CATALOG_RETRY_S", 60))
 CONNECT_TIMEOUT_S = 10
 TRANSACTION_LOCK = 0x65736230  # "esb0": the advisory lock BEGIN IMMEDIATE takes
 RESERVED_COLUMNS = ("user",)  # SQLite column names PostgreSQL reserves

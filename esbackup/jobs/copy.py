@@ -1,6 +1,8 @@
 """`catalog copy`: the whole catalog into another one, SQLite or PostgreSQL."""
 from __future__ import annotations
 
+import sqlite3
+
 from esbackup.catalog import TABLES, Catalog
 from esbackup.catalog_pg import redact
 from esbackup.errors import InvalidInput, OperationFailed
@@ -14,7 +16,10 @@ def copy(source: Catalog, target_location: str) -> dict[str, int]:
     unknown = source.table_names() - {*TABLES, "locks", "schema_migrations"}
     if unknown:  # a table added to the schema but not to catalog.TABLES
         raise OperationFailed(f"catalog copy does not know the tables {sorted(unknown)}")
-    target = Catalog.open(target_location)
+    try:
+        target = Catalog.open(target_location)
+    except (sqlite3.Error, OSError) as error:
+        raise OperationFailed(f"catalog {target_location}: {error}") from None
     try:
         if target.holds_data():
             raise InvalidInput(f"catalog {redact(str(target_location))} already holds data: "

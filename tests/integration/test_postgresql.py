@@ -23,9 +23,10 @@ def pg_site(pg_catalog, two_nodes, lab):
     return register(Esbackup(pg_catalog), two_nodes, lab)
 
 
-def spawn(site, host: str, *args: str) -> subprocess.Popen:
+def spawn(site, host: str, *args: str, retry_s: float = 60) -> subprocess.Popen:
     """esbackup as admin host `host`, in its own process, with a short lease."""
     env = {**os.environ, "ESBACKUP_HOST_ID": host, "ESBACKUP_LEASE_S": str(LEASE_S),
+           "ESBACKUP_CATALOG_RETRY_S": str(retry_s),
            "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     return subprocess.Popen(
         [sys.executable, "-m", "esbackup", "--catalog", str(site.esb.catalog), *args],
@@ -120,3 +121,28 @@ def test_a_server_restart_mid_run_loses_nothing(pg_site, postgres):
     assert b["status"] == "ok" and b["vm_uuid"] == VM_UUID
     assert [r["outcome"] for r in site.esb.json("history", ref)] == ["ok"]
     assert Path(b["location"]).exists()
+
+
+def test_a_server_down_past_the_retries_fails_in_one_line_and_nothing_stays_pending(
+        pg_site, postgres):
+    site = pg_site
+    ref = slow_definition(site, kind="file")
+    run = spawn(site, "admin1", "run", ref, retry_s=2)
+    wait_for(lambda: any(b["status"] == "pending" for b in site.backups()), what="pending")
+    postgres.stop()
+    try:
+        _, err = run.communicate(timeout=120)
+    finally:
+        postgres.start()
+    assert run.returncode == 1
+    assert err.decode().count("\n") == 1 and "catalog postgresql://" in err.decode()
+    assert not list(Path(site.nodes.backup.mountpoint).rglob("*.zfs*"))  # nothing half-done
+    assert [b["status"] for b in site.backups()] == ["pending"]  # the row waits for the DB
+    assert [r["outcome"] for r in site.esb.json("history", ref)] == ["running"]
+    again = spawn(site, "admin1", "run", ref)  # the next run of that disk cleans up
+    _, err = again.communicate(timeout=120)
+    assert again.returncode == 0, err
+    assert b"left pending by a run that died" in err
+    assert [b["status"] for b in site.backups()] == ["ok"]
+    newest, dead = site.esb.json("history", ref)
+    assert newest["outcome"] == "ok" and dead["outcome"] == "failed"
