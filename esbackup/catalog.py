@@ -588,11 +588,12 @@ class Catalog:
         with self.transaction():
             self.conn.execute("DELETE FROM dcs")  # the seeded `admin` comes with the rows
             for table in TABLES:
-                for row in tables.get(table, []):
-                    columns = ", ".join(f'"{c}"' for c in row)
-                    marks = ", ".join("?" for _ in row)
-                    self.conn.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})",
-                                      tuple(row.values()))
+                rows = tables.get(table, [])
+                if rows:
+                    columns = ", ".join(f'"{c}"' for c in rows[0])
+                    marks = ", ".join("?" for _ in rows[0])
+                    self.conn.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})",
+                                          [tuple(r.values()) for r in rows])
             if self.is_postgresql:
                 self.conn.reset_ids([t for t in TABLES if tables.get(t) and "id" in
                                      tables[t][0]])

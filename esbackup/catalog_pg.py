@@ -50,8 +50,9 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def translate(sql: str) -> str:
-    """SQLite's statement text as PostgreSQL (and psycopg's placeholders) take it."""
+def translate(sql: str, returning: bool = True) -> str:
+    """SQLite's statement text as PostgreSQL (and psycopg's placeholders) take it;
+    an INSERT returns its row (for `lastrowid`) unless `returning` is false."""
     sql = sql.replace("%", "%%")
     head = sql.lstrip()[:6].upper()
     parts = re.split(r"('(?:[^']|'')*')", sql)  # leave quoted literals alone
@@ -59,7 +60,7 @@ def translate(sql: str) -> str:
         parts[::2] = [_ddl(p) for p in parts[::2]]
     parts[::2] = [p.replace("?", "%s") for p in parts[::2]]
     sql = "".join(parts)
-    if head == "INSERT" and "RETURNING" not in sql.upper():
+    if returning and head == "INSERT" and "RETURNING" not in sql.upper():
         sql += " RETURNING *"
     return sql
 
@@ -149,7 +150,7 @@ class Connection:
             if word == "ROLLBACK" and (lost or not was):
                 return Cursor([])  # a lost session's transaction is already rolled back
             return self._run(word, ())
-        params = tuple(int(v) if isinstance(v, bool) else v for v in args)
+        params = _params(args)
         if word in ("CREATE", "ALTER") and not self.in_transaction:
             return self._ddl_alone(sql, params)
         return self._run(translate(sql), params)
@@ -167,10 +168,12 @@ class Connection:
         return cur
 
     def executemany(self, sql: str, rows) -> None:
-        for args in rows:
-            self.execute(sql, args)
+        """One statement over many rows, sent in one pipeline (not a round trip each)."""
+        rows = [_params(args) for args in rows]
+        if rows:
+            self._run(translate(sql, returning=False), rows, many=True)
 
-    def _run(self, sql: str, params: tuple) -> Cursor:
+    def _run(self, sql: str, params, many: bool = False) -> Cursor:
         """Run one statement; outside a transaction, wait out a lost server."""
         import psycopg
         from psycopg import errors
@@ -180,6 +183,10 @@ class Connection:
             try:
                 if self._conn is None:
                     self._connect()
+                if many:
+                    with self._conn.cursor() as cur:
+                        cur.executemany(sql, params)
+                    return Cursor([])
                 cur = self._conn.execute(sql, params)
                 return Cursor(cur.fetchall() if cur.description else [], cur.rowcount)
             except errors.UniqueViolation as error:
@@ -221,6 +228,11 @@ class Connection:
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
+
+
+def _params(args) -> tuple:
+    """Booleans as SQLite stores them: 0 and 1 in INTEGER columns."""
+    return tuple(int(v) if isinstance(v, bool) else v for v in args)
 
 
 def _first_line(error: Exception) -> str:
