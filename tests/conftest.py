@@ -20,7 +20,7 @@ pytest_plugins = ["tests.integration.site"]
 
 @dataclass
 class Esbackup:
-    catalog: Path
+    catalog: Path | str  # a SQLite file or a postgresql:// URL
 
     def __call__(self, *args: str, input: str | None = None) -> Result:
         runner = CliRunner()

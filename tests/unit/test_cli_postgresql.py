@@ -11,7 +11,7 @@ LISTINGS = [("dc", "list"), ("node", "list"), ("storage", "list"), ("vm", "list"
             ("definition", "list"), ("backup", "list"), ("history",), ("user", "list")]
 
 
-def test_unreachable_server_is_one_line_exit_1(tmp_path):
+def test_unreachable_server_is_one_line_exit_1():
     esb = Esbackup(f"postgresql://esbackup@127.0.0.1:{free_port()}/esbackup")
     err = esb.fails(1, "dc", "list")
     assert err.count("\n") == 1 and "127.0.0.1" in err
