@@ -200,6 +200,10 @@ class Connection:
             except (errors.LockNotAvailable, errors.SerializationFailure,
                     errors.DeadlockDetected) as error:
                 raise Busy(f"catalog is busy: {_first_line(error)}") from None
+            except (errors.InsufficientPrivilege, errors.ReadOnlySqlTransaction) as error:
+                # a role without rights, or a standby after a fail-over: the operator's to fix
+                raise OperationFailed(f"catalog {redact(self.url)}: "
+                                      f"{_first_line(error)}") from None
             except (psycopg.OperationalError, CatalogUnavailable) as error:
                 if self._conn is not None and not self._conn.broken:
                     # the server answered (a cancel, a resource limit): not a lost connection

@@ -87,3 +87,21 @@ def test_cron_lines_quote_a_catalog_url(pg_catalog):
     words = shlex.split(line)
     assert words[words.index("--catalog") + 1] == pg_catalog
     assert words[-2:] == ["run", "--due"]
+
+
+def test_through_sudo_a_postgresql_catalog_is_refused(pg_catalog, monkeypatch):
+    from esbackup import auth
+
+    monkeypatch.setattr(auth, "via_sudo", lambda: True)
+    monkeypatch.setattr(auth, "os_user", lambda: ("mallory", 4242))
+    assert "owned by root" in Esbackup(pg_catalog).fails(3, "dc", "list")
+
+
+def test_a_role_without_rights_is_one_line_exit_1(postgres, pg_catalog):
+    Esbackup(pg_catalog).ok("dc", "list")  # the schema exists
+    schema = pg_catalog.rsplit("%3D", 1)[1]
+    postgres.sql("CREATE ROLE reader LOGIN PASSWORD 'r'", "esbackup_tests")
+    postgres.sql(f"GRANT USAGE ON SCHEMA {schema} TO reader; "
+                 f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO reader", "esbackup_tests")
+    err = Esbackup(pg_catalog.replace("postgres@", "reader:r@")).fails(1, "dc", "list")
+    assert err.count("\n") == 1 and "permission denied" in err and ":r@" not in err
