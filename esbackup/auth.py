@@ -54,11 +54,14 @@ def identify(catalog) -> Identity:
     user is registered."""
     name, uid = os_user()
     sudo = via_sudo()
-    owner = catalog.path.stat().st_uid
+    owner = catalog.owner_uid()
     if sudo and owner != 0:
         raise PermissionDenied(f"through sudo, esbackup opens only a catalog owned by root; "
                                f"{catalog.path} is not")
-    if uid == 0 or (not sudo and uid == owner) or (sudo and not catalog.users()):
+    # a PostgreSQL catalog has no owning OS user: root and registered superadmins
+    # hold it, and whoever may log in to the database until users are registered
+    if uid == 0 or (not sudo and uid == owner) or (
+            (sudo or owner is None) and not catalog.users()):
         return Identity(name, "superadmin")
     try:
         user = catalog.user(name)

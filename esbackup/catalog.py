@@ -1,7 +1,10 @@
-"""The local SQLite catalog: schema, migrations and every query.
+"""The catalog: schema, migrations and every query.
 
 This is the only module with SQL. It returns `models` records and raises
 `NotFound`/`InvalidInput`; rules that span records live in the core modules.
+The catalog is a SQLite file, or a PostgreSQL database named by a
+postgresql:// URL: the SQL here is SQLite's, and catalog_pg runs the same text
+on PostgreSQL.
 """
 from __future__ import annotations
 
@@ -83,7 +86,15 @@ ALTER TABLE backups ADD COLUMN verify_result TEXT;
 ALTER TABLE backups ADD COLUMN verify_error TEXT;
 CREATE INDEX backups_verify ON backups (verify_result);
 """),
+    (5, "admin host of each run; one tick run per schedule firing", """
+ALTER TABLE runs ADD COLUMN host TEXT;
+ALTER TABLE runs ADD COLUMN firing TEXT;
+CREATE UNIQUE INDEX runs_firing ON runs (definition, firing);
+"""),
 ]
+# Copied by `catalog copy`, parents before children; locks are not copied.
+TABLES = ("dcs", "nodes", "storages", "vms", "disks", "definitions", "backups", "runs",
+          "users", "user_dcs")
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
@@ -91,10 +102,15 @@ def utcnow() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
 
 
-def default_path() -> Path:
+def is_url(location: Path | str | None) -> bool:
+    """A postgresql:// URL (a PostgreSQL catalog) rather than a SQLite file path."""
+    return str(location).startswith(("postgresql://", "postgres://"))
+
+
+def default_path() -> Path | str:
     env = os.environ.get("ESBACKUP_CATALOG")
     if env:
-        return Path(env)
+        return env if is_url(env) else Path(env)
     if os.geteuid() == 0:
         return Path("/var/lib/esbackup/catalog.db")
     import click
@@ -146,13 +162,29 @@ def migrate(conn: sqlite3.Connection, upto: int = SCHEMA_VERSION) -> None:
 class Catalog:
     """Queries over one catalog connection. Open with `Catalog.open(path)`."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path):
+    def __init__(self, conn: sqlite3.Connection, path: Path | str):
         self.conn, self.path = conn, path
 
     @classmethod
-    def open(cls, path: Path | None = None) -> Catalog:
-        path = Path(path) if path else default_path()
+    def open(cls, path: Path | str | None = None) -> Catalog:
+        """Open a SQLite file or, for a postgresql:// URL, a PostgreSQL database."""
+        path = path or default_path()
+        if is_url(path):
+            from esbackup import catalog_pg
+
+            conn = catalog_pg.connect(str(path), BUSY_TIMEOUT_S)
+            migrate(conn)
+            return cls(conn, str(path))
+        path = Path(path)
         return cls(connect(path), path)
+
+    @property
+    def is_postgresql(self) -> bool:
+        return is_url(self.path)
+
+    def owner_uid(self) -> int | None:
+        """Who owns a SQLite catalog file; None for PostgreSQL (its roles decide)."""
+        return None if self.is_postgresql else Path(self.path).stat().st_uid
 
     def close(self) -> None:
         self.conn.close()
@@ -479,7 +511,7 @@ class Catalog:
         rows = self.conn.execute(
             "SELECT definition, duration FROM (SELECT definition, duration, ROW_NUMBER() "
             "OVER (PARTITION BY definition ORDER BY started DESC, id DESC) AS n FROM runs "
-            "WHERE outcome = 'ok' AND duration IS NOT NULL) WHERE n <= ? "
+            "WHERE outcome = 'ok' AND duration IS NOT NULL) AS r WHERE n <= ? "
             "ORDER BY definition, n", (per_definition,))
         found: dict[str, list[float]] = {}
         for definition, duration in rows:
@@ -495,12 +527,24 @@ class Catalog:
         values = {k: v for k, v in run.to_dict().items() if k != "id"}
         self._update("runs", values, run.id)
 
+    def abandon_run(self, run_id: int, error: str) -> None:
+        """A run whose process died is failed, if it was still running."""
+        self.conn.execute("UPDATE runs SET outcome = 'failed', error = ?, finished = ? "
+                          "WHERE id = ? AND outcome = 'running'", (error, utcnow(), run_id))
+
     def runs(self, definition: str | None = None, failed: bool = False,
              limit: int | None = None) -> list[Run]:
-        rows = self.conn.execute(
-            "SELECT * FROM runs WHERE (? IS NULL OR definition = ?) "
-            "AND (NOT ? OR outcome = 'failed') ORDER BY started DESC, id DESC LIMIT ?",
-            (definition, definition, failed, -1 if limit is None else limit))
+        where, args = ["1 = 1"], []
+        if definition is not None:
+            where.append("definition = ?")
+            args.append(definition)
+        if failed:
+            where.append("outcome = 'failed'")
+        sql = f"SELECT * FROM runs WHERE {' AND '.join(where)} ORDER BY started DESC, id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        rows = self.conn.execute(sql, tuple(args))
         return [Run(**{k: r[k] for k in r.keys()}) for r in rows]
 
     def last_runs(self, outcome: str | None = None) -> dict[str, Run]:
@@ -510,7 +554,7 @@ class Catalog:
             where, args = ["outcome = ?"], [outcome]
         rows = self.conn.execute(
             "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY definition "
-            f"ORDER BY started DESC, id DESC) AS n FROM runs WHERE {' AND '.join(where)}) "
+            f"ORDER BY started DESC, id DESC) AS n FROM runs WHERE {' AND '.join(where)}) AS r "
             "WHERE n = 1 ORDER BY definition", args)
         return {r["definition"]: Run(**{k: r[k] for k in r.keys() if k != "n"}) for r in rows}
 
@@ -548,17 +592,59 @@ class Catalog:
                               (resource, owner, pid, host, utcnow(), lease_until))
         return {"stale": holder} if holder else None
 
-    def renew_locks(self, resources: list[str], pid: int, lease_until: str) -> None:
-        self.conn.executemany("UPDATE locks SET lease_until = ? WHERE resource = ? AND pid = ?",
-                              [(lease_until, r, pid) for r in resources])
+    def renew_locks(self, resources: list[str], pid: int, host: str, lease_until: str) -> None:
+        """Only our own rows: a lock taken over meanwhile is another holder's."""
+        self.conn.executemany(
+            "UPDATE locks SET lease_until = ? WHERE resource = ? AND pid = ? AND host = ?",
+            [(lease_until, r, pid, host) for r in resources])
 
-    def release_lock(self, resource: str, pid: int) -> None:
-        self.conn.execute("DELETE FROM locks WHERE resource = ? AND pid = ?", (resource, pid))
+    def release_lock(self, resource: str, pid: int, host: str) -> None:
+        self.conn.execute("DELETE FROM locks WHERE resource = ? AND pid = ? AND host = ?",
+                          (resource, pid, host))
 
     def locks(self, prefix: str = "") -> list[dict]:
         rows = self.conn.execute("SELECT * FROM locks WHERE resource LIKE ? ORDER BY resource",
                                  (prefix.replace("%", "") + "%",))
         return [dict(r) for r in rows]
+
+    # --- whole-catalog copy ----------------------------------------------
+    def counts(self) -> dict[str, int]:
+        """Rows per copied table (one query)."""
+        sql = " UNION ALL ".join(f"SELECT '{t}', COUNT(*) FROM {t}" for t in TABLES)
+        return {name: count for name, count in self.conn.execute(sql)}
+
+    def table_names(self) -> set[str]:
+        if self.is_postgresql:
+            return set(self.conn.table_names())
+        return {r[0] for r in self.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%'")}
+
+    def holds_data(self) -> bool:
+        """Anything beyond what a new catalog starts with (the dc `admin`)."""
+        counts = self.counts()
+        return (any(n for t, n in counts.items() if t != "dcs") or counts["dcs"] > 1
+                or [(d.name, d.desc) for d in self.dcs()] != [
+                    ("admin", "default virtual data center")])
+
+    def rows(self, table: str) -> list[dict]:
+        if table not in TABLES:
+            raise ValueError(f"not a catalog table: {table}")
+        return [dict(r) for r in self.conn.execute(f"SELECT * FROM {table}")]
+
+    def load(self, tables: dict[str, list[dict]]) -> None:
+        """Fill a new catalog with another's rows, ids kept, in one transaction."""
+        with self.transaction():
+            self.conn.execute("DELETE FROM dcs")  # the seeded `admin` comes with the rows
+            for table in TABLES:
+                rows = tables.get(table, [])
+                if rows:
+                    columns = ", ".join(f'"{c}"' for c in rows[0])
+                    marks = ", ".join("?" for _ in rows[0])
+                    self.conn.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})",
+                                          [tuple(r.values()) for r in rows])
+            if self.is_postgresql:
+                self.conn.reset_ids([t for t in TABLES if tables.get(t) and "id" in
+                                     tables[t][0]])
 
     # --- users -----------------------------------------------------------
     def add_user(self, user: User) -> User:

@@ -23,7 +23,7 @@ COMMANDS = {
     "cron": "Print crontab lines for the scheduler.",
     "check": "Nagios-style health check.",
     "metrics": "Prometheus metrics for node_exporter's textfile collector.",
-    "catalog": "Catalog maintenance: rebuild from the backup nodes.",
+    "catalog": "Catalog maintenance: rebuild from the backup nodes, copy to another.",
     "user": "Users and their roles.",
 }
 
@@ -65,7 +65,7 @@ class LazyGroup(click.Group):
 class AppContext:
     """What every command needs: the catalog (opened lazily) and the caller."""
 
-    def __init__(self, catalog_path: Path | None, verbosity: int):
+    def __init__(self, catalog_path: str | None, verbosity: int):
         self.catalog_path, self.verbosity = catalog_path, verbosity
         self._catalog = None
         self._identity = None
@@ -114,14 +114,15 @@ class AppContext:
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--catalog", "catalog_path", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--catalog", "catalog_path", type=click.Path(dir_okay=False),
               envvar="ESBACKUP_CATALOG", help="Catalog file (default: /var/lib/esbackup/"
-              "catalog.db for root, else under the user's app dir).")
+              "catalog.db for root, else under the user's app dir), or a PostgreSQL URL "
+              "postgresql://USER@HOST:PORT/DB.")
 @click.option("-v", "--verbose", count=True, help="More messages.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors: no warnings.")
 @click.version_option(__version__, prog_name="esbackup")
 @click.pass_context
-def cli(ctx: click.Context, catalog_path: Path | None, verbose: int, quiet: bool) -> None:
+def cli(ctx: click.Context, catalog_path: str | None, verbose: int, quiet: bool) -> None:
     """Back up ZFS virtual server disks to backup nodes: scheduled, incremental,
     retention-managed, restorable."""
     ctx.obj = AppContext(catalog_path, -1 if quiet else verbose)

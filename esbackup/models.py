@@ -216,6 +216,8 @@ class Run(Record):
     size: int | None = None
     duration: float | None = None
     pid: int | None = None
+    host: str | None = None  # the admin host that ran it (ESBACKUP_HOST_ID or hostname)
+    firing: str | None = None  # the schedule firing a tick run serves: one run per firing
     id: int | None = None
 
 

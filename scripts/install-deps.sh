@@ -2,8 +2,8 @@
 # Installs what esbackup's tests and quick start need: Debian packages (zfs-fuse,
 # OpenSSH server, pv, mbuffer, qemu for the guest-agent lab, libvirt for the
 # libvirt compute node of the lab, prometheus for promtool, which checks the
-# metrics textfile) and a venv with
-# esbackup and its test extras; starts zfs-fuse. Needs root.
+# metrics textfile, PostgreSQL for the catalog tests) and a venv with esbackup
+# and its test extras (psycopg); starts zfs-fuse. Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +13,7 @@ for pair in zfs-fuse:zfs-fuse sshd:openssh-server pv:pv mbuffer:mbuffer \
             libvirtd:libvirt-daemon-system promtool:prometheus; do
   command -v "${pair%%:*}" >/dev/null || [ -x "/usr/sbin/${pair%%:*}" ] || need+=("${pair#*:}")
 done
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \

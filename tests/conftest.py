@@ -1,7 +1,12 @@
-"""Shared fixtures: a CLI runner on a real SQLite catalog in a temporary folder."""
+"""Shared fixtures: a CLI runner on a real catalog: a SQLite file in a temporary
+folder, or (where a module asks for both backends) a PostgreSQL schema on the
+session's throwaway server."""
 from __future__ import annotations
 
+import itertools
 import json
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +20,7 @@ pytest_plugins = ["tests.integration.site"]
 
 @dataclass
 class Esbackup:
-    catalog: Path
+    catalog: Path | str  # a SQLite file or a postgresql:// URL
 
     def __call__(self, *args: str, input: str | None = None) -> Result:
         runner = CliRunner()
@@ -36,9 +41,57 @@ class Esbackup:
         return result.stderr
 
 
+_schemas = itertools.count(1)
+TEST_DATABASE = "esbackup_tests"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator:
+    """The session's PostgreSQL server (lab/postgres.py); its password is in a
+    pgpass file that PGPASSFILE names, as an operator's ~/.pgpass would hold it."""
+    from lab.postgres import PostgresError, Server
+
+    try:
+        server = Server()
+    except (PostgresError, OSError) as exc:
+        pytest.fail(f"cannot start PostgreSQL: {exc}", pytrace=False)
+    old = os.environ.get("PGPASSFILE")
+    os.environ["PGPASSFILE"] = str(server.passfile)
+    try:
+        server.sql(f"CREATE DATABASE {TEST_DATABASE}")
+        yield server
+    finally:
+        if old is None:
+            os.environ.pop("PGPASSFILE", None)
+        else:
+            os.environ["PGPASSFILE"] = old
+        server.close()
+
+
 @pytest.fixture
-def esb(tmp_path: Path) -> Esbackup:
-    return Esbackup(tmp_path / "catalog.db")
+def pg_catalog(postgres) -> str:
+    """The URL of a new, empty PostgreSQL catalog: a schema of its own."""
+    schema = f"t{next(_schemas)}"
+    postgres.sql(f"CREATE SCHEMA {schema}", TEST_DATABASE)
+    return f"{postgres.url(TEST_DATABASE)}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture
+def backend() -> str:
+    """The catalog backend of `esb`; modules testing both override this fixture."""
+    return "sqlite"
+
+
+@pytest.fixture
+def catalog_location(request: pytest.FixtureRequest, tmp_path: Path, backend: str):
+    if backend == "postgresql":
+        return request.getfixturevalue("pg_catalog")
+    return tmp_path / "catalog.db"
+
+
+@pytest.fixture
+def esb(catalog_location) -> Esbackup:
+    return Esbackup(catalog_location)
 
 
 @pytest.fixture

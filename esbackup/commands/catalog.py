@@ -22,3 +22,20 @@ def rebuild(node: str) -> None:
     click.echo(", ".join(f"{v} {k}" for k, v in counts.items() if k != "skipped")
                + f" added from node {node}"
                + (f"; {counts['skipped']} unreadable manifests" if counts["skipped"] else ""))
+
+
+@cli.command("copy")
+@click.argument("target")
+def copy(target: str) -> None:
+    """Copy the whole catalog into TARGET: a new SQLite file, or an empty
+    PostgreSQL database (postgresql://USER@HOST:PORT/DB). Refuses a target that
+    holds data; prints the rows copied per table after checking them there."""
+    from esbackup import auth
+    from esbackup.catalog_pg import redact
+    from esbackup.jobs import copy as copy_job
+
+    a = app()
+    auth.require_superadmin(a.identity, "catalog copy")
+    counts = copy_job.copy(a.catalog, target)
+    click.echo(", ".join(f"{n} {table}" for table, n in counts.items())
+               + f" copied to {redact(target)}")

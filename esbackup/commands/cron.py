@@ -1,3 +1,4 @@
+import shlex
 import shutil
 import sys
 
@@ -14,7 +15,7 @@ def cli(user: str) -> None:
     weekly verify reads back the backups not verified for a week."""
     a = app()
     exe = shutil.which("esbackup") or f"{sys.executable} -m esbackup"
-    catalog = f" --catalog {a.catalog.path}" if a.catalog_path else ""
+    catalog = f" --catalog {shlex.quote(str(a.catalog.path))}" if a.catalog_path else ""
     click.echo("# esbackup: install as /etc/cron.d/esbackup")
     click.echo("SHELL=/bin/sh")
     click.echo(f"* * * * * {user} {exe}{catalog} -q run --due")

@@ -9,8 +9,9 @@ COLUMNS = [
     Column("started", "Started", "time"), Column("definition", "Definition"),
     Column("trigger", "Trigger"), Column("outcome", "Outcome"), Column("backup", "Backup"),
     Column("size", "Size", "size"), Column("duration", "Duration", "duration"),
-    Column("error", "Error"), Column("finished", "Finished", "time", full_only=True),
-    Column("pid", "PID", full_only=True),
+    Column("error", "Error"), Column("host", "Host"),
+    Column("finished", "Finished", "time", full_only=True), Column("pid", "PID", full_only=True),
+    Column("firing", "Firing", "time", full_only=True),
 ]
 
 

@@ -20,8 +20,11 @@ from esbackup.jobs import freeze, layout, locks, manifest, paths, recover, reten
 from esbackup.models import VM, Backup, Definition, Node, Run, Storage
 
 
-def start_run(cat: Catalog, d: Definition, trigger: str) -> Run:
-    return cat.add_run(Run(definition=d.ref, trigger=trigger, started=utcnow(), pid=os.getpid()))
+def start_run(cat: Catalog, d: Definition, trigger: str, firing: str | None = None) -> Run:
+    """Record a run as started. A tick run names its schedule `firing`: a second
+    claim of the same firing (another admin host's tick) raises InvalidInput."""
+    return cat.add_run(Run(definition=d.ref, trigger=trigger, started=utcnow(), pid=os.getpid(),
+                           host=locks.host_id(), firing=firing))
 
 
 def run_definition(cat: Catalog, d: Definition, *, trigger: str, wait: float = 0,

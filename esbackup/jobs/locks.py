@@ -1,9 +1,11 @@
 """One operation at a time per VM disk, and at most N backups at once per node.
 
-Locks are rows in the catalog, shared by every esbackup process on the admin
-host. Each carries the holder's pid and a lease that a heartbeat thread
-renews; a lock whose process is gone or whose lease ran out is taken over,
-and the taker is told about it so it can clean up what the dead run left.
+Locks are rows in the catalog, shared by every esbackup process on every
+admin host using it. Each carries the holder's host, pid and a lease that a
+heartbeat thread renews; a lock whose process is gone (on this host) or whose
+lease ran out (on another) is taken over, and the taker is told about it so it
+can clean up what the dead run left. Taking one is a single catalog
+transaction, so two hosts never both win it.
 """
 from __future__ import annotations
 
@@ -16,11 +18,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from esbackup.catalog import Catalog
-from esbackup.errors import Busy
+from esbackup.errors import Busy, EsbackupError
 
-LEASE = timedelta(seconds=120)
-HEARTBEAT_S = 30.0
+LEASE = timedelta(seconds=float(os.environ.get("ESBACKUP_LEASE_S", 120)))
+HEARTBEAT_S = LEASE.total_seconds() / 4
 POLL_S = 0.5
+
+
+def host_id() -> str:
+    """This admin host's name in locks and run history."""
+    return os.environ.get("ESBACKUP_HOST_ID") or socket.gethostname()
 
 
 def disk_resource(vm_uuid: str, disk_id: int) -> str:
@@ -44,7 +51,7 @@ def pid_alive(pid: int) -> bool:
 def is_stale(holder: dict, now: datetime | None = None) -> bool:
     """On this host the holder's process decides (a stopped or suspended one
     still holds); a holder elsewhere holds until its lease runs out."""
-    if holder["host"] == socket.gethostname():
+    if holder["host"] == host_id():
         return not pid_alive(holder["pid"])
     now = now or datetime.now(timezone.utc)
     return datetime.fromisoformat(holder["lease_until"]) < now
@@ -63,7 +70,7 @@ class Locks:
 
     def _try(self, resource: str) -> dict | None:
         result = self.catalog.take_lock(resource, self.owner, os.getpid(),
-                                        socket.gethostname(), lease_until(), is_stale)
+                                        host_id(), lease_until(), is_stale)
         if result is None or "stale" in result:
             self.held.append(resource)
             if result:
@@ -101,22 +108,24 @@ class Locks:
             self._thread.start()
 
     def _renew(self) -> None:
-        cat = Catalog.open(self.catalog.path)  # sqlite connections stay in their thread
+        cat = None  # a connection of its own: sqlite connections stay in their thread
         try:
             while not self._stop.wait(HEARTBEAT_S):
                 try:
-                    cat.renew_locks(list(self.held), os.getpid(), lease_until())
-                except sqlite3.Error:
-                    continue  # busy for a while: the lease outlasts a few missed beats
+                    cat = cat or Catalog.open(self.catalog.path)
+                    cat.renew_locks(list(self.held), os.getpid(), host_id(), lease_until())
+                except (sqlite3.Error, EsbackupError):
+                    continue  # busy or away a while: the lease outlasts a few missed beats
         finally:
-            cat.close()
+            if cat is not None:
+                cat.close()
 
     def release(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
         for resource in reversed(self.held):
-            self.catalog.release_lock(resource, os.getpid())
+            self.catalog.release_lock(resource, os.getpid(), host_id())
         self.held.clear()
 
     def __enter__(self) -> Locks:

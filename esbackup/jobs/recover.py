@@ -1,6 +1,8 @@
 """Cleaning up after runs that died: their pending rows, partial data, stray snapshots."""
 from __future__ import annotations
 
+import re
+
 from esbackup import nodes
 from esbackup.catalog import Catalog
 from esbackup.drivers import zfs
@@ -22,11 +24,15 @@ def best_effort(steps: list[tuple], reporter=None) -> None:
 
 
 def after_takeover(cat: Catalog, stale: list[dict], reporter=None) -> None:
-    """A lock was taken from a dead process: undo what its run left on that disk."""
+    """A lock was taken from a dead process: undo what its run left on that disk,
+    and close its history row (it could not: its process or admin host died)."""
     for holder in stale:
         kind, _, rest = holder["resource"].partition(":")
         if kind != "disk":
             continue
+        if run := re.search(r"\(run (\d+)\)$", holder["owner"]):
+            cat.abandon_run(int(run.group(1)), f"its process died (pid {holder['pid']} on "
+                                               f"{holder['host']}); taken over")
         vm_uuid, _, disk_id = rest.rpartition(":")
         from esbackup.jobs import restore
 

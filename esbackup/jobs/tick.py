@@ -2,7 +2,9 @@
 
 A definition is due when its schedule fired in the last hour and it has not
 run since that moment; so a missed tick (a reboot, a slow minute) is caught
-up on the next one, and a run is never started twice for one firing.
+up on the next one, and a run is never started twice for one firing: its run
+row names the firing, and the catalog keeps one row per definition and firing,
+so of several admin hosts ticking in the same minute exactly one claims it.
 """
 from __future__ import annotations
 
@@ -11,14 +13,15 @@ from datetime import datetime, timedelta, timezone
 
 from esbackup import schedule
 from esbackup.catalog import Catalog
-from esbackup.errors import EsbackupError
+from esbackup.errors import EsbackupError, InvalidInput
 from esbackup.models import Definition, Run
 
 LOOKBACK = timedelta(hours=1)
 TICK_WAIT = 50 * 60  # a due run waits this long for its disk or a node slot
 
 
-def due(cat: Catalog, now: datetime) -> list[Definition]:
+def due(cat: Catalog, now: datetime) -> list[tuple[Definition, datetime]]:
+    """Active definitions whose schedule fired since their last run, with that firing."""
     found = []
     for d in cat.definitions():
         if not d.active:
@@ -30,8 +33,18 @@ def due(cat: Catalog, now: datetime) -> list[Definition]:
         last = cat.runs(d.ref, limit=1)
         if last and datetime.fromisoformat(last[0].started) >= fired[-1]:
             continue
-        found.append(d)
+        found.append((d, fired[-1]))
     return found
+
+
+def claim(cat: Catalog, d: Definition, fired: datetime) -> Run | None:
+    """The run row for this firing, or None when another tick already has it."""
+    from esbackup.jobs.backup import start_run
+
+    try:
+        return start_run(cat, d, "tick", firing=fired.isoformat())
+    except InvalidInput:
+        return None
 
 
 def run_due(cat: Catalog, reporter=None, wait: float = TICK_WAIT,
@@ -41,13 +54,15 @@ def run_due(cat: Catalog, reporter=None, wait: float = TICK_WAIT,
     Each gets its run row at once, so the next tick does not pick it again
     while it waits (up to `wait` seconds) for its disk or a node slot.
     """
-    from esbackup.jobs.backup import run_definition, start_run
+    from esbackup.jobs.backup import run_definition
 
-    todo = [(d, start_run(cat, d, "tick")) for d in due(cat, now or datetime.now(timezone.utc))]
+    claimed = [(d, claim(cat, d, fired))
+               for d, fired in due(cat, now or datetime.now(timezone.utc))]
+    todo = [(d, run) for d, run in claimed if run is not None]
 
     def one(item: tuple[Definition, Run]) -> bool:
         d, run = item
-        own = Catalog.open(cat.path)  # one SQLite connection per thread
+        own = Catalog.open(cat.path)  # one connection per thread
         try:
             run_definition(own, d, trigger="tick", wait=wait, reporter=reporter, run=run)
             return True

@@ -10,6 +10,12 @@ from esbackup.catalog import Catalog
 from esbackup.models import Backup
 from tests.seed import SEED_CRONS
 
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request) -> str:
+    """Every test here runs on both catalog backends."""
+    return request.param
+
 UUID = "3f2a5a4e-0000-4000-8000-000000000001"
 BASE = ["--disk-id", "1", "--type", "dataset", "--node", "b1", "--storage", "tank",
         "--retention", "3"]

@@ -8,16 +8,27 @@ import pytest
 from esbackup import auth
 
 
-def test_version_and_help_do_not_import_ssh_or_progress(esb):
+def test_version_and_help_do_not_import_ssh_progress_or_postgresql(esb):
     assert esb.ok("--version").stdout.startswith("esbackup, version ")
     code = ("import sys; from click.testing import CliRunner; from esbackup.cli import cli;"
             "CliRunner().invoke(cli, ['--help']); CliRunner().invoke(cli, ['dc', 'list']);"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('paramiko', 'rich')))")
+            "('paramiko', 'rich', 'psycopg')))")
     import subprocess
 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**os.environ, "ESBACKUP_CATALOG": str(esb.catalog)}, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_help_opens_no_catalog_driver():
+    import subprocess
+
+    code = ("import sys; from click.testing import CliRunner; from esbackup.cli import cli;"
+            "CliRunner().invoke(cli, ['--help']); CliRunner().invoke(cli, ['run', '--help']);"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sqlite3', 'psycopg')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
     assert out.stdout.strip() == "[]"
 
 

@@ -28,6 +28,7 @@ from esbackup.output import Column, human_duration, human_size, render
 
 UUID = "3f2a5a4e-0000-4000-8000-000000000001"
 UTC = timezone.utc
+BOTH_BACKENDS = pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 
 
 # --- Throttle ----------------------------------------------------------------------
@@ -556,9 +557,10 @@ def scheduled(inventory):
 
 
 def due_names(cat, now=NOW) -> list[str]:
-    return sorted(d.name for d in tick.due(cat, now))
+    return sorted(d.name for d, _ in tick.due(cat, now))
 
 
+@BOTH_BACKENDS
 def test_due_fired_in_the_last_hour(scheduled):
     assert due_names(scheduled) == ["hourly", "nightly", "prague"]
     assert due_names(scheduled, NOW.replace(minute=59)) == ["hourly", "later", "nightly",
@@ -566,6 +568,7 @@ def test_due_fired_in_the_last_hour(scheduled):
     assert due_names(scheduled, NOW + timedelta(hours=2)) == ["hourly"]
 
 
+@BOTH_BACKENDS
 def test_not_due_after_a_run_since_the_firing(scheduled):
     scheduled.add_run(Run("web01/nightly", "tick", "2026-11-26T01:00:05+00:00",
                           outcome="failed", error="x"))
@@ -578,6 +581,7 @@ def test_not_due_after_a_run_since_the_firing(scheduled):
         "hourly", "nightly", "prague"]
 
 
+@BOTH_BACKENDS
 def test_inactive_never_due(scheduled):
     for minute in range(0, 60, 7):
         assert "off" not in due_names(scheduled, NOW.replace(hour=1, minute=minute))
@@ -598,6 +602,7 @@ def fast_poll(monkeypatch):
     monkeypatch.setattr(locks, "POLL_S", 0.02)
 
 
+@BOTH_BACKENDS
 def test_disk_lock_busy_immediately(cat):
     with locks.Locks(cat, owner="backup web01/daily") as first:
         first.disk(UUID, 1)
@@ -614,6 +619,7 @@ def test_disk_lock_busy_immediately(cat):
         assert later.stale == []
 
 
+@BOTH_BACKENDS
 def test_disk_lock_busy_after_wait(cat, fast_poll):
     with locks.Locks(cat, owner="first") as first:
         first.disk(UUID, 1)
@@ -629,6 +635,7 @@ def dead_pid() -> int:
     return proc.pid
 
 
+@BOTH_BACKENDS
 def test_dead_holder_taken_over(cat):
     pid = dead_pid()
     resource = locks.disk_resource(UUID, 1)
@@ -640,6 +647,7 @@ def test_dead_holder_taken_over(cat):
         assert cat.locks("disk:")[0]["owner"] == "new"
 
 
+@BOTH_BACKENDS
 def test_expired_lease_taken_over(cat):
     resource = locks.disk_resource(UUID, 1)
     past = (datetime.now(UTC) - timedelta(minutes=5)).replace(microsecond=0).isoformat()
@@ -649,6 +657,7 @@ def test_expired_lease_taken_over(cat):
         assert [s["owner"] for s in mine.stale] == ["remote run"]
 
 
+@BOTH_BACKENDS
 def test_live_local_holder_keeps_its_lock_past_its_lease(cat):
     """A stopped (Ctrl-Z) or starved process on this host still holds its disk."""
     import os
@@ -661,6 +670,7 @@ def test_live_local_holder_keeps_its_lock_past_its_lease(cat):
         mine.disk(UUID, 1)
 
 
+@BOTH_BACKENDS
 def test_live_holder_on_another_host_with_lease_is_kept(cat):
     resource = locks.disk_resource(UUID, 1)
     cat.take_lock(resource, "remote run", dead_pid(), "some-other-host", locks.lease_until())
@@ -668,6 +678,7 @@ def test_live_holder_on_another_host_with_lease_is_kept(cat):
         mine.disk(UUID, 1)
 
 
+@BOTH_BACKENDS
 def test_node_slots(cat, fast_poll):
     a, b, c = (locks.Locks(cat, owner=name) for name in "abc")
     try:
