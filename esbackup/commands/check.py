@@ -52,12 +52,14 @@ def cli() -> None:
     import sqlite3
 
     from esbackup import auth
-    from esbackup.catalog import default_path
+    from pathlib import Path
+
+    from esbackup.catalog import default_path, is_url
     from esbackup.errors import EsbackupError
 
     a = app()
     path = a.catalog_path or default_path()
-    if not path.exists():
+    if not is_url(path) and not Path(path).exists():
         code, lines = health.unknown(f"no catalog at {path}")
     else:
         try:
@@ -66,7 +68,7 @@ def cli() -> None:
             found += health.verify_findings(a.catalog)
             code, lines = health.report(len(a.catalog.definitions()),
                                         len(a.catalog.backups(status="ok")), found)
-        except (EsbackupError, sqlite3.Error) as error:
+        except (EsbackupError, sqlite3.Error) as error:  # psycopg errors arrive as EsbackupError
             code, lines = health.unknown(f"cannot judge: {error}")
     for line in lines:
         click.echo(line)
