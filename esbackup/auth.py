@@ -48,22 +48,23 @@ def via_sudo() -> bool:
 
 
 def identify(catalog) -> Identity:
-    """Root and the catalog's owner are superadmin; under sudo the catalog must
-    be root's (else any sudoer could bring a catalog of their own and act as
-    root on the nodes), and the sudo user is superadmin only until the first
-    user is registered."""
+    """Root and the catalog's owner are superadmin. Under sudo the catalog is
+    root's system catalog (checked when it opens) and the sudo user is only
+    what root registered: a catalog without users makes nobody superadmin
+    through sudo, so root itself does the first registration."""
     name, uid = os_user()
     sudo = via_sudo()
     owner = catalog.path.stat().st_uid
     if sudo and owner != 0:
         raise PermissionDenied(f"through sudo, esbackup opens only a catalog owned by root; "
                                f"{catalog.path} is not")
-    if uid == 0 or (not sudo and uid == owner) or (sudo and not catalog.users()):
+    if uid == 0 or (not sudo and uid == owner):
         return Identity(name, "superadmin")
     try:
         user = catalog.user(name)
     except NotFound:
-        raise PermissionDenied(f"user {name} is not registered with esbackup") from None
+        hint = " (root registers the first users)" if sudo else ""
+        raise PermissionDenied(f"user {name} is not registered with esbackup{hint}") from None
     return Identity(user.name, user.role, tuple(user.dcs))
 
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from esbackup.errors import InvalidInput, NotFound
+from esbackup.errors import InvalidInput, NotFound, OperationFailed, PermissionDenied
 from esbackup.models import DC, VM, Backup, Definition, Node, Run, Storage, User
 
 BUSY_TIMEOUT_S = 60  # many cron jobs may start in the same minute
@@ -85,29 +86,80 @@ def utcnow() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
 
 
+SYSTEM_PATH = Path("/var/lib/esbackup/catalog.db")
+
+
 def default_path() -> Path:
     env = os.environ.get("ESBACKUP_CATALOG")
     if env:
         return Path(env)
     if os.geteuid() == 0:
-        return Path("/var/lib/esbackup/catalog.db")
+        return SYSTEM_PATH
     import click
 
     return Path(click.get_app_dir("esbackup")) / "catalog.db"
 
 
-def connect(path: Path) -> sqlite3.Connection:
+def check_file(path: Path, system_only: bool) -> None:
+    """Refuse a catalog that others could have written. `system_only` (under
+    sudo): nothing but the system catalog, root's, 0600 or stricter, no
+    symlink, in a directory only root writes; it must already exist."""
+    if system_only:
+        if Path(os.path.abspath(path)) != SYSTEM_PATH:
+            raise PermissionDenied(f"through sudo, esbackup opens only {SYSTEM_PATH}, not {path}")
+        try:
+            info, parent = os.lstat(path), os.stat(path.parent)
+        except FileNotFoundError:
+            raise PermissionDenied(f"no catalog {path}: root creates it (run esbackup as root "
+                                   "without sudo first)") from None
+        if stat.S_ISLNK(info.st_mode) or not stat.S_ISREG(info.st_mode):
+            raise PermissionDenied(f"catalog {path} is not a regular file")
+        if info.st_uid != 0 or stat.S_IMODE(info.st_mode) & 0o077:
+            raise PermissionDenied(f"through sudo, the catalog must be root's with mode 0600: "
+                                   f"chown root {path} && chmod 600 {path}")
+        if parent.st_uid != 0 or parent.st_mode & 0o022:
+            raise PermissionDenied(f"catalog directory {path.parent} must be root's and "
+                                   f"writable by root only: chmod go-w {path.parent}")
+        return
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_IMODE(info.st_mode) & 0o022:
+        raise PermissionDenied(f"catalog {path} is writable by others: chmod go-w {path}")
+
+
+def connect(path: Path, system_only: bool = False) -> sqlite3.Connection:
     """Open (creating with private modes) and migrate the catalog."""
     path = Path(path)
+    check_file(path, system_only)
     if not path.exists():
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    migrate(conn)
+    try:
+        conn.row_factory = sqlite3.Row
+        check_schema(conn, path)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        migrate(conn)
+    except BaseException:
+        conn.close()
+        raise
     return conn
+
+
+def check_schema(conn: sqlite3.Connection, path: Path) -> None:
+    """Only an empty file or esbackup's own catalog, of this version or older."""
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if not tables:
+        return
+    if "schema_migrations" not in tables:
+        raise InvalidInput(f"{path} is not an esbackup catalog (other tables); refused")
+    newest = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] or 0
+    if newest > SCHEMA_VERSION:
+        raise OperationFailed(f"catalog {path} has schema {newest}, newer than this esbackup "
+                              f"knows ({SCHEMA_VERSION}): upgrade esbackup")
 
 
 def migrate(conn: sqlite3.Connection, upto: int = SCHEMA_VERSION) -> None:
@@ -144,15 +196,26 @@ class Catalog:
         self.conn, self.path = conn, path
 
     @classmethod
-    def open(cls, path: Path | None = None) -> Catalog:
+    def open(cls, path: Path | None = None, system_only: bool = False) -> Catalog:
         path = Path(path) if path else default_path()
-        return cls(connect(path), path)
+        return cls(connect(path, system_only), path)
 
     def close(self) -> None:
         self.conn.close()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        """All or nothing; inside another transaction, a savepoint of it."""
+        if self.conn.in_transaction:
+            self.conn.execute("SAVEPOINT nested")
+            try:
+                yield
+            except BaseException:
+                self.conn.execute("ROLLBACK TO nested")
+                self.conn.execute("RELEASE nested")
+                raise
+            self.conn.execute("RELEASE nested")
+            return
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield
@@ -295,10 +358,15 @@ class Catalog:
                  "JOIN dcs d ON d.id = v.dc_id JOIN nodes n ON n.id = v.node_id")
 
     def vm(self, hostname_or_uuid: str) -> VM:
-        row = self._one(f"{self.VM_SELECT} WHERE v.hostname = ? OR v.uuid = ?",
-                        (hostname_or_uuid, hostname_or_uuid),
-                        f"no such virtual server: {hostname_or_uuid}")
-        return self._vm(row)
+        """One VM by hostname or uuid; a reference that names two is refused."""
+        rows = self.conn.execute(f"{self.VM_SELECT} WHERE v.hostname = ? OR v.uuid = ?",
+                                 (hostname_or_uuid, hostname_or_uuid)).fetchall()
+        if not rows:
+            raise NotFound(f"no such virtual server: {hostname_or_uuid}")
+        if len(rows) > 1:
+            raise InvalidInput(f"{hostname_or_uuid!r} names two virtual servers (a hostname "
+                               "and a uuid): use the uuid")
+        return self._vm(rows[0])
 
     def vms(self, dc: str | None = None, node: str | None = None) -> list[VM]:
         rows = self.conn.execute(
@@ -415,10 +483,15 @@ class Catalog:
                                       f"no such backup id {backup_id}"))
 
     def backup(self, vm: str, name: str) -> Backup:
-        row = self._one(
+        """A backup by VM (hostname or uuid) and name; refused if that means two VMs."""
+        rows = self.conn.execute(
             f"{self.BACKUP_SELECT} WHERE (b.vm_hostname = ? OR b.vm_uuid = ?) AND b.name = ?",
-            (vm, vm, name), f"no such backup: {vm}/{name}")
-        return self._backup(row)
+            (vm, vm, name)).fetchall()
+        if not rows:
+            raise NotFound(f"no such backup: {vm}/{name}")
+        if len(rows) > 1:
+            raise InvalidInput(f"{vm}/{name} names backups of two virtual servers: use the uuid")
+        return self._backup(rows[0])
 
     def backups(self, vm: str | None = None, definition: str | None = None,
                 status: str | None = None, node: str | None = None, dc: str | None = None,

@@ -59,6 +59,34 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except EsbackupError as error:
             raise EsbackupClickError(error) from None
+        except Exception as error:  # noqa: BLE001 - the one place that turns the rest into a line
+            one_line = as_esbackup_error(error)
+            if one_line is None:
+                raise
+            raise EsbackupClickError(one_line) from None
+
+
+def as_esbackup_error(error: Exception, catalog: str = "catalog") -> EsbackupError | None:
+    """Catalog trouble and out-of-range values as one line with their exit code
+    (never a traceback); None for what is a bug to see whole."""
+    import sqlite3
+
+    from esbackup.errors import Busy, InvalidInput, OperationFailed
+
+    text = " ".join(str(error).split()) or type(error).__name__
+    if isinstance(error, sqlite3.OperationalError) and "locked" in text:
+        return Busy(f"{catalog} busy: {text} (another esbackup holds it; try again)")
+    if isinstance(error, sqlite3.OperationalError) and "readonly" in text:
+        return OperationFailed(f"{catalog} is read-only: {text}")
+    if isinstance(error, sqlite3.Error):
+        return OperationFailed(f"{catalog}: {text}")
+    if isinstance(error, OverflowError):
+        return InvalidInput(f"number out of range: {text}")
+    if isinstance(error, ValueError):
+        return InvalidInput(f"invalid value: {text}")
+    if isinstance(error, OSError):
+        return OperationFailed(f"{catalog}: {text}")
+    return None
 
 
 class AppContext:
@@ -72,16 +100,18 @@ class AppContext:
     @property
     def catalog(self):
         if self._catalog is None:
-            import sqlite3
-
+            from esbackup.auth import via_sudo
             from esbackup.catalog import Catalog
-            from esbackup.errors import OperationFailed
 
             try:
-                self._catalog = Catalog.open(self.catalog_path)
-            except (sqlite3.Error, OSError) as error:
-                raise OperationFailed(f"catalog {self.catalog_path or 'default'}: "
-                                      f"{error}") from None
+                self._catalog = Catalog.open(self.catalog_path, system_only=via_sudo())
+            except EsbackupError:
+                raise
+            except Exception as error:  # noqa: BLE001 - named, as one line
+                one_line = as_esbackup_error(error, f"catalog {self.catalog_path or 'default'}")
+                if one_line is None:
+                    raise
+                raise one_line from None
         return self._catalog
 
     @property
