@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what esbackup's tests and quick start need: Debian packages (zfs-fuse,
-# OpenSSH server, pv, mbuffer, qemu for the guest-agent lab) and a venv with
-# esbackup and its test extras; starts zfs-fuse. Needs root.
+# OpenSSH server, pv, mbuffer, qemu for the guest-agent lab, sudo and useradd for
+# the sudo tests) and a venv with esbackup and its test extras; starts zfs-fuse.
+# Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 for pair in zfs-fuse:zfs-fuse sshd:openssh-server pv:pv mbuffer:mbuffer \
-            qemu-system-x86_64:qemu-system-x86; do
+            qemu-system-x86_64:qemu-system-x86 sudo:sudo useradd:passwd; do
   command -v "${pair%%:*}" >/dev/null || [ -x "/usr/sbin/${pair%%:*}" ] || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
