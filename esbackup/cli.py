@@ -31,7 +31,9 @@ class EsbackupClickError(click.ClickException):
     """An `esbackup.errors` exception, shown as one line with its exit code."""
 
     def __init__(self, error: EsbackupError):
-        super().__init__(str(error))
+        from esbackup.output import escape_controls
+
+        super().__init__(escape_controls(str(error)))  # it may quote what a user typed
         self.exit_code = error.exit_code
 
 
@@ -163,7 +165,9 @@ def main() -> None:
         status = cli.main(prog_name="esbackup", standalone_mode=False)
     except click.UsageError as error:
         where = error.ctx.command_path if error.ctx else "esbackup"
-        message = " ".join(error.format_message().split())
+        from esbackup.output import escape_controls
+
+        message = escape_controls(" ".join(error.format_message().split()))
         click.echo(f"Error: {message} (see {where} --help)", err=True)
         sys.exit(error.exit_code)
     except click.ClickException as error:

@@ -11,7 +11,7 @@ import uuid as uuidlib
 from esbackup import auth
 from esbackup.auth import Identity
 from esbackup.catalog import Catalog
-from esbackup.errors import InvalidInput
+from esbackup.errors import InvalidInput, NotFound
 from esbackup.models import (
     ADMIN_DC,
     BRANDS,
@@ -141,8 +141,18 @@ def create_vm(cat: Catalog, who: Identity, hostname: str, *, node: str, dc: str 
             node=node, owner=validate_name(owner, "owner") if owner else None,
             brand=validate_choice(brand, BRANDS, "brand"), disks=parse_disks(disks),
             qga_socket=validate_socket(qga_socket))
+    check_name_free(cat, vm.uuid)
     check_disks_free(cat, vm)
     return cat.add_vm(vm)
+
+
+def check_name_free(cat: Catalog, name: str) -> None:
+    """Hostnames and uuids are one namespace: a new name may not mean a VM already."""
+    try:
+        other = cat.vm(name)
+    except NotFound:
+        return
+    raise InvalidInput(f"{name} already names virtual server {other.hostname} ({other.uuid})")
 
 
 def check_disks_free(cat: Catalog, vm: VM) -> None:
@@ -211,6 +221,10 @@ def create_user(cat: Catalog, who: Identity, name: str, role: str, dcs: tuple[st
     return cat.add_user(User(validate_name(name, "user name"), role, list(dcs)))
 
 
+# Where the keys and ssh configs lie is the superadmin's business only.
+PRIVATE_NODE_FIELDS = ("key_path", "ssh_config")
+
+
 def used_by(cat: Catalog, who: Identity) -> tuple[set[str], set[tuple[str, str]]] | None:
     """The nodes and (node, storage) pairs the caller's VMs use (their compute
     node, their definitions' and backups' backup nodes); None: all (superadmin)."""
@@ -223,5 +237,3 @@ def used_by(cat: Catalog, who: Identity) -> tuple[set[str], set[tuple[str, str]]
     storages |= {(b.node, b.storage) for b in backups.visible(cat, who)}
     return nodes | {node for node, _ in storages}, storages
 
-
-PRIVATE_NODE_FIELDS = ("key_path", "ssh_config")  # paths on the admin host: superadmin's

@@ -67,6 +67,17 @@ def test_rename_cannot_reach_another_vms_backups(two_dcs, monkeypatch):
     assert two_dcs.json("backup", "list") == []
 
 
+def test_a_uuid_may_not_be_another_vms_name(two_dcs):
+    web01 = "3f2a5a4e-0000-4000-8000-000000000001"
+    conn = sqlite3.connect(two_dcs.catalog)  # a hostname from before the rule
+    conn.execute("UPDATE vms SET hostname = ? WHERE hostname = 'db01'", (OTHER.replace("2", "7"),))
+    conn.commit()
+    conn.close()
+    for uuid in (web01, OTHER.replace("2", "7")):
+        assert "already names virtual server" in two_dcs.fails(
+            2, "vm", "create", "x9", "--node", "c1", "--uuid", uuid, "--disk", "1=z/x9")
+
+
 def test_a_reference_that_means_two_vms_is_refused(two_dcs):
     """A catalog from before the rule (or edited by hand) keeps working: the
     reference is refused, never resolved to one of them at random."""
@@ -283,3 +294,8 @@ def test_dcadmin_sees_only_the_nodes_and_storages_their_vms_use(two_dcs, monkeyp
 def test_catalog_files_stay_private(esb):
     esb.ok("dc", "list")
     assert not stat.S_IMODE(esb.catalog.stat().st_mode) & 0o077
+
+
+def test_errors_escape_what_the_user_typed(inventory):
+    err = inventory.fails(4, "vm", "show", "web\x1b[2J\x07")
+    assert "\x1b" not in err and "\x07" not in err and "web\\x1b[2J\\x07" in err
