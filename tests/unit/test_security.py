@@ -299,3 +299,48 @@ def test_catalog_files_stay_private(esb):
 def test_errors_escape_what_the_user_typed(inventory):
     err = inventory.fails(4, "vm", "show", "web\x1b[2J\x07")
     assert "\x1b" not in err and "\x07" not in err and "web\\x1b[2J\\x07" in err
+
+
+@pytest.mark.parametrize("spoil", ["symlink", "group-writable dir", "missing"])
+def test_sudo_system_catalog_must_be_roots_own_file(inventory, monkeypatch, tmp_path, spoil):
+    from esbackup import catalog
+
+    inventory.ok("user", "create", "nobody", "--role", "superadmin")
+    system = tmp_path / "system" / "catalog.db"
+    system.parent.mkdir()
+    if spoil == "symlink":
+        system.symlink_to(inventory.catalog)
+    elif spoil == "group-writable dir":
+        os.replace(inventory.catalog, system)
+        system.parent.chmod(0o775)
+    monkeypatch.setattr(catalog, "SYSTEM_PATH", system)
+    monkeypatch.setenv("SUDO_USER", "nobody")
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    from tests.conftest import Esbackup
+
+    Esbackup(system).fails(3, "dc", "list")
+    assert spoil != "missing" or not system.exists()
+
+
+def test_one_transaction_with_savepoints(esb):
+    """rebuild's shape: a failing inner step rolls back only itself; a failing
+    outer transaction rolls back everything."""
+    from esbackup.catalog import Catalog
+    from esbackup.errors import InvalidInput
+    from esbackup.models import DC
+
+    esb.ok("dc", "list")
+    cat = Catalog.open(esb.catalog)
+    try:
+        with cat.transaction():
+            cat.add_dc(DC("kept"))
+            with pytest.raises(InvalidInput), cat.transaction():
+                cat.add_dc(DC("dropped"))
+                cat.add_dc(DC("kept"))  # exists: the inner step fails
+        assert [d.name for d in cat.dcs()] == ["admin", "kept"]
+        with pytest.raises(RuntimeError), cat.transaction():
+            cat.add_dc(DC("gone"))
+            raise RuntimeError("node lost mid-rebuild")
+        assert [d.name for d in cat.dcs()] == ["admin", "kept"]
+    finally:
+        cat.close()
