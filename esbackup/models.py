@@ -128,7 +128,7 @@ def parse_size(value: str | int, what: str = "size") -> int:
 def parse_address(value: str) -> tuple[str, int]:
     """HOST[:PORT] (IPv6 as [addr]:port); 'local' means the admin host itself."""
     match = re.fullmatch(r"\[([0-9A-Fa-f:.]{2,45})\](?::([0-9]{1,5}))?"
-                         r"|([A-Za-z0-9_.-]{1,253})(?::([0-9]{1,5}))?", value or "",
+                         rf"|([A-Za-z0-9_.-]{{1,{MAX_HOST}}})(?::([0-9]{{1,5}}))?", value or "",
                          flags=re.ASCII)
     if not match:
         raise InvalidInput(f"invalid address {value!r}: HOST or HOST:PORT")
