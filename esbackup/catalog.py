@@ -101,7 +101,8 @@ def default_path() -> Path:
 
 
 def check_file(path: Path, system_only: bool) -> None:
-    """Refuse a catalog that others could have written. `system_only` (under
+    """Refuse a catalog that others could have written (group, others, or an
+    owner who is neither root nor the caller). `system_only` (under
     sudo): nothing but the system catalog, root's, 0600 or stricter, no
     symlink, in a directory only root writes; it must already exist."""
     if system_only:
@@ -127,6 +128,9 @@ def check_file(path: Path, system_only: bool) -> None:
         return
     if stat.S_IMODE(info.st_mode) & 0o022:
         raise PermissionDenied(f"catalog {path} is writable by others: chmod go-w {path}")
+    if info.st_uid not in (0, os.geteuid()) and info.st_mode & stat.S_IWUSR:
+        raise PermissionDenied(f"catalog {path} belongs to uid {info.st_uid}, who could change "
+                               "what esbackup runs as you: use your own catalog")
 
 
 def connect(path: Path, system_only: bool = False) -> sqlite3.Connection:

@@ -101,6 +101,12 @@ def test_catalog_others_can_write_is_refused_with_the_fix(esb):
     assert f"chmod go-w {esb.catalog}" in esb.fails(3, "dc", "list")
 
 
+def test_catalog_another_user_can_write_is_refused(esb):
+    esb.ok("dc", "list")
+    os.chown(esb.catalog, 65534, -1)  # nobody's: they could add nodes that run as root
+    assert "belongs to uid 65534" in esb.fails(3, "dc", "list")
+
+
 def test_foreign_sqlite_file_is_refused_not_migrated(esb):
     conn = sqlite3.connect(esb.catalog)
     conn.execute("CREATE TABLE accounts (id INTEGER)")
