@@ -48,10 +48,10 @@ def via_sudo() -> bool:
 
 
 def identify(catalog) -> Identity:
-    """Root and the catalog's owner are superadmin; under sudo the catalog must
-    be root's (else any sudoer could bring a catalog of their own and act as
-    root on the nodes), and the sudo user is superadmin only until the first
-    user is registered."""
+    """Root and the catalog's owner are superadmin. Under sudo the catalog is
+    root's system catalog (checked when it opens) and the sudo user is only
+    what root registered: a catalog without users makes nobody superadmin
+    through sudo, so root itself does the first registration."""
     name, uid = os_user()
     sudo = via_sudo()
     owner = catalog.owner_uid()
@@ -60,13 +60,13 @@ def identify(catalog) -> Identity:
                                f"{catalog.path} is not")
     # a PostgreSQL catalog has no owning OS user: root and registered superadmins
     # hold it, and whoever may log in to the database until users are registered
-    if uid == 0 or (not sudo and uid == owner) or (
-            (sudo or owner is None) and not catalog.users()):
+    if uid == 0 or (not sudo and (uid == owner or (owner is None and not catalog.users()))):
         return Identity(name, "superadmin")
     try:
         user = catalog.user(name)
     except NotFound:
-        raise PermissionDenied(f"user {name} is not registered with esbackup") from None
+        hint = " (root registers the first users)" if sudo else ""
+        raise PermissionDenied(f"user {name} is not registered with esbackup{hint}") from None
     return Identity(user.name, user.role, tuple(user.dcs))
 
 

@@ -29,9 +29,18 @@ def shaped(b: Backup, fmt: str) -> dict:
 
 def lookup(cat: Catalog, who: Identity, ref: str, write: bool) -> Backup:
     vm, name = parse_ref(ref, "backup")
-    b = cat.backup(vm, name)
+    b = cat.backup(vm_key(cat, vm), name)
     require(cat, who, b, write)
     return b
+
+
+def vm_key(cat: Catalog, vm: str) -> str:
+    """A live VM's backups are found by its uuid only (a deleted VM's by its
+    old hostname or uuid), so no name can reach another VM's backups."""
+    try:
+        return cat.vm(vm).uuid
+    except NotFound:
+        return vm
 
 
 def require(cat: Catalog, who: Identity, b: Backup, write: bool) -> None:
@@ -45,6 +54,8 @@ def require(cat: Catalog, who: Identity, b: Backup, write: bool) -> None:
 
 
 def visible(cat: Catalog, who: Identity, **filters) -> list[Backup]:
+    if filters.get("vm") is not None:
+        filters["vm"] = vm_key(cat, filters["vm"])
     vms = {vm.uuid: vm for vm in cat.vms()}
 
     def allowed(b: Backup) -> bool:

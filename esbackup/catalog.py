@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from esbackup.errors import InvalidInput, NotFound
+from esbackup.errors import InvalidInput, NotFound, OperationFailed, PermissionDenied
 from esbackup.models import DC, VM, Backup, Definition, Node, Run, Storage, User
 
 BUSY_TIMEOUT_S = 60  # many cron jobs may start in the same minute
@@ -102,6 +103,9 @@ def utcnow() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
 
 
+SYSTEM_PATH = Path("/var/lib/esbackup/catalog.db")
+
+
 def is_url(location: Path | str | None) -> bool:
     """A postgresql:// URL (a PostgreSQL catalog) rather than a SQLite file path."""
     return str(location).startswith(("postgresql://", "postgres://"))
@@ -112,24 +116,81 @@ def default_path() -> Path | str:
     if env:
         return env if is_url(env) else Path(env)
     if os.geteuid() == 0:
-        return Path("/var/lib/esbackup/catalog.db")
+        return SYSTEM_PATH
     import click
 
     return Path(click.get_app_dir("esbackup")) / "catalog.db"
 
 
-def connect(path: Path) -> sqlite3.Connection:
+def check_file(path: Path, system_only: bool) -> None:
+    """Refuse a catalog that others could have written (group, others, or an
+    owner who is neither root nor the caller). `system_only` (under
+    sudo): nothing but the system catalog, root's, 0600 or stricter, no
+    symlink, in a directory only root writes; it must already exist."""
+    if system_only:
+        if Path(os.path.abspath(path)) != SYSTEM_PATH:
+            raise PermissionDenied(f"through sudo, esbackup opens only {SYSTEM_PATH}, not {path}")
+        try:
+            info, parent = os.lstat(path), os.stat(path.parent)
+        except FileNotFoundError:
+            raise PermissionDenied(f"no catalog {path}: root creates it (run esbackup as root "
+                                   "without sudo first)") from None
+        if stat.S_ISLNK(info.st_mode) or not stat.S_ISREG(info.st_mode):
+            raise PermissionDenied(f"catalog {path} is not a regular file")
+        if info.st_uid != 0 or stat.S_IMODE(info.st_mode) & 0o077:
+            raise PermissionDenied(f"through sudo, the catalog must be root's with mode 0600: "
+                                   f"chown root {path} && chmod 600 {path}")
+        if parent.st_uid != 0 or parent.st_mode & 0o022:
+            raise PermissionDenied(f"catalog directory {path.parent} must be root's and "
+                                   f"writable by root only: chmod go-w {path.parent}")
+        return
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_IMODE(info.st_mode) & 0o022:
+        raise PermissionDenied(f"catalog {path} is writable by others: chmod go-w {path}")
+    if info.st_uid not in (0, os.geteuid()) and info.st_mode & stat.S_IWUSR:
+        raise PermissionDenied(f"catalog {path} belongs to uid {info.st_uid}, who could change "
+                               "what esbackup runs as you: use your own catalog")
+
+
+def connect(path: Path, system_only: bool = False) -> sqlite3.Connection:
     """Open (creating with private modes) and migrate the catalog."""
     path = Path(path)
+    check_file(path, system_only)
     if not path.exists():
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    migrate(conn)
+    try:
+        conn.row_factory = sqlite3.Row
+        check_schema(conn, path)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        migrate(conn)
+    except BaseException:
+        conn.close()
+        raise
     return conn
+
+
+def check_schema(conn: sqlite3.Connection, path: Path) -> None:
+    """Only an empty file or esbackup's own catalog, of this version or older."""
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if not tables:
+        return
+    if "schema_migrations" not in tables:
+        raise InvalidInput(f"{path} is not an esbackup catalog (other tables); refused")
+    refuse_newer(conn, path)
+
+
+def refuse_newer(conn, where: Path | str) -> None:
+    """A catalog migrated by a newer esbackup is not used: its meaning is unknown here."""
+    newest = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] or 0
+    if newest > SCHEMA_VERSION:
+        raise OperationFailed(f"catalog {where} has schema {newest}, newer than this esbackup "
+                              f"knows ({SCHEMA_VERSION}): upgrade esbackup")
 
 
 def migrate(conn: sqlite3.Connection, upto: int = SCHEMA_VERSION) -> None:
@@ -166,17 +227,23 @@ class Catalog:
         self.conn, self.path = conn, path
 
     @classmethod
-    def open(cls, path: Path | str | None = None) -> Catalog:
-        """Open a SQLite file or, for a postgresql:// URL, a PostgreSQL database."""
+    def open(cls, path: Path | str | None = None, system_only: bool = False) -> Catalog:
+        """Open a SQLite file or, for a postgresql:// URL, a PostgreSQL database.
+        `system_only` (under sudo): nothing but root's system SQLite catalog."""
         path = path or default_path()
         if is_url(path):
             from esbackup import catalog_pg
 
+            if system_only:
+                raise PermissionDenied(f"through sudo, esbackup opens only {SYSTEM_PATH}, "
+                                       f"not {catalog_pg.redact(str(path))}")
             conn = catalog_pg.connect(str(path), BUSY_TIMEOUT_S)
+            if conn.execute("SELECT to_regclass('schema_migrations')").fetchone()[0]:
+                refuse_newer(conn, catalog_pg.redact(str(path)))
             migrate(conn)
             return cls(conn, str(path))
         path = Path(path)
-        return cls(connect(path), path)
+        return cls(connect(path, system_only), path)
 
     @property
     def is_postgresql(self) -> bool:
@@ -191,6 +258,17 @@ class Catalog:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        """All or nothing; inside another transaction, a savepoint of it."""
+        if self.conn.in_transaction:
+            self.conn.execute("SAVEPOINT nested")
+            try:
+                yield
+            except BaseException:
+                self.conn.execute("ROLLBACK TO nested")
+                self.conn.execute("RELEASE nested")
+                raise
+            self.conn.execute("RELEASE nested")
+            return
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield
@@ -333,10 +411,15 @@ class Catalog:
                  "JOIN dcs d ON d.id = v.dc_id JOIN nodes n ON n.id = v.node_id")
 
     def vm(self, hostname_or_uuid: str) -> VM:
-        row = self._one(f"{self.VM_SELECT} WHERE v.hostname = ? OR v.uuid = ?",
-                        (hostname_or_uuid, hostname_or_uuid),
-                        f"no such virtual server: {hostname_or_uuid}")
-        return self._vm(row)
+        """One VM by hostname or uuid; a reference that names two is refused."""
+        rows = self.conn.execute(f"{self.VM_SELECT} WHERE v.hostname = ? OR v.uuid = ?",
+                                 (hostname_or_uuid, hostname_or_uuid)).fetchall()
+        if not rows:
+            raise NotFound(f"no such virtual server: {hostname_or_uuid}")
+        if len(rows) > 1:
+            raise InvalidInput(f"{hostname_or_uuid!r} names two virtual servers (a hostname "
+                               "and a uuid): use the uuid")
+        return self._vm(rows[0])
 
     def vms(self, dc: str | None = None, node: str | None = None) -> list[VM]:
         rows = self.conn.execute(
@@ -453,10 +536,15 @@ class Catalog:
                                       f"no such backup id {backup_id}"))
 
     def backup(self, vm: str, name: str) -> Backup:
-        row = self._one(
+        """A backup by VM (hostname or uuid) and name; refused if that means two VMs."""
+        rows = self.conn.execute(
             f"{self.BACKUP_SELECT} WHERE (b.vm_hostname = ? OR b.vm_uuid = ?) AND b.name = ?",
-            (vm, vm, name), f"no such backup: {vm}/{name}")
-        return self._backup(row)
+            (vm, vm, name)).fetchall()
+        if not rows:
+            raise NotFound(f"no such backup: {vm}/{name}")
+        if len(rows) > 1:
+            raise InvalidInput(f"{vm}/{name} names backups of two virtual servers: use the uuid")
+        return self._backup(rows[0])
 
     def backups(self, vm: str | None = None, definition: str | None = None,
                 status: str | None = None, node: str | None = None, dc: str | None = None,

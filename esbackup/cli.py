@@ -32,7 +32,9 @@ class EsbackupClickError(click.ClickException):
     """An `esbackup.errors` exception, shown as one line with its exit code."""
 
     def __init__(self, error: EsbackupError):
-        super().__init__(str(error))
+        from esbackup.output import escape_controls
+
+        super().__init__(escape_controls(str(error)))  # it may quote what a user typed
         self.exit_code = error.exit_code
 
 
@@ -60,6 +62,34 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except EsbackupError as error:
             raise EsbackupClickError(error) from None
+        except Exception as error:  # noqa: BLE001 - the one place that turns the rest into a line
+            one_line = as_esbackup_error(error)
+            if one_line is None:
+                raise
+            raise EsbackupClickError(one_line) from None
+
+
+def as_esbackup_error(error: Exception, catalog: str = "catalog") -> EsbackupError | None:
+    """Catalog trouble and out-of-range values as one line with their exit code
+    (never a traceback); None for what is a bug to see whole."""
+    import sqlite3
+
+    from esbackup.errors import Busy, InvalidInput, OperationFailed
+
+    text = " ".join(str(error).split()) or type(error).__name__
+    if isinstance(error, sqlite3.OperationalError) and "locked" in text:
+        return Busy(f"{catalog} busy: {text} (another esbackup holds it; try again)")
+    if isinstance(error, sqlite3.OperationalError) and "readonly" in text:
+        return OperationFailed(f"{catalog} is read-only: {text}")
+    if isinstance(error, sqlite3.Error):
+        return OperationFailed(f"{catalog}: {text}")
+    if isinstance(error, OverflowError):
+        return InvalidInput(f"number out of range: {text}")
+    if isinstance(error, ValueError):
+        return InvalidInput(f"invalid value: {text}")
+    if isinstance(error, OSError):
+        return OperationFailed(f"{catalog}: {text}")
+    return None
 
 
 class AppContext:
@@ -73,16 +103,18 @@ class AppContext:
     @property
     def catalog(self):
         if self._catalog is None:
-            import sqlite3
-
+            from esbackup.auth import via_sudo
             from esbackup.catalog import Catalog
-            from esbackup.errors import OperationFailed
 
             try:
-                self._catalog = Catalog.open(self.catalog_path)
-            except (sqlite3.Error, OSError) as error:
-                raise OperationFailed(f"catalog {self.catalog_path or 'default'}: "
-                                      f"{error}") from None
+                self._catalog = Catalog.open(self.catalog_path, system_only=via_sudo())
+            except EsbackupError:
+                raise
+            except Exception as error:  # noqa: BLE001 - named, as one line
+                one_line = as_esbackup_error(error, f"catalog {self.catalog_path or 'default'}")
+                if one_line is None:
+                    raise
+                raise one_line from None
         return self._catalog
 
     @property
@@ -135,7 +167,9 @@ def main() -> None:
         status = cli.main(prog_name="esbackup", standalone_mode=False)
     except click.UsageError as error:
         where = error.ctx.command_path if error.ctx else "esbackup"
-        message = " ".join(error.format_message().split())
+        from esbackup.output import escape_controls
+
+        message = escape_controls(" ".join(error.format_message().split()))
         click.echo(f"Error: {message} (see {where} --help)", err=True)
         sys.exit(error.exit_code)
     except click.ClickException as error:

@@ -7,25 +7,42 @@ from datetime import datetime, timezone
 from esbackup import auth, schedule
 from esbackup.auth import Identity
 from esbackup.catalog import Catalog
-from esbackup.errors import InvalidInput
+from esbackup.errors import InvalidInput, NotFound
 from esbackup.models import (
     BACKUP_TYPES,
     COMPRESSIONS,
     FREEZE_BRANDS,
+    MAX_DISK_ID,
+    MAX_RETENTION,
     Definition,
+    parse_ref,
     parse_size,
     validate_choice,
+    validate_int,
     validate_name,
+    validate_text,
 )
 
 
 def check(cat: Catalog, d: Definition) -> Definition:
-    """Validate a definition as a whole; returns it with normalized fields."""
+    """Validate a definition as a whole; returns it with normalized fields.
+
+    The same rules judge the CLI's input and a backup node's manifests."""
     validate_name(d.name, "definition name")
+    disk_id = validate_int(d.disk_id, "disk id", 1, MAX_DISK_ID)
+    retention = validate_int(d.retention, "retention", 0, MAX_RETENTION)
+    for flag, what in ((d.active, "active"), (d.fsfreeze, "freeze")):
+        if not isinstance(flag, bool):
+            raise InvalidInput(f"invalid {what} flag {flag!r}: true or false")
+    validate_text(d.desc, "description")
+    validate_text(d.schedule, "schedule", 200)
+    validate_text(d.timezone, "time zone", 200)
+    if not d.schedule.isascii():
+        raise InvalidInput(f"invalid cron schedule {d.schedule!r}: ASCII digits and * , - / only")
     vm = cat.vm(d.vm)
-    if d.disk_id not in vm.disks:
+    if disk_id not in vm.disks:
         have = ", ".join(str(i) for i in vm.disks) or "none"
-        raise InvalidInput(f"virtual server {vm.hostname} has no disk {d.disk_id} (disks: {have})")
+        raise InvalidInput(f"virtual server {vm.hostname} has no disk {disk_id} (disks: {have})")
     validate_choice(d.type, BACKUP_TYPES, "backup type")
     validate_choice(d.compression, COMPRESSIONS, "compression")
     if d.type != "file" and d.compression != "off":
@@ -40,11 +57,19 @@ def check(cat: Catalog, d: Definition) -> Definition:
     if d.fsfreeze and vm.brand not in FREEZE_BRANDS:
         raise InvalidInput(f"freeze needs a kvm or bhyve virtual server; {vm.hostname} is "
                            f"{vm.brand}")
-    if d.retention < 0:
-        raise InvalidInput(f"invalid retention {d.retention}: must be >= 0 (0 keeps all)")
-    return replace(d, vm=vm.hostname, schedule=schedule.validate_cron(d.schedule),
+    return replace(d, vm=vm.hostname, disk_id=disk_id, retention=retention,
+                   schedule=schedule.validate_cron(d.schedule),
                    timezone=schedule.validate_timezone(d.timezone),
                    bwlimit=parse_size(d.bwlimit, "bandwidth limit"))
+
+
+def find(cat: Catalog, ref: str) -> Definition:
+    """`VM/NAME` -> its definition; the VM is resolved first, to one VM only."""
+    vm, name = parse_ref(ref, "definition")
+    try:
+        return cat.definition(cat.vm(vm).uuid, name)
+    except NotFound:
+        raise NotFound(f"no such definition: {ref}") from None
 
 
 def create(cat: Catalog, who: Identity, d: Definition) -> Definition:
@@ -63,6 +88,8 @@ def delete(cat: Catalog, who: Identity, d: Definition) -> None:
 
 
 def visible(cat: Catalog, who: Identity, **filters) -> list[Definition]:
+    if filters.get("vm") is not None:
+        filters["vm"] = cat.vm(filters["vm"]).uuid  # one VM, by its uuid
     vms = {vm.hostname: vm for vm in cat.vms()}
     return [d for d in cat.definitions(**filters) if auth.can_read_vm(who, vms[d.vm])]
 

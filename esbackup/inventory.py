@@ -11,12 +11,17 @@ import uuid as uuidlib
 from esbackup import auth
 from esbackup.auth import Identity
 from esbackup.catalog import Catalog
-from esbackup.errors import InvalidInput
+from esbackup.errors import InvalidInput, NotFound
 from esbackup.models import (
+    ADMIN_DC,
     BRANDS,
     DC,
+    DIGITS_RE,
     FREEZE_BRANDS,
     HYPERVISORS,
+    MAX_BACKUPS_PER_NODE,
+    MAX_DISK_ID,
+    MAX_PATH,
     ROLES,
     TRANSFERS,
     VM,
@@ -26,18 +31,23 @@ from esbackup.models import (
     parse_address,
     validate_choice,
     validate_dataset,
+    validate_hostname,
+    validate_int,
     validate_name,
+    validate_text,
     validate_uuid,
 )
 
 
 def create_dc(cat: Catalog, who: Identity, name: str, desc: str) -> DC:
     auth.require_superadmin(who, "dc create")
-    return cat.add_dc(DC(validate_name(name, "dc name"), desc))
+    return cat.add_dc(DC(validate_name(name, "dc name"), validate_text(desc, "description")))
 
 
 def delete_dc(cat: Catalog, who: Identity, name: str) -> None:
     auth.require_superadmin(who, "dc delete")
+    if name == ADMIN_DC:
+        raise InvalidInput(f"the dc {ADMIN_DC} always exists: it cannot be deleted")
     cat.delete_dc(name)
 
 
@@ -57,15 +67,13 @@ def apply_node_options(node: Node, *, address: str | None = None, user: str | No
     if user is not None:
         node.user = validate_name(user, "ssh user")
     if key is not None:
-        node.key_path = key
+        node.key_path = validate_text(key, "key path", MAX_PATH) if key else None
     if compute is not None:
         node.compute = compute
     if backup is not None:
         node.backup = backup
     if max_backups is not None:
-        if max_backups < 1:
-            raise InvalidInput(f"invalid max backups {max_backups}: must be >= 1")
-        node.max_backups = max_backups
+        node.max_backups = validate_int(max_backups, "max backups", 1, MAX_BACKUPS_PER_NODE)
     if transfer is not None:
         node.transfer = validate_choice(transfer, TRANSFERS, "transfer mode")
     if hypervisor is not None:
@@ -108,8 +116,9 @@ def parse_disks(specs: tuple[str, ...]) -> dict[int, str]:
     disks: dict[int, str] = {}
     for spec in specs:
         disk_id, sep, dataset = spec.partition("=")
-        if not sep or not disk_id.isdigit() or int(disk_id) < 1:
-            raise InvalidInput(f"invalid disk {spec!r}: expected ID=DATASET with ID >= 1")
+        if not sep or not DIGITS_RE.fullmatch(disk_id) or not 1 <= int(disk_id) <= MAX_DISK_ID:
+            raise InvalidInput(f"invalid disk {spec!r}: expected ID=DATASET with ID from 1 to "
+                               f"{MAX_DISK_ID}")
         if int(disk_id) in disks:
             raise InvalidInput(f"disk {disk_id} given twice")
         disks[int(disk_id)] = validate_dataset(dataset)
@@ -127,13 +136,23 @@ def create_vm(cat: Catalog, who: Identity, hostname: str, *, node: str, dc: str 
     compute = cat.node(node)
     if not compute.compute:
         raise InvalidInput(f"node {node} has no compute role")
-    vm = VM(hostname=validate_name(hostname, "hostname"),
+    vm = VM(hostname=validate_hostname(hostname),
             uuid=validate_uuid(uuid) if uuid else str(uuidlib.uuid4()), dc=cat.dc(dc).name,
             node=node, owner=validate_name(owner, "owner") if owner else None,
             brand=validate_choice(brand, BRANDS, "brand"), disks=parse_disks(disks),
             qga_socket=validate_socket(qga_socket))
+    check_name_free(cat, vm.uuid)
     check_disks_free(cat, vm)
     return cat.add_vm(vm)
+
+
+def check_name_free(cat: Catalog, name: str) -> None:
+    """Hostnames and uuids are one namespace: a new name may not mean a VM already."""
+    try:
+        other = cat.vm(name)
+    except NotFound:
+        return
+    raise InvalidInput(f"{name} already names virtual server {other.hostname} ({other.uuid})")
 
 
 def check_disks_free(cat: Catalog, vm: VM) -> None:
@@ -152,9 +171,9 @@ def check_disks_free(cat: Catalog, vm: VM) -> None:
 
 def validate_path(path: str, what: str) -> str:
     """An absolute path on a node (it reaches the node as one argv item)."""
-    if not path.startswith("/") or any(c in path for c in "\n\0"):
+    if not path.startswith("/"):
         raise InvalidInput(f"invalid {what} {path!r}: an absolute path")
-    return path
+    return validate_text(path, what, MAX_PATH)
 
 
 def validate_socket(path: str | None) -> str | None:
@@ -170,7 +189,7 @@ def update_vm(cat: Catalog, who: Identity, vm: VM, *, hostname: str | None, node
         auth.require_dc(who, dc)
         vm.dc = cat.dc(dc).name
     if hostname is not None:
-        vm.hostname = validate_name(hostname, "hostname")
+        vm.hostname = validate_hostname(hostname)
     if node is not None:
         auth.require_superadmin(who, "moving a VM's disks to another node (vm update --node)")
         if not cat.node(node).compute:
@@ -200,3 +219,21 @@ def create_user(cat: Catalog, who: Identity, name: str, role: str, dcs: tuple[st
     if role == "dcadmin" and not dcs:
         raise InvalidInput("a dcadmin needs at least one --dc")
     return cat.add_user(User(validate_name(name, "user name"), role, list(dcs)))
+
+
+# Where the keys and ssh configs lie is the superadmin's business only.
+PRIVATE_NODE_FIELDS = ("key_path", "ssh_config")
+
+
+def used_by(cat: Catalog, who: Identity) -> tuple[set[str], set[tuple[str, str]]] | None:
+    """The nodes and (node, storage) pairs the caller's VMs use (their compute
+    node, their definitions' and backups' backup nodes); None: all (superadmin)."""
+    if who.is_superadmin:
+        return None
+    from esbackup import backups, definitions
+
+    nodes = {vm.node for vm in cat.vms() if auth.can_read_vm(who, vm)}
+    storages = {(d.node, d.storage) for d in definitions.visible(cat, who)}
+    storages |= {(b.node, b.storage) for b in backups.visible(cat, who)}
+    return nodes | {node for node, _ in storages}, storages
+

@@ -26,27 +26,73 @@ ADMIN_DC = "admin"
 # set that needs no quoting anywhere and cannot climb directories.
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 NAME_RULE = "1-63 characters of letters, digits, '.', '_' and '-', starting with a letter or digit"
-DATASET_COMPONENT_RE = re.compile(r"^[A-Za-z0-9_.:-]+$")
-SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]?)i?B?\s*$", re.IGNORECASE)
+SIZE_RE = re.compile(r"^ *([0-9]{1,16}) *([KMGT]?)i?B? *$", re.IGNORECASE | re.ASCII)
 SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+DIGITS_RE = re.compile(r"[0-9]+", re.ASCII)
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+# Ranges of every number a user or a manifest gives (SQLite integers end at
+# 2**63; Python's own limits must never show up as a traceback).
+MAX_SIZE = 2**50  # bytes and bytes/s: 1 PiB
+MAX_RETENTION = 100_000
+MAX_DISK_ID = 9_999
+MAX_BACKUPS_PER_NODE = 1_000
+MAX_WAIT_S = 7 * 86400
+MAX_TEXT = 1_000  # descriptions and notes
+MAX_PATH = 1_024  # key paths, ssh configs, guest agent sockets
+MAX_HOST = 253  # a DNS name
 
 
 def validate_name(value: str, what: str = "name") -> str:
-    if not NAME_RE.match(value or "") or ".." in value:
+    if not isinstance(value, str) or not NAME_RE.fullmatch(value) or ".." in value:
         raise InvalidInput(f"invalid {what} {value!r}: use {NAME_RULE}")
     return value
 
 
+def validate_hostname(value: str) -> str:
+    """A VM's hostname: a name, and never of a uuid's form, so that hostnames
+    and uuids stay one namespace and a reference means one VM only."""
+    validate_name(value, "hostname")
+    try:
+        uuidlib.UUID(value)
+    except ValueError:
+        return value
+    raise InvalidInput(f"invalid hostname {value!r}: a hostname may not look like a uuid")
+
+
 def validate_dataset(value: str) -> str:
-    """A ZFS filesystem or volume name: pool/child/..., ZFS's own character set."""
-    parts = (value or "").split("/")
-    if (
-        len(value) > 255
-        or any(not p or p in (".", "..") or not DATASET_COMPONENT_RE.match(p) for p in parts)
-        or value.startswith("-")
-    ):
-        raise InvalidInput(
-            f"invalid dataset {value!r}: pool/child names of letters, digits, '_.:-'")
+    """A ZFS filesystem or volume name, by the rule the driver applies at run
+    time (so nothing is accepted at create time that a backup would refuse)."""
+    from esbackup.drivers import zfs
+
+    rule = "pool/child names of letters, digits, '_.:-', the pool starting with a letter"
+    if not isinstance(value, str) or not value.isascii():
+        raise InvalidInput(f"invalid dataset {value!r}: {rule}")
+    try:
+        return zfs.validate_dataset_name(value)
+    except InvalidInput as error:
+        raise InvalidInput(f"invalid dataset {value!r}: {str(error).rpartition(': ')[2]}") \
+            from None
+
+
+def validate_text(value: str, what: str, limit: int = MAX_TEXT) -> str:
+    """Free text that is stored and shown (descriptions, notes): no control
+    characters (a newline or ESC would forge lines or drive a terminal)."""
+    if not isinstance(value, str):
+        raise InvalidInput(f"invalid {what}: text expected")
+    if CONTROL_RE.search(value):
+        raise InvalidInput(f"invalid {what} {value!r}: control characters are not allowed")
+    if len(value) > limit:
+        raise InvalidInput(f"invalid {what}: longer than {limit} characters")
+    return value
+
+
+def validate_int(value, what: str, low: int, high: int) -> int:
+    """An integer in [low, high] from an int or a string of ASCII digits."""
+    if isinstance(value, str) and DIGITS_RE.fullmatch(value.strip()):
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidInput(f"invalid {what} {value!r}: a whole number from {low} to {high}")
     return value
 
 
@@ -65,6 +111,8 @@ def validate_choice(value: str, choices: tuple[str, ...], what: str) -> str:
 
 def parse_size(value: str | int, what: str = "size") -> int:
     """Bytes from '1048576', '512K', '10M', '1G' (1024-based); must be >= 0."""
+    if isinstance(value, bool):
+        raise InvalidInput(f"invalid {what} {value!r}: a number of bytes")
     if isinstance(value, int):
         number = value
     else:
@@ -72,18 +120,22 @@ def parse_size(value: str | int, what: str = "size") -> int:
         if not match:
             raise InvalidInput(f"invalid {what} {value!r}: a number of bytes, optionally K, M, G")
         number = int(match.group(1)) * SIZE_UNITS[match.group(2).upper()]
-    if number < 0:
-        raise InvalidInput(f"invalid {what} {value!r}: must be >= 0")
+    if not 0 <= number <= MAX_SIZE:
+        raise InvalidInput(f"invalid {what} {value!r}: from 0 to {MAX_SIZE} (1P)")
     return number
 
 
 def parse_address(value: str) -> tuple[str, int]:
     """HOST[:PORT] (IPv6 as [addr]:port); 'local' means the admin host itself."""
-    match = re.match(r"^\[([0-9A-Fa-f:.]+)\](?::(\d+))?$|^([A-Za-z0-9_.-]+)(?::(\d+))?$", value)
+    match = re.fullmatch(r"\[([0-9A-Fa-f:.]{2,45})\](?::([0-9]{1,5}))?"
+                         rf"|([A-Za-z0-9_.-]{{1,{MAX_HOST}}})(?::([0-9]{{1,5}}))?", value or "",
+                         flags=re.ASCII)
     if not match:
         raise InvalidInput(f"invalid address {value!r}: HOST or HOST:PORT")
     host = match.group(1) or match.group(3)
     port = int(match.group(2) or match.group(4) or 22)
+    if host.startswith("-"):
+        raise InvalidInput(f"invalid address {value!r}: a host may not start with '-'")
     if not 0 < port < 65536:
         raise InvalidInput(f"invalid port {port} in address {value!r}")
     return host, port

@@ -76,7 +76,19 @@ def local_time(value: str | None) -> str:
     return datetime.fromisoformat(value).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
+def escape_controls(text: str) -> str:
+    """Control characters as visible escapes (\\n, \\x1b): stored text from an
+    older catalog or a node must not forge lines or drive a terminal."""
+    from esbackup.models import CONTROL_RE
+
+    return CONTROL_RE.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
+
+
 def _display(value, kind: str) -> str:
+    return escape_controls(_text(value, kind))
+
+
+def _text(value, kind: str) -> str:
     if kind == "size":
         return human_size(value)
     if kind == "duration":
@@ -121,7 +133,7 @@ def render(records: list[dict], columns: list[Column], fmt: str = "table",
 def _raw(value):
     if isinstance(value, (list, dict)):
         return json.dumps(value)
-    return value
+    return escape_controls(value) if isinstance(value, str) else value
 
 
 def echo_records(records: list[dict], columns: list[Column], fmt: str, full: bool) -> None:

@@ -2,15 +2,16 @@
 # Installs what esbackup's tests and quick start need: Debian packages (zfs-fuse,
 # OpenSSH server, pv, mbuffer, qemu for the guest-agent lab, libvirt for the
 # libvirt compute node of the lab, prometheus for promtool, which checks the
-# metrics textfile, PostgreSQL for the catalog tests) and a venv with esbackup
-# and its test extras (psycopg); starts zfs-fuse. Needs root.
+# metrics textfile, PostgreSQL for the catalog tests, sudo and useradd for the
+# sudo tests) and a venv with esbackup and its test extras (psycopg); starts
+# zfs-fuse. Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 for pair in zfs-fuse:zfs-fuse sshd:openssh-server pv:pv mbuffer:mbuffer \
             qemu-system-x86_64:qemu-system-x86 virsh:libvirt-clients \
-            libvirtd:libvirt-daemon-system promtool:prometheus; do
+            libvirtd:libvirt-daemon-system promtool:prometheus sudo:sudo useradd:passwd; do
   command -v "${pair%%:*}" >/dev/null || [ -x "/usr/sbin/${pair%%:*}" ] || need+=("${pair#*:}")
 done
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)

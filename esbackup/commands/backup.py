@@ -1,9 +1,9 @@
 import click
 
 from esbackup import backups
-from esbackup.commands.common import app, confirm_destructive, known
+from esbackup.commands.common import Seconds, WholeNumber, app, confirm_destructive, known
 from esbackup.errors import InvalidInput, OperationFailed
-from esbackup.models import STATUSES, parse_ref
+from esbackup.models import MAX_DISK_ID, STATUSES, parse_ref, validate_text
 from esbackup.output import Column, echo_record, echo_records, output_options
 
 COLUMNS = [
@@ -61,13 +61,14 @@ def note(ref, text) -> None:
     """Set a backup's note."""
     a = app()
     b = backups.lookup(a.catalog, a.identity, ref, write=True)
-    a.catalog.update_backup(b, note=text)
+    a.catalog.update_backup(b, note=validate_text(text, "note"))
     click.echo(f"noted backup {b.ref}")
 
 
 @cli.command("now")
 @click.argument("ref", metavar="VM/NAME")
-@click.option("--wait", type=float, default=0, help="Seconds to wait for a busy disk or node.")
+@click.option("--wait", type=Seconds(), default=0,
+              help="Seconds to wait for a busy disk or node.")
 def now(ref, wait) -> None:
     """Back up now, based on a backup definition (inactive ones too: being
     inactive only keeps a definition off the schedule)."""
@@ -93,11 +94,12 @@ def delete(ref, yes) -> None:
 @cli.command("restore")
 @click.argument("ref", metavar="VM/BACKUP")
 @click.option("--target-vm", help="Restore to this virtual server (default: the backup's).")
-@click.option("--target-disk-id", type=int, help="Disk ID on the target (default: the backup's).")
+@click.option("--target-disk-id", type=WholeNumber(1, MAX_DISK_ID),
+              help="Disk ID on the target (default: the backup's).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--force", is_flag=True,
               help="The operator vouches that the target is stopped (hypervisor none).")
-@click.option("--wait", type=float, default=0, help="Seconds to wait for a busy disk.")
+@click.option("--wait", type=Seconds(), default=0, help="Seconds to wait for a busy disk.")
 def restore(ref, target_vm, target_disk_id, yes, force, wait) -> None:
     """Restore a disk from a backup. ALL data on the target disk is lost."""
     from esbackup.jobs import restore as restore_job

@@ -12,7 +12,9 @@ def cli() -> None:
 @click.option("--node", required=True, help="Backup node whose manifests to read.")
 def rebuild(node: str) -> None:
     """Recreate backups (and the VMs and definitions they name) from a backup
-    node's manifests. Safe to run again: existing rows are kept."""
+    node's manifests. Safe to run again: existing rows are kept. Manifests are
+    checked like the CLI's own input; a bad one is skipped with a warning, and
+    a backup whose data is gone comes back as lost."""
     from esbackup import auth
     from esbackup.jobs import rebuild as rebuild_job
 
@@ -21,7 +23,7 @@ def rebuild(node: str) -> None:
     counts = rebuild_job.rebuild(a.catalog, node, reporter=a)
     click.echo(", ".join(f"{v} {k}" for k, v in counts.items() if k != "skipped")
                + f" added from node {node}"
-               + (f"; {counts['skipped']} unreadable manifests" if counts["skipped"] else ""))
+               + (f"; {counts['skipped']} manifests skipped" if counts["skipped"] else ""))
 
 
 @cli.command("copy")

@@ -1,11 +1,15 @@
 """Pieces shared by the command modules."""
 from __future__ import annotations
 
+import re
 import sys
 
 import click
 
 from esbackup.errors import InvalidInput
+from esbackup.models import DIGITS_RE, MAX_WAIT_S
+
+SECONDS_RE = re.compile(r"[0-9]+(\.[0-9]*)?|\.[0-9]+", re.ASCII)
 
 
 def app():
@@ -29,3 +33,42 @@ def known(cat, *, dc: str | None = None, node: str | None = None) -> None:
         cat.dc(dc)
     if node is not None:
         cat.node(node)
+
+
+class WholeNumber(click.ParamType):
+    """An integer of ASCII digits within a range (click's INT takes '١' and '1_0'
+    and has no upper bound)."""
+
+    name = "integer"
+
+    def __init__(self, low: int, high: int):
+        self.low, self.high = low, high
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif isinstance(value, str) and DIGITS_RE.fullmatch(value) and len(value) <= 18:
+            number = int(value)
+        else:
+            self.fail(f"{value!r} is not a whole number of ASCII digits", param, ctx)
+        if not self.low <= number <= self.high:
+            self.fail(f"{value} is not in the range {self.low} to {self.high}", param, ctx)
+        return number
+
+
+class Seconds(click.ParamType):
+    """A finite number of seconds from 0 to a week (no inf, nan or exponents)."""
+
+    name = "seconds"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            text = repr(value)
+        else:
+            text = value
+        if not isinstance(text, str) or not SECONDS_RE.fullmatch(text) or len(text) > 20:
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        seconds = float(text)
+        if not 0 <= seconds <= MAX_WAIT_S:
+            self.fail(f"{value} is not in the range 0 to {MAX_WAIT_S}", param, ctx)
+        return seconds

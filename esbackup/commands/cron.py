@@ -1,3 +1,4 @@
+import re
 import shlex
 import shutil
 import sys
@@ -5,6 +6,19 @@ import sys
 import click
 
 from esbackup.commands.common import app
+from esbackup.errors import InvalidInput
+from esbackup.models import CONTROL_RE
+
+USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}", re.ASCII)  # useradd's rule, no trailing $
+
+
+def crontab_command(argv: list[str]) -> str:
+    """A crontab command field that runs exactly `argv`: every value quoted for
+    sh, and '%' (cron's newline) escaped; a control character would end the line,
+    so it is refused."""
+    if any(CONTROL_RE.search(arg) for arg in argv):
+        raise InvalidInput(f"cannot write a crontab line for {argv!r}: control characters")
+    return " ".join(shlex.quote(arg) for arg in argv).replace("%", "\\%")
 
 
 @click.command("cron")
@@ -13,12 +27,15 @@ def cli(user: str) -> None:
     """Print /etc/cron.d lines: a tick every minute runs what is due (each
     definition in its own time zone), a nightly sync finds lost backups, and a
     weekly verify reads back the backups not verified for a week."""
+    if not USER_RE.fullmatch(user):
+        raise InvalidInput(f"invalid user {user!r}: a plain user name (a-z, 0-9, '_', '-')")
     a = app()
-    exe = shutil.which("esbackup") or f"{sys.executable} -m esbackup"
-    catalog = f" --catalog {shlex.quote(str(a.catalog.path))}" if a.catalog_path else ""
+    exe = [shutil.which("esbackup")] if shutil.which("esbackup") else [sys.executable, "-m",
+                                                                       "esbackup"]
+    catalog = ["--catalog", str(a.catalog.path)] if a.catalog_path else []
     click.echo("# esbackup: install as /etc/cron.d/esbackup")
     click.echo("SHELL=/bin/sh")
-    click.echo(f"* * * * * {user} {exe}{catalog} -q run --due")
-    click.echo(f"17 4 * * * {user} {exe}{catalog} -q backup sync")
-    click.echo(f"37 5 * * 6 {user} {exe}{catalog} -q backup verify --older-than 6 "
-               "--wait 3600")
+    click.echo(f"* * * * * {user} {crontab_command([*exe, *catalog, '-q', 'run', '--due'])}")
+    click.echo(f"17 4 * * * {user} {crontab_command([*exe, *catalog, '-q', 'backup', 'sync'])}")
+    verify = [*exe, *catalog, "-q", "backup", "verify", "--older-than", "6", "--wait", "3600"]
+    click.echo(f"37 5 * * 6 {user} {crontab_command(verify)}")

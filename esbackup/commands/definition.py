@@ -1,8 +1,15 @@
 import click
 
 from esbackup import definitions
-from esbackup.commands.common import app, confirm_destructive, known
-from esbackup.models import BACKUP_TYPES, COMPRESSIONS, Definition, parse_ref
+from esbackup.commands.common import WholeNumber, app, confirm_destructive, known
+from esbackup.models import (
+    BACKUP_TYPES,
+    COMPRESSIONS,
+    MAX_DISK_ID,
+    MAX_RETENTION,
+    Definition,
+    parse_ref,
+)
 from esbackup.output import Column, echo_record, echo_records, output_options
 
 COLUMNS = [
@@ -22,7 +29,8 @@ def definition_options(create: bool):
     """The seed's parameters; required on create, optional on update."""
     def decorate(func):
         for option in reversed([
-            click.option("--disk-id", type=int, required=create, help="Virtual server disk ID."),
+            click.option("--disk-id", type=WholeNumber(1, MAX_DISK_ID), required=create,
+                         help="Virtual server disk ID."),
             click.option("--type", "type_", type=click.Choice(BACKUP_TYPES), required=create,
                          help="dataset (incremental, recommended) or file (full stream)."),
             click.option("--node", required=create, help="Backup node."),
@@ -30,7 +38,7 @@ def definition_options(create: bool):
             click.option("--schedule", required=create, metavar="CRON",
                          help="Five-field cron line in the definition's time zone."),
             click.option("--timezone", help="IANA time zone (default: this host's)."),
-            click.option("--retention", type=int, required=create,
+            click.option("--retention", type=WholeNumber(0, MAX_RETENTION), required=create,
                          help="Maximum number of backups to keep (0 = all)."),
             click.option("--active/--inactive", default=None, help="Run on schedule."),
             click.option("--desc", help="Description."),
@@ -86,7 +94,7 @@ def list_(vm, dc, node, fmt, full) -> None:
 
 def lookup(ref: str):
     a = app()
-    d = a.catalog.definition(*parse_ref(ref, "definition"))
+    d = definitions.find(a.catalog, ref)
     from esbackup import auth
 
     auth.require_vm(a.identity, a.catalog.vm(d.vm), write=False)

@@ -1,8 +1,7 @@
 import click
 
 from esbackup import definitions
-from esbackup.commands.common import app
-from esbackup.models import parse_ref
+from esbackup.commands.common import WholeNumber, app
 from esbackup.output import Column, echo_records, output_options
 
 COLUMNS = [
@@ -18,7 +17,8 @@ COLUMNS = [
 @click.command("history")
 @click.argument("ref", metavar="[VM/NAME]", required=False)
 @click.option("--failed", is_flag=True, help="Only failed runs.")
-@click.option("--limit", type=int, default=None, help="At most this many runs, newest first.")
+@click.option("--limit", type=WholeNumber(0, 10**9), default=None,
+              help="At most this many runs, newest first.")
 @output_options
 def cli(ref, failed, limit, fmt, full) -> None:
     """Every run of a definition: ok, failed, skipped, and why. Newest first."""
@@ -26,7 +26,7 @@ def cli(ref, failed, limit, fmt, full) -> None:
 
     a = app()
     if ref:
-        d = a.catalog.definition(*parse_ref(ref, "definition"))
+        d = definitions.find(a.catalog, ref)
         auth.require_vm(a.identity, a.catalog.vm(d.vm), write=False)
         runs = a.catalog.runs(d.ref, failed=failed, limit=limit)
     else:

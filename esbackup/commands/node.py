@@ -1,8 +1,9 @@
 import click
 
 from esbackup import auth, inventory
-from esbackup.commands.common import app
-from esbackup.models import HYPERVISORS, TRANSFERS
+from esbackup.commands.common import WholeNumber, app
+from esbackup.errors import PermissionDenied
+from esbackup.models import HYPERVISORS, MAX_BACKUPS_PER_NODE, TRANSFERS
 from esbackup.output import Column, echo_record, echo_records, output_options
 
 COLUMNS = [
@@ -26,7 +27,8 @@ def node_options(func):
         click.option("--key", type=click.Path(dir_okay=False), help="SSH private key file."),
         click.option("--compute/--no-compute", default=None, help="Hosts VM disks."),
         click.option("--backup/--no-backup", default=None, help="Has backup storages."),
-        click.option("--max-backups", type=int, help="Concurrent backups (default 2)."),
+        click.option("--max-backups", type=WholeNumber(1, MAX_BACKUPS_PER_NODE),
+                     help="Concurrent backups (default 2)."),
         click.option("--transfer", type=click.Choice(TRANSFERS), help="Data path (relay)."),
         click.option("--hypervisor", type=click.Choice(HYPERVISORS), help="Hypervisor (none)."),
         click.option("--ssh-config", metavar="PATH",
@@ -44,9 +46,12 @@ def host_key_options(func):
                         help="Pin the key the node offers without asking.")(func)
 
 
-def node_record(cat, node) -> dict:
+def node_record(cat, node, private: bool = True) -> dict:
     record = node.to_dict()
     record.pop("id")
+    if not private:
+        for key in inventory.PRIVATE_NODE_FIELDS:
+            record.pop(key)
     caps = node.capabilities
     record["zfs"] = f"{caps['flavour']} {caps.get('version') or ''}".strip() if caps else None
     record["tools"] = [t for t, present in caps.get("tools", {}).items() if present]
@@ -90,7 +95,9 @@ def list_(fmt: str, full: bool) -> None:
     """List nodes with their roles and load."""
     a = app()
     a.require_registered()
-    echo_records([node_record(a.catalog, n) for n in a.catalog.nodes()], COLUMNS, fmt, full)
+    used = inventory.used_by(a.catalog, a.identity)
+    shown = [n for n in a.catalog.nodes() if used is None or n.name in used[0]]
+    echo_records([node_record(a.catalog, n, used is None) for n in shown], COLUMNS, fmt, full)
 
 
 @cli.command("show")
@@ -100,7 +107,12 @@ def show(name: str, fmt: str, full: bool) -> None:
     """Show one node."""
     a = app()
     a.require_registered()
-    echo_record(node_record(a.catalog, a.catalog.node(name)), COLUMNS, fmt)
+    node = a.catalog.node(name)
+    used = inventory.used_by(a.catalog, a.identity)
+    if used is not None and name not in used[0]:
+        raise PermissionDenied(f"permission denied: {a.identity.name} ({a.identity.role}) "
+                               f"may not see node {name}: none of their servers use it")
+    echo_record(node_record(a.catalog, node, used is None), COLUMNS, fmt)
 
 
 @cli.command("update")

@@ -2,9 +2,9 @@ import sys
 
 import click
 
-from esbackup.commands.common import app
+from esbackup import definitions
+from esbackup.commands.common import Seconds, app
 from esbackup.errors import InvalidInput
-from esbackup.models import parse_ref
 
 
 def run_one(ref: str, *, wait: float, force: bool, trigger: str) -> None:
@@ -13,7 +13,7 @@ def run_one(ref: str, *, wait: float, force: bool, trigger: str) -> None:
     from esbackup.jobs import backup as backup_job
 
     a = app()
-    d = a.catalog.definition(*parse_ref(ref, "definition"))
+    d = definitions.find(a.catalog, ref)
     auth.require_vm(a.identity, a.catalog.vm(d.vm), write=True)
     b = backup_job.run_definition(a.catalog, d, trigger=trigger, wait=wait, force=force,
                                   reporter=a)
@@ -27,7 +27,7 @@ def run_one(ref: str, *, wait: float, force: bool, trigger: str) -> None:
 @click.command("run")
 @click.argument("ref", metavar="VM/NAME", required=False)
 @click.option("--due", is_flag=True, help="Run every active definition that is due (a tick).")
-@click.option("--wait", type=float, default=None,
+@click.option("--wait", type=Seconds(), default=None,
               help="Seconds to wait for a busy disk or node (0; with --due 3000).")
 @click.option("--force", is_flag=True, help="Run even if the definition is inactive.")
 def cli(ref, due, wait, force) -> None:

@@ -30,7 +30,9 @@ def list_(node: str | None, fmt: str, full: bool) -> None:
     """List storages, optionally of one node."""
     a = app()
     a.require_registered()
-    records = [s.to_dict() for s in a.catalog.storages(node)]
+    used = inventory.used_by(a.catalog, a.identity)
+    records = [s.to_dict() for s in a.catalog.storages(node)
+               if used is None or (s.node, s.name) in used[1]]
     for r in records:
         r.pop("id")
     echo_records(records, COLUMNS, fmt, full)

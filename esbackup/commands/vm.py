@@ -98,8 +98,9 @@ def delete(vm, yes) -> None:
     record = a.catalog.vm(vm)
     auth.require_vm(a.identity, record, write=True)
     count = len(a.catalog.backups(vm=record.uuid))
-    if count:
+    defined = len(a.catalog.definitions(vm=record.uuid))
+    if count or defined:
         confirm_destructive(f"virtual server {record.hostname} has {count} backups (they are "
-                            "kept) and its definitions will be deleted", yes)
+                            f"kept) and its {defined} definitions will be deleted", yes)
     a.catalog.delete_vm(record.hostname)
     click.echo(f"deleted virtual server {record.hostname}")

@@ -188,7 +188,9 @@ def test_deleted_catalog_rebuilt_from_backup_node(site, tmp_path):
     before = site.backups()
     site.esb.catalog.unlink()
     fresh = Esbackup(site.esb.catalog)
-    b1 = site.nodes.backup
+    b1, c1 = site.nodes.backup, site.nodes.compute
+    fresh.ok("node", "create", "c1", "--address", f"{c1.address}:{c1.port}", "--key",
+             c1.key_path, "--host-key", c1.host_key)  # a manifest never creates a node
     fresh.ok("node", "create", "b1", "--address", f"{b1.address}:{b1.port}", "--key",
              b1.key_path, "--host-key", b1.host_key, "--backup", "--no-compute")
     fresh.ok("storage", "create", "b1", "tank", "--zpool", b1.pool)
@@ -202,5 +204,3 @@ def test_deleted_catalog_rebuilt_from_backup_node(site, tmp_path):
     vm = fresh.json("vm", "show", "web01")
     assert vm["uuid"] == VM_UUID
     assert {d["name"] for d in fresh.json("definition", "list")} == {"daily", "files"}
-    fresh.ok("node", "update", "c1", "--address",
-             f"{site.nodes.compute.address}:{site.nodes.compute.port}")

@@ -55,7 +55,14 @@ def test_dc_lifecycle(esb):
 
 
 def test_dc_with_vms_cannot_be_deleted(inventory):
-    assert "still has virtual servers" in inventory.fails(2, "dc", "delete", "admin")
+    inventory.ok("dc", "create", "dc2")
+    inventory.ok("vm", "create", "db01", "--node", "c1", "--dc", "dc2", "--disk", "1=z/db")
+    assert "still has virtual servers" in inventory.fails(2, "dc", "delete", "dc2")
+
+
+def test_dc_admin_cannot_be_deleted(esb):
+    assert "cannot be deleted" in esb.fails(2, "dc", "delete", "admin")
+    assert [d["name"] for d in esb.json("dc", "list")] == ["admin"]
 
 
 @pytest.mark.parametrize("name", ["", "a b", "x;y", "$(id)", "`id`", "a/b", "-x", "..", "é"])
@@ -83,7 +90,7 @@ def test_node_address_with_port_and_update(inventory):
     (["--address", "host:99999"], "invalid port"),
     (["--address", "a b"], "invalid address"),
     (["--address", "h", "--no-compute"], "needs a role"),
-    (["--address", "h", "--max-backups", "0"], "invalid max backups"),
+    (["--address", "h", "--max-backups", "0"], "not in the range 1 to"),
 ])
 def test_node_bad_input(esb, args, message):
     assert message in esb.fails(2, "node", "create", "n1", "--no-connect", *args)
@@ -186,16 +193,25 @@ def test_sudo_user_is_the_caller(monkeypatch):
     assert auth.os_user()[0] == "nobody"
 
 
-def test_sudo_needs_a_root_catalog_and_registration(inventory, monkeypatch, tmp_path):
+def test_sudo_opens_only_the_system_catalog_with_its_users(inventory, monkeypatch):
+    from esbackup import catalog
+
     monkeypatch.setenv("SUDO_USER", "nobody")
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    assert inventory.json("dc", "list")  # no users yet: the sudo user bootstraps
+    assert f"opens only {catalog.SYSTEM_PATH}" in inventory.fails(3, "dc", "list")
+    monkeypatch.setattr(catalog, "SYSTEM_PATH", inventory.catalog)
+    # a catalog without users makes nobody superadmin through sudo
+    assert "root registers the first users" in inventory.fails(3, "dc", "list")
     monkeypatch.delenv("SUDO_USER")
-    inventory.ok("user", "create", "alice", "--role", "superadmin")
+    inventory.ok("user", "create", "nobody", "--role", "vmowner")
     monkeypatch.setenv("SUDO_USER", "nobody")
-    assert "not registered" in inventory.fails(3, "dc", "list")
+    assert inventory.json("dc", "list")
+    inventory.fails(3, "node", "create", "n9", "--address", "local", "--no-connect")
+    os.chmod(inventory.catalog, 0o640)
+    assert "mode 0600" in inventory.fails(3, "dc", "list")
+    os.chmod(inventory.catalog, 0o600)
     os.chown(inventory.catalog, 65534, -1)  # a catalog the sudo user brought along
-    assert "owned by root" in inventory.fails(3, "dc", "list")
+    assert "must be root's" in inventory.fails(3, "dc", "list")
 
 
 @pytest.mark.parametrize("dataset", ["zones/web01-disk0", "zones/web01-disk0/inner", "zones"])
