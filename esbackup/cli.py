@@ -72,16 +72,15 @@ class LazyGroup(click.Group):
 def as_esbackup_error(error: Exception, catalog: str = "catalog") -> EsbackupError | None:
     """Catalog trouble and out-of-range values as one line with their exit code
     (never a traceback); None for what is a bug to see whole."""
-    import sqlite3
-
     from esbackup.errors import Busy, InvalidInput, OperationFailed
 
+    sqlite3 = sys.modules.get("sqlite3")  # not loaded: not a catalog error (and --help stays light)
     text = " ".join(str(error).split()) or type(error).__name__
-    if isinstance(error, sqlite3.OperationalError) and "locked" in text:
+    if sqlite3 and isinstance(error, sqlite3.OperationalError) and "locked" in text:
         return Busy(f"{catalog} busy: {text} (another esbackup holds it; try again)")
-    if isinstance(error, sqlite3.OperationalError) and "readonly" in text:
+    if sqlite3 and isinstance(error, sqlite3.OperationalError) and "readonly" in text:
         return OperationFailed(f"{catalog} is read-only: {text}")
-    if isinstance(error, sqlite3.Error):
+    if sqlite3 and isinstance(error, sqlite3.Error):
         return OperationFailed(f"{catalog}: {text}")
     if isinstance(error, OverflowError):
         return InvalidInput(f"number out of range: {text}")

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from esbackup import auth, schedule
 from esbackup.auth import Identity
-from esbackup.catalog import Catalog
 from esbackup.errors import InvalidInput, NotFound
 from esbackup.models import (
     BACKUP_TYPES,
@@ -22,6 +22,9 @@ from esbackup.models import (
     validate_name,
     validate_text,
 )
+
+if TYPE_CHECKING:
+    from esbackup.catalog import Catalog
 
 
 def check(cat: Catalog, d: Definition) -> Definition:

@@ -50,10 +50,9 @@ def cli() -> None:
     carries perfdata: definitions, ok, lost, failed, stale, verify_failed.
     """
     import sqlite3
-
-    from esbackup import auth
     from pathlib import Path
 
+    from esbackup import auth
     from esbackup.catalog import default_path, is_url
     from esbackup.errors import EsbackupError
 
