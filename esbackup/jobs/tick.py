@@ -19,16 +19,14 @@ TICK_WAIT = 50 * 60  # a due run waits this long for its disk or a node slot
 
 
 def due(cat: Catalog, now: datetime) -> list[Definition]:
+    """Active definitions whose schedule fired since their newest run (one query)."""
     found = []
-    for d in cat.definitions():
-        if not d.active:
-            continue
+    for d, last, _ in cat.definition_states(active=True):
         fired = schedule.runs_between(d.schedule, d.timezone, now - LOOKBACK,
                                       now + timedelta(seconds=1))
         if not fired:
             continue
-        last = cat.runs(d.ref, limit=1)
-        if last and datetime.fromisoformat(last[0].started) >= fired[-1]:
+        if last and datetime.fromisoformat(last.started) >= fired[-1]:
             continue
         found.append(d)
     return found
@@ -43,7 +41,9 @@ def run_due(cat: Catalog, reporter=None, wait: float = TICK_WAIT,
     """
     from esbackup.jobs.backup import run_definition, start_run
 
-    todo = [(d, start_run(cat, d, "tick")) for d in due(cat, now or datetime.now(timezone.utc))]
+    found = due(cat, now or datetime.now(timezone.utc))
+    with cat.transaction():  # one commit for all the run rows, not one per run
+        todo = [(d, start_run(cat, d, "tick")) for d in found]
 
     def one(item: tuple[Definition, Run]) -> bool:
         d, run = item
