@@ -334,9 +334,8 @@ class Catalog:
         return self._vm(row)
 
     def vms(self, dc: str | None = None, node: str | None = None) -> list[VM]:
-        rows = self.conn.execute(
-            f"{self.VM_SELECT} WHERE (? IS NULL OR d.name = ?) AND (? IS NULL OR n.name = ?) "
-            "ORDER BY v.hostname", (dc, dc, node, node))
+        clause, args = where((dc, "d.name = ?"), (node, "n.name = ?"))
+        rows = self.conn.execute(f"{self.VM_SELECT}{clause} ORDER BY v.hostname", args)
         return [self._vm(r) for r in rows]
 
     def _vm(self, row: sqlite3.Row) -> VM:
@@ -490,9 +489,13 @@ class Catalog:
                 name: str | None = None) -> list[Backup]:
         """Backups oldest first. `definition` is a definition name within `vm`;
         `status` one status or a tuple of them."""
+        # Without statistics SQLite takes any equality for selective; most backups
+        # are ok, so beside a VM or name the status must not pick the index ("+").
+        plus = "+" if (vm, definition, name) != (None, None, None) else ""
         clause, args = where(
             (vm, "(b.vm_hostname = ? OR b.vm_uuid = ?)"), (definition, "b.definition_name = ?"),
-            (status, "b.status IN (?)" if isinstance(status, tuple) else "b.status = ?"),
+            (status, f"{plus}b.status IN (?)" if isinstance(status, tuple)
+             else f"{plus}b.status = ?"),
             (node, "n.name = ?"), (dc, "d.name = ?"), (disk_id, "b.disk_id = ?"),
             (name, "b.name = ?"))
         joins = (" JOIN vms v ON v.uuid = b.vm_uuid JOIN dcs d ON d.id = v.dc_id"
