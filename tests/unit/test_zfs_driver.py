@@ -449,3 +449,12 @@ def test_get_local_and_parse_local():
         "zfs", "get", "-H", "-p", "-o", "property,value", "-s", "local", "all", "tank/vm-disk0"]
     assert zfs.parse_local("quota\t52428800\nesbackup:x\t1\n") == {
         "quota": "52428800", "esbackup:x": "1"}
+
+
+def test_list_snapshot_names_of_a_whole_tree():
+    assert zfs.list_snapshot_names("tank/backups/ds") == [
+        "zfs", "list", "-H", "-o", "name", "-t", "snapshot", "-r", "tank/backups/ds"]
+    with pytest.raises(InvalidInput):
+        zfs.list_snapshot_names("tank/ds@snap")
+    assert zfs.parse_snapshot_names("tank/a@esb-1\ntank/b@esb-2\n\n") == {
+        "tank/a@esb-1", "tank/b@esb-2"}
