@@ -22,6 +22,7 @@ MACHINE_FORMATS = ("json", "csv", "tsv")
 # separators (raw newlines never occur inside encoded strings).
 _FLAT_JSON = json.JSONEncoder(separators=(",\n    ", ": "), default=str)
 _CONTAINERS = frozenset({dict, list, tuple})
+_SCALAR_JSON = json.JSONEncoder(default=str)
 
 
 @dataclass(frozen=True)
@@ -136,15 +137,28 @@ def json_pieces(records: Iterable[dict]) -> Iterator[str]:
     records are written as they come, never held as one string."""
     first = True
     for record in records:
-        if not _CONTAINERS.isdisjoint(map(type, record.values())):
-            body = json.dumps(record, indent=2, default=str).replace("\n", "\n  ")
-        elif record:
+        if not record:
+            body = "{}"
+        elif _CONTAINERS.isdisjoint(map(type, record.values())):
             body = "{\n    " + _FLAT_JSON.encode(record)[1:-1] + "\n  }"
         else:
-            body = "{}"
+            body = _indented(record, 1)
         yield ("[\n  " if first else ",\n  ") + body
         first = False
     yield "[]" if first else "\n]"
+
+
+def _indented(value, depth: int) -> str:
+    """`value` as json.dumps(indent=2) prints it `depth` levels down; containers
+    here, every scalar through the C encoder."""
+    inner, outer = "\n" + "  " * (depth + 1), "\n" + "  " * depth
+    if isinstance(value, dict) and value:
+        items = (f"{inner}{_SCALAR_JSON.encode(str(k))}: {_indented(v, depth + 1)}"
+                 for k, v in value.items())
+        return "{" + ",".join(items) + outer + "}"
+    if isinstance(value, (list, tuple)) and value:
+        return "[" + ",".join(inner + _indented(v, depth + 1) for v in value) + outer + "]"
+    return _SCALAR_JSON.encode(value)
 
 
 def echo_records(records: Iterable[dict], columns: list[Column], fmt: str, full: bool) -> None:

@@ -597,7 +597,11 @@ def hourly_load(
 ) -> dict[tuple[K, int], int]:
     """Runs in [start, end) per (key, hour of day in tz) for (key, schedule, zone) items."""
     zone, counts = _zone(tz), Counter[tuple[K, int]]()
+    hours: dict[tuple[str, str], Counter[int]] = {}  # per distinct schedule, counted once
     for key, expr, item_tz in items:
-        for run in runs_between(expr, item_tz, start, end):
-            counts[key, run.astimezone(zone).hour] += 1
+        if (expr, item_tz) not in hours:
+            hours[expr, item_tz] = Counter(run.astimezone(zone).hour
+                                           for run in runs_between(expr, item_tz, start, end))
+        for hour, n in hours[expr, item_tz].items():
+            counts[key, hour] += n
     return dict(counts)

@@ -214,6 +214,7 @@ def test_history_prune_from_the_command_line(tmp_path):
 @pytest.mark.parametrize("records", [
     [], [{}], [{"a": 1, "b": 'x, \n"y": {', "c": None, "d": 1.5, "e": True, "f": "⚑"}],
     [{"a": [1, 2], "b": {"c": [], "d": {}}}, {"z": "flat"}],
+    [{"next": ["2026-11-30T01:00:00+00:00", None], "deep": {"x": [{"y": [1.25, False]}]}}],
 ])
 def test_json_pieces_print_exactly_what_json_dumps_indent_2_prints(records):
     assert "".join(json_pieces(records)) == json.dumps(records, indent=2)
