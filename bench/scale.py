@@ -108,11 +108,13 @@ TICK_DRIVER = """
 import os, sys, time
 t0 = float(sys.argv[1])
 import esbackup.jobs.backup as job
-calls = []
+import threading
+calls, lock = [], threading.Lock()
 def run_definition(cat, d, **kw):  # a double: notes when the first transfer would start
-    if not calls:
-        print(f"first-transfer {time.time() - t0:.3f}", flush=True)
-    calls.append(d.ref)
+    with lock:
+        if not calls:
+            print(f"first-transfer {time.time() - t0:.3f}", flush=True)
+        calls.append(d.ref)
     job.runlog.finish(cat, kw["run"], "skipped", error="bench double")
 job.run_definition = run_definition
 from esbackup.cli import cli

@@ -405,11 +405,23 @@ class Catalog:
         return self._definition(row)
 
     def definitions(self, vm: str | None = None, dc: str | None = None,
-                    node: str | None = None, active: bool | None = None) -> list[Definition]:
+                    node: str | None = None, active: bool | None = None,
+                    ids: tuple[int, ...] | None = None) -> list[Definition]:
         clause, args = where((vm, "(v.hostname = ? OR v.uuid = ?)"), (dc, "dc.name = ?"),
-                             (node, "n.name = ?"), (active, "f.active = ?"))
+                             (node, "n.name = ?"), (active, "f.active = ?"),
+                             (ids, "f.id IN (?)"))
         rows = self.conn.execute(f"{self.DEF_SELECT}{clause} ORDER BY v.hostname, f.name", args)
         return [self._definition(r) for r in rows]
+
+    def last_starts(self, active: bool | None = None
+                    ) -> list[tuple[int, str, str, str | None]]:
+        """(id, schedule, timezone, start of the newest run or None) per definition:
+        all a tick needs to find what is due, without building 10,000 records."""
+        clause, args = where((active, "f.active = ?"))
+        return [tuple(row) for row in self.conn.execute(
+            "SELECT f.id, f.schedule, f.timezone, (SELECT MAX(r.started) FROM runs r "
+            "WHERE r.definition = v.hostname || '/' || f.name) FROM definitions f "
+            f"JOIN vms v ON v.id = f.vm_id{clause}", args)]
 
     def definition_states(self, active: bool | None = None
                           ) -> list[tuple[Definition, Run | None, str | None]]:

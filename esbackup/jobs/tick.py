@@ -19,17 +19,14 @@ TICK_WAIT = 50 * 60  # a due run waits this long for its disk or a node slot
 
 
 def due(cat: Catalog, now: datetime) -> list[Definition]:
-    """Active definitions whose schedule fired since their newest run (one query)."""
-    found = []
-    for d, last, _ in cat.definition_states(active=True):
-        fired = schedule.runs_between(d.schedule, d.timezone, now - LOOKBACK,
-                                      now + timedelta(seconds=1))
-        if not fired:
-            continue
-        if last and datetime.fromisoformat(last.started) >= fired[-1]:
-            continue
-        found.append(d)
-    return found
+    """Active definitions whose schedule fired since their newest run: one light
+    query over all of them, one more for the records of those due."""
+    ids = []
+    for def_id, expr, tz, last in cat.last_starts(active=True):
+        fired = schedule.runs_between(expr, tz, now - LOOKBACK, now + timedelta(seconds=1))
+        if fired and not (last and datetime.fromisoformat(last) >= fired[-1]):
+            ids.append(def_id)
+    return cat.definitions(ids=tuple(ids)) if ids else []
 
 
 def run_due(cat: Catalog, reporter=None, wait: float = TICK_WAIT,
