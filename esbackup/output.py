@@ -142,10 +142,27 @@ def json_pieces(records: Iterable[dict]) -> Iterator[str]:
         elif _CONTAINERS.isdisjoint(map(type, record.values())):
             body = "{\n    " + _FLAT_JSON.encode(record)[1:-1] + "\n  }"
         else:
-            body = _indented(record, 1)
+            body = _record(record)
         yield ("[\n  " if first else ",\n  ") + body
         first = False
     yield "[]" if first else "\n]"
+
+
+def _record(record: dict) -> str:
+    """A record with containers among its values: each run of scalar items in one
+    C-encoder call, the containers through `_indented`."""
+    parts, flat = [], {}
+    for key, value in record.items():
+        if isinstance(value, (dict, list, tuple)):
+            if flat:
+                parts.append(_FLAT_JSON.encode(flat)[1:-1])
+                flat = {}
+            parts.append(f"{_SCALAR_JSON.encode(str(key))}: {_indented(value, 2)}")
+        else:
+            flat[key] = value
+    if flat:
+        parts.append(_FLAT_JSON.encode(flat)[1:-1])
+    return "{\n    " + ",\n    ".join(parts) + "\n  }"
 
 
 def _indented(value, depth: int) -> str:
