@@ -55,7 +55,7 @@ def cli(ref, failed, limit, prune, keep_days, fmt, full) -> None:
         mine = {d.ref for d in definitions.visible(a.catalog, a.identity)}
         runs = [r for r in a.catalog.runs(failed=failed) if r.definition in mine]
         runs = runs[:limit] if limit is not None else runs
-    records = [r.to_dict() for r in runs]
+    records = [dict(vars(r)) for r in runs]  # flat fields: no need for asdict's deep copy
     for r in records:
         r.pop("id")
     echo_records(records, COLUMNS, fmt, full)
