@@ -68,14 +68,14 @@ def overview(dc, node, runs, fmt, full) -> None:
     a = app()
     known(a.catalog, dc=dc, node=node)
     now = datetime.now(timezone.utc)
-    where = {vm.hostname: vm.node for vm in a.catalog.vms_without_disks()}
+    compute_of = {vm.hostname: vm.node for vm in a.catalog.vms_without_disks()}
     records = []
     for d in sorted(definitions.visible(a.catalog, a.identity, dc=dc, node=node),
                     key=lambda d: (d.node, d.vm, d.name)):
         nexts = schedule.next_runs(d.schedule, d.timezone, now, runs) if d.active else []
         record = definitions.record(d, now) | {
             "next_runs": [r.isoformat() for r in nexts],
-            "compute_node": where[d.vm]}
+            "compute_node": compute_of[d.vm]}
         records.append(record)
     echo_records(records, OVERVIEW_COLUMNS, fmt, full)
 
@@ -94,10 +94,10 @@ def load(node, days, fmt, full) -> None:
     auth.require_superadmin(a.identity, "schedule load")
     known(a.catalog, node=node)
     start = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
-    where = {vm.hostname: vm.node for vm in a.catalog.vms_without_disks()}
+    compute_of = {vm.hostname: vm.node for vm in a.catalog.vms_without_disks()}
     items = []
     for d in a.catalog.definitions(active=True):
-        for name in {d.node, where[d.vm]}:
+        for name in {d.node, compute_of[d.vm]}:
             items.append((name, d.schedule, d.timezone))
     counts = schedule.hourly_load(items, start, start + timedelta(days=days))
     names = sorted({k for k, _ in counts} | ({node} if node else set()))
@@ -131,10 +131,10 @@ def balance(node, apply_, fmt, full) -> None:
     auth.require_superadmin(a.identity, "schedule balance")
     known(a.catalog, node=node)
     active = a.catalog.definitions(active=True)
-    where = {vm.hostname: vm.node for vm in a.catalog.vms_without_disks()}
+    compute_of = {vm.hostname: vm.node for vm in a.catalog.vms_without_disks()}
     items = []
     for d in active:
-        nodes = frozenset({d.node, where[d.vm]})
+        nodes = frozenset({d.node, compute_of[d.vm]})
         items.append(balancer.Item(d.ref, d.schedule, d.timezone, nodes,
                                    fixed=node is not None and node not in nodes))
     moves = balancer.balance(items, datetime.now(timezone.utc))
