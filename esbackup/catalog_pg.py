@@ -103,8 +103,9 @@ def _row_factory(cursor):
 class Cursor:
     """The rows of one statement, fetched at once (catalog results are small)."""
 
-    def __init__(self, rows: list[Row], rowcount: int = -1):
+    def __init__(self, rows: list[Row], rowcount: int = -1, description=None):
         self.rows, self.rowcount = rows, rowcount
+        self.description = [(c.name,) for c in description] if description else None
         self.lastrowid = rows[0]["id"] if rows and "id" in rows[0].index else None
 
     def fetchone(self) -> Row | None:
@@ -188,7 +189,8 @@ class Connection:
                         cur.executemany(sql, params)
                     return Cursor([])
                 cur = self._conn.execute(sql, params)
-                return Cursor(cur.fetchall() if cur.description else [], cur.rowcount)
+                rows = cur.fetchall() if cur.description else []
+                return Cursor(rows, cur.rowcount, cur.description)
             except errors.UniqueViolation as error:
                 raise sqlite3.IntegrityError(
                     f"UNIQUE constraint failed: {error.diag.constraint_name}") from None

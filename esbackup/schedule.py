@@ -55,6 +55,7 @@ from bisect import bisect_left
 from collections.abc import Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
+from functools import lru_cache
 from itertools import islice, pairwise
 from pathlib import Path
 from typing import TypeVar
@@ -140,6 +141,7 @@ def validate_cron(expr: str) -> str:
     return parse_cron(expr).text
 
 
+@lru_cache(maxsize=4096)
 def parse_cron(expr: str) -> CronSpec:
     """Parse a schedule (see the module doc) or raise InvalidInput naming the field."""
     fields = expr.split()
@@ -300,6 +302,7 @@ def _zone_from_path(path: str) -> str | None:
     return name.removeprefix("posix/").removeprefix("right/")
 
 
+@lru_cache(maxsize=1024)
 def _zone(tz: str) -> ZoneInfo:
     """The ZoneInfo of a validated zone name."""
     return ZoneInfo(validate_timezone(tz))
@@ -308,20 +311,30 @@ def _zone(tz: str) -> ZoneInfo:
 # --- next runs ----------------------------------------------------------------------
 
 
+# A catalog of 10,000 definitions holds a few hundred distinct (schedule, zone)
+# pairs, and one command asks about them all at the same moment: the fire
+# minutes are remembered per (schedule, zone, window), so the work grows with
+# the distinct schedules, not with the definitions.
+
+
 def next_runs(expr: str, tz: str, after: datetime, count: int = 1) -> list[datetime]:
     """The next `count` runs (aware UTC) strictly after `after`, as Debian's cron in tz."""
-    spec, zone = parse_cron(expr), _zone(tz)
     first = _floor_minute(_aware(after, "after")) + 1
-    minutes = islice(_fire_minutes(spec, zone, first, None), max(count, 0))
-    return [_utc(minute) for minute in minutes]
+    return [_utc(minute) for minute in _minutes(expr, tz, first, None, max(count, 0))]
 
 
 def runs_between(expr: str, tz: str, start: datetime, end: datetime) -> list[datetime]:
     """All runs (aware UTC) with start <= run < end, as Debian's cron in tz."""
-    spec, zone = parse_cron(expr), _zone(tz)
     first = _ceil_minute(_aware(start, "start"))
     stop = _ceil_minute(_aware(end, "end"))
-    return [_utc(minute) for minute in _fire_minutes(spec, zone, first, stop)]
+    return [_utc(minute) for minute in _minutes(expr, tz, first, stop, None)]
+
+
+@lru_cache(maxsize=8192)
+def _minutes(expr: str, tz: str, first: int, stop: int | None,
+             count: int | None) -> tuple[int, ...]:
+    """Fire minutes from `first`: before `stop`, or the first `count` of them."""
+    return tuple(islice(_fire_minutes(parse_cron(expr), _zone(tz), first, stop), count))
 
 
 def _aware(moment: datetime, name: str) -> datetime:
@@ -447,6 +460,7 @@ def _next_local(spec: CronSpec, start: datetime, limit: datetime) -> datetime | 
 # --- conversion to UTC --------------------------------------------------------------
 
 
+@lru_cache(maxsize=4096)
 def schedule_utc(expr: str, tz: str, on: date) -> str:
     """The schedule with its times moved to UTC at tz's offset on that date (local noon).
 

@@ -41,7 +41,7 @@ def list_(vm, definition, status, node, dc, fmt, full) -> None:
         vm, definition = parse_ref(definition, "definition")
     found = backups.visible(a.catalog, a.identity, vm=vm, definition=definition,
                             status=status, node=node, dc=dc)
-    echo_records([backups.shaped(b, fmt) for b in found], COLUMNS, fmt, full)
+    echo_records((backups.shaped(b, fmt) for b in found), COLUMNS, fmt, full)
 
 
 @cli.command("show")

@@ -7,33 +7,33 @@ import click
 from esbackup import health, schedule
 from esbackup.commands.common import app
 from esbackup.health import CRITICAL, WARNING, Finding
-from esbackup.jobs import sync
+from esbackup.jobs import locks
 
 LOOKBACK = timedelta(days=8)  # a weekly schedule still shows a missed run
 
 
 def problems(cat, now: datetime) -> list[Finding]:
+    """What is wrong, from a few whole-catalog queries (not one per definition)."""
     found = []
-    for b in cat.backups(status="lost"):
-        found.append(Finding(CRITICAL, health.LOST, f"backup {b.ref} is lost"))
+    odd = cat.backups(status=("lost", "pending", "restore"))
+    busy = {h["resource"] for h in cat.locks("disk:") if not locks.is_stale(h)}
+    for b in odd:
+        if b.status == "lost":
+            found.append(Finding(CRITICAL, health.LOST, f"backup {b.ref} is lost"))
     for status in ("pending", "restore"):
-        for b in cat.backups(status=status):
-            if not sync.disk_busy(cat, b):
+        for b in odd:
+            if b.status == status and locks.disk_resource(b.vm_uuid, b.disk_id) not in busy:
                 found.append(Finding(WARNING, health.LEFTOVER,
                                      f"backup {b.ref} is {status} but nothing runs: "
                                      "run `esbackup backup sync`"))
-    for d in cat.definitions():
-        if not d.active:
-            continue
-        runs = cat.runs(d.ref, limit=1)
-        if runs and runs[0].outcome == "failed":
+    for d, last_run, last_ok in cat.definition_states(active=True):
+        if last_run is not None and last_run.outcome == "failed":
             found.append(Finding(CRITICAL, health.FAILED,
-                                 f"{d.ref}: last run failed: {runs[0].error}"))
+                                 f"{d.ref}: last run failed: {last_run.error}"))
             continue
         since = max(datetime.fromisoformat(d.created), now - LOOKBACK)
         missed = schedule.runs_between(d.schedule, d.timezone, since, now)
-        ok = cat.backups(vm=d.vm, definition=d.name, status="ok")
-        if len(missed) >= 2 and (not ok or datetime.fromisoformat(ok[-1].created) < missed[-2]):
+        if len(missed) >= 2 and (not last_ok or datetime.fromisoformat(last_ok) < missed[-2]):
             found.append(Finding(WARNING, health.STALE,
                                  f"{d.ref}: no backup since {missed[-2]:%Y-%m-%d %H:%M} UTC"))
     return found
@@ -65,8 +65,8 @@ def cli() -> None:
             auth.require_superadmin(a.identity, "check")
             found = problems(a.catalog, datetime.now(timezone.utc))
             found += health.verify_findings(a.catalog)
-            code, lines = health.report(len(a.catalog.definitions()),
-                                        len(a.catalog.backups(status="ok")), found)
+            counts = a.catalog.summary_counts()
+            code, lines = health.report(counts["definitions"], counts["ok_backups"], found)
         except (EsbackupError, sqlite3.Error) as error:  # psycopg errors arrive as EsbackupError
             code, lines = health.unknown(f"cannot judge: {error}")
     for line in lines:

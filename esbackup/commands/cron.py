@@ -26,7 +26,8 @@ def crontab_command(argv: list[str]) -> str:
 def cli(user: str) -> None:
     """Print /etc/cron.d lines: a tick every minute runs what is due (each
     definition in its own time zone), a nightly sync finds lost backups, and a
-    weekly verify reads back the backups not verified for a week."""
+    weekly verify reads back the backups not verified for a week, and a nightly
+    prune keeps the run history to its last 90 days."""
     if not USER_RE.fullmatch(user):
         raise InvalidInput(f"invalid user {user!r}: a plain user name (a-z, 0-9, '_', '-')")
     a = app()
@@ -37,5 +38,6 @@ def cli(user: str) -> None:
     click.echo("SHELL=/bin/sh")
     click.echo(f"* * * * * {user} {crontab_command([*exe, *catalog, '-q', 'run', '--due'])}")
     click.echo(f"17 4 * * * {user} {crontab_command([*exe, *catalog, '-q', 'backup', 'sync'])}")
+    click.echo(f"37 4 * * * {user} {crontab_command([*exe, *catalog, '-q', 'history', '--prune'])}")
     verify = [*exe, *catalog, "-q", "backup", "verify", "--older-than", "6", "--wait", "3600"]
     click.echo(f"37 5 * * 6 {user} {crontab_command(verify)}")

@@ -2,6 +2,9 @@ import click
 
 from esbackup import definitions
 from esbackup.commands.common import WholeNumber, app
+from esbackup.errors import InvalidInput
+from esbackup.jobs import runlog
+from esbackup.jobs.runlog import KEEP_DAYS
 from esbackup.output import Column, echo_records, output_options
 
 COLUMNS = [
@@ -19,23 +22,41 @@ COLUMNS = [
 @click.option("--failed", is_flag=True, help="Only failed runs.")
 @click.option("--limit", type=WholeNumber(0, 10**9), default=None,
               help="At most this many runs, newest first.")
+@click.option("--prune", is_flag=True,
+              help="Forget runs older than --keep-days (each definition's last ok and last "
+                   "failed run stay).")
+@click.option("--keep-days", type=WholeNumber(0, 36500), default=None,
+              help=f"With --prune: keep every run of this many days (default {KEEP_DAYS}).")
 @output_options
-def cli(ref, failed, limit, fmt, full) -> None:
-    """Every run of a definition: ok, failed, skipped, and why. Newest first."""
+def cli(ref, failed, limit, prune, keep_days, fmt, full) -> None:
+    """Every run of a definition: ok, failed, skipped, and why. Newest first.
+
+    With --prune, forgets old runs instead (the nightly cron line does this).
+    """
     from esbackup import auth
 
     a = app()
+    if keep_days is not None and not prune:
+        raise InvalidInput("--keep-days goes with --prune")
+    if prune:
+        if ref or failed or limit is not None:
+            raise InvalidInput("--prune takes no VM/NAME, --failed or --limit")
+        auth.require_superadmin(a.identity, "history --prune")
+        gone = runlog.prune(a.catalog, KEEP_DAYS if keep_days is None else keep_days)
+        if a.verbosity >= 0:
+            click.echo(f"pruned {gone} run(s)")
+        return
     if ref:
         d = definitions.find(a.catalog, ref)
         auth.require_vm(a.identity, a.catalog.vm(d.vm), write=False)
         runs = a.catalog.runs(d.ref, failed=failed, limit=limit)
+    elif a.identity.is_superadmin:
+        runs = a.catalog.runs(failed=failed, limit=limit)
     else:
-        runs = a.catalog.runs(failed=failed)
-        if not a.identity.is_superadmin:
-            mine = {d.ref for d in definitions.visible(a.catalog, a.identity)}
-            runs = [r for r in runs if r.definition in mine]
+        mine = {d.ref for d in definitions.visible(a.catalog, a.identity)}
+        runs = [r for r in a.catalog.runs(failed=failed) if r.definition in mine]
         runs = runs[:limit] if limit is not None else runs
-    records = [r.to_dict() for r in runs]
+    records = [dict(vars(r)) for r in runs]  # flat fields: no need for asdict's deep copy
     for r in records:
         r.pop("id")
     echo_records(records, COLUMNS, fmt, full)

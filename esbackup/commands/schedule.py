@@ -69,13 +69,14 @@ def overview(dc, node, runs, fmt, full) -> None:
     a = app()
     known(a.catalog, dc=dc, node=node)
     now = datetime.now(timezone.utc)
+    compute_of = {vm.hostname: vm.node for vm in a.catalog.vms_without_disks()}
     records = []
     for d in sorted(definitions.visible(a.catalog, a.identity, dc=dc, node=node),
                     key=lambda d: (d.node, d.vm, d.name)):
         nexts = schedule.next_runs(d.schedule, d.timezone, now, runs) if d.active else []
         record = definitions.record(d, now) | {
             "next_runs": [r.isoformat() for r in nexts],
-            "compute_node": a.catalog.vm(d.vm).node}
+            "compute_node": compute_of[d.vm]}
         records.append(record)
     echo_records(records, OVERVIEW_COLUMNS, fmt, full)
 

@@ -377,6 +377,17 @@ def list_snapshots(dataset: str) -> list[str]:
             "-r", "-d", "1", validate_dataset_name(dataset)]
 
 
+def list_snapshot_names(root: str) -> list[str]:
+    """Names of every snapshot under `root`, in one call (sync asks once per
+    parent of its targets, not once per target)."""
+    return ["zfs", "list", "-H", "-o", "name", "-t", "snapshot", "-r",
+            validate_dataset_name(root)]
+
+
+def parse_snapshot_names(output: str) -> set[str]:
+    return {line.strip() for line in output.splitlines() if "@" in line}
+
+
 def parse_snapshots(output: str, dataset: str) -> list[Snapshot]:
     """Snapshots of `dataset` from `list_snapshots` output, oldest first.
 

@@ -1,11 +1,14 @@
-"""Closing a run: its history row and one line to syslog/journald."""
+"""Closing a run: its history row and one line to syslog/journald; pruning the history."""
 from __future__ import annotations
 
 import syslog
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 from esbackup.catalog import Catalog, utcnow
+from esbackup.errors import InvalidInput
 from esbackup.models import Backup, Run
+
+KEEP_DAYS = 90  # `history --prune` keeps every run of this many days by default
 
 
 def finish(cat: Catalog, run: Run, outcome: str, *, error: str | None = None,
@@ -33,3 +36,13 @@ def log(run: Run) -> None:
         syslog.LOG_WARNING if run.outcome == "skipped" else syslog.LOG_ERR)
     syslog.openlog("esbackup", syslog.LOG_PID, syslog.LOG_USER)
     syslog.syslog(priority, " ".join(words))
+
+
+def prune(cat: Catalog, keep_days: int = KEEP_DAYS, now: datetime | None = None) -> int:
+    """Forget finished runs older than `keep_days`; each definition's newest ok and
+    newest failed run always stay (check and history still say when it last
+    worked and why it last failed). Returns how many runs went."""
+    if keep_days < 1:
+        raise InvalidInput(f"invalid --keep-days {keep_days}: must be >= 1")
+    cutoff = (now or datetime.now(timezone.utc)) - timedelta(days=keep_days)
+    return cat.prune_runs(cutoff.replace(microsecond=0).isoformat())

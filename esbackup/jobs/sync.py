@@ -11,27 +11,25 @@ from esbackup.jobs import locks, recover
 from esbackup.models import Backup
 
 EXISTING_SCRIPT = 'for f in "$@"; do [ -e "$f" ] && echo "$f"; done; true'
+SETTLED = {("ok", True), ("lost", False)}  # (status, data found): `settle` leaves these
 
 
 def present(t, backups: list[Backup]) -> set[str]:
-    """Locations (snapshots, files) of these backups that exist on the node."""
+    """Locations (snapshots, files) of these backups that exist on the node: one
+    listing per parent of their targets, one call for all their files."""
     found: set[str] = set()
     targets = {b.location.split("@")[0] for b in backups if b.type == "dataset" and b.location}
-    for target in sorted(targets):
-        result = t.run(zfs.list_snapshots(target), check=False)
+    parents = {target.rpartition("/")[0] or target for target in targets}
+    for parent in sorted(parents):
+        result = t.run(zfs.list_snapshot_names(parent), check=False)
         if result.status == 0:
-            found.update(s.name for s in zfs.parse_snapshots(result.stdout, target))
+            found.update(zfs.parse_snapshot_names(result.stdout))
         elif zfs.classify_error(result.stderr) != zfs.NOT_FOUND:
-            raise OperationFailed(f"cannot list {target}: {result.stderr.strip()}")
+            raise OperationFailed(f"cannot list {parent}: {result.stderr.strip()}")
     files = [b.location for b in backups if b.type == "file" and b.location]
     if files:
         found.update(t.run(["sh", "-c", EXISTING_SCRIPT, "sh", *files]).stdout.splitlines())
     return found
-
-
-def disk_busy(cat: Catalog, b: Backup) -> bool:
-    holders = cat.locks(locks.disk_resource(b.vm_uuid, b.disk_id))
-    return any(not locks.is_stale(h) for h in holders)
 
 
 def sync(cat: Catalog, node: str | None = None,
@@ -53,7 +51,10 @@ def sync(cat: Catalog, node: str | None = None,
             unreachable.append(f"{node_name}: {error}")
             continue
         for b in backups:
-            change = resolve(cat, b, b.location in found, reporter)
+            exists = b.location in found
+            if (b.status, exists) in SETTLED:
+                continue  # nothing to change: no lock, no second look
+            change = resolve(cat, b, exists, reporter)
             if change:
                 changes.append({"backup": b.ref, "was": b.status, "now": change[0],
                                 "why": change[1]})

@@ -21,20 +21,16 @@ TICK_WAIT = 50 * 60  # a due run waits this long for its disk or a node slot
 
 
 def due(cat: Catalog, now: datetime) -> list[tuple[Definition, datetime]]:
-    """Active definitions whose schedule fired since their last run, with that firing."""
-    found = []
-    for d in cat.definitions():
-        if not d.active:
-            continue
-        fired = schedule.runs_between(d.schedule, d.timezone, now - LOOKBACK,
-                                      now + timedelta(seconds=1))
-        if not fired:
-            continue
-        last = cat.runs(d.ref, limit=1)
-        if last and datetime.fromisoformat(last[0].started) >= fired[-1]:
-            continue
-        found.append((d, fired[-1]))
-    return found
+    """Active definitions whose schedule fired since their newest run, with that
+    firing: one light query over all of them, one more for the records of those due."""
+    fired_at: dict[int, datetime] = {}
+    for def_id, expr, tz, last in cat.last_starts(active=True):
+        fired = schedule.runs_between(expr, tz, now - LOOKBACK, now + timedelta(seconds=1))
+        if fired and not (last and datetime.fromisoformat(last) >= fired[-1]):
+            fired_at[def_id] = fired[-1]
+    if not fired_at:
+        return []
+    return [(d, fired_at[d.id]) for d in cat.definitions(ids=tuple(fired_at))]
 
 
 def claim(cat: Catalog, d: Definition, fired: datetime) -> Run | None:

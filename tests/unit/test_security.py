@@ -187,7 +187,7 @@ def test_cron_quotes_the_catalog_path(tmp_path):
     odd = Esbackup(tmp_path / "my cat; rm -rf ~ %x" / "catalog.db")
     lines = odd.ok("cron").stdout.splitlines()
     tick = lines[2]
-    assert "'" in tick and "\\%x" in tick and len(lines) == 5
+    assert "'" in tick and "\\%x" in tick and len(lines) == 6
     import shlex
 
     argv = shlex.split(tick.split(" root ", 1)[1].replace("\\%", "%"))

@@ -462,3 +462,10 @@ def test_pool_status_and_errors():
         "/tmp/balexp/pool.img: 0 read, 0 write, 2 checksum errors",
         "Permanent errors have been detected in the following files: "
         "esbbalexp_10450/ds@s1:/data.bin"]
+def test_list_snapshot_names_of_a_whole_tree():
+    assert zfs.list_snapshot_names("tank/backups/ds") == [
+        "zfs", "list", "-H", "-o", "name", "-t", "snapshot", "-r", "tank/backups/ds"]
+    with pytest.raises(InvalidInput):
+        zfs.list_snapshot_names("tank/ds@snap")
+    assert zfs.parse_snapshot_names("tank/a@esb-1\ntank/b@esb-2\n\n") == {
+        "tank/a@esb-1", "tank/b@esb-2"}
