@@ -462,12 +462,18 @@ class Catalog:
 
     def vms(self, dc: str | None = None, node: str | None = None) -> list[VM]:
         clause, args = where((dc, "d.name = ?"), (node, "n.name = ?"))
-        rows = self.conn.execute(f"{self.VM_SELECT}{clause} ORDER BY v.hostname", args)
-        return [self._vm(r) for r in rows]
+        rows = self.conn.execute(f"{self.VM_SELECT}{clause} ORDER BY v.hostname", args).fetchall()
+        disks: dict[int, dict[int, str]] = {}  # every VM's disks in one query, not one per VM
+        for vm_id, disk_id, dataset in self.conn.execute(
+                "SELECT vm_id, disk_id, dataset FROM disks ORDER BY vm_id, disk_id"):
+            disks.setdefault(vm_id, {})[disk_id] = dataset
+        return [self._vm(r, disks.get(r["id"], {})) for r in rows]
 
-    def _vm(self, row: sqlite3.Row) -> VM:
-        disks = {d: ds for d, ds in self.conn.execute(
-            "SELECT disk_id, dataset FROM disks WHERE vm_id = ? ORDER BY disk_id", (row["id"],))}
+    def _vm(self, row: sqlite3.Row, disks: dict[int, str] | None = None) -> VM:
+        if disks is None:
+            disks = {d: ds for d, ds in self.conn.execute(
+                "SELECT disk_id, dataset FROM disks WHERE vm_id = ? ORDER BY disk_id",
+                (row["id"],))}
         return VM(hostname=row["hostname"], uuid=row["uuid"], dc=row["dc_name"],
                   node=row["node_name"], owner=row["owner"], brand=row["brand"], disks=disks,
                   qga_socket=row["qga_socket"], created=row["created"], id=row["id"])
