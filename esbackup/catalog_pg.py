@@ -145,7 +145,7 @@ class Connection:
             self.in_transaction = True
             self._run("SELECT pg_advisory_xact_lock(%s)", (TRANSACTION_LOCK,))
             return Cursor([])
-        if word in ("COMMIT", "ROLLBACK"):
+        if word in ("COMMIT", "ROLLBACK") and len(sql.split()) == 1:  # not ROLLBACK TO
             lost = self._conn is None or self._conn.broken
             self.in_transaction, was = False, self.in_transaction
             if word == "ROLLBACK" and (lost or not was):

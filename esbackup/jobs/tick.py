@@ -33,14 +33,21 @@ def due(cat: Catalog, now: datetime) -> list[tuple[Definition, datetime]]:
     return [(d, fired_at[d.id]) for d in cat.definitions(ids=tuple(fired_at))]
 
 
-def claim(cat: Catalog, d: Definition, fired: datetime) -> Run | None:
-    """The run row for this firing, or None when another tick already has it."""
+def claim(cat: Catalog, found: list[tuple[Definition, datetime]]
+          ) -> list[tuple[Definition, Run]]:
+    """The run rows of these firings, in one commit; a firing that another tick
+    (another admin host) already has is left out: its claim rolls back alone."""
     from esbackup.jobs.backup import start_run
 
-    try:
-        return start_run(cat, d, "tick", firing=fired.isoformat())
-    except InvalidInput:
-        return None
+    claimed = []
+    with cat.transaction():
+        for d, fired in found:
+            try:
+                with cat.transaction():  # a savepoint: a taken firing undoes only itself
+                    claimed.append((d, start_run(cat, d, "tick", firing=fired.isoformat())))
+            except InvalidInput:
+                continue
+    return claimed
 
 
 def run_due(cat: Catalog, reporter=None, wait: float = TICK_WAIT,
@@ -52,9 +59,7 @@ def run_due(cat: Catalog, reporter=None, wait: float = TICK_WAIT,
     """
     from esbackup.jobs.backup import run_definition
 
-    claimed = [(d, claim(cat, d, fired))
-               for d, fired in due(cat, now or datetime.now(timezone.utc))]
-    todo = [(d, run) for d, run in claimed if run is not None]
+    todo = claim(cat, due(cat, now or datetime.now(timezone.utc)))
 
     def one(item: tuple[Definition, Run]) -> bool:
         d, run = item

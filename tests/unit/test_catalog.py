@@ -255,7 +255,7 @@ def test_a_firing_is_claimed_by_exactly_one_of_many_ticks(catalog_location):
     def tick_on(host: str) -> None:
         own = Catalog.open(catalog_location)
         barrier.wait()
-        claims.append(tick.claim(own, d, fired))
+        claims.extend(tick.claim(own, [(d, fired)]))
         own.close()
 
     threads = [threading.Thread(target=tick_on, args=(f"host{i}",)) for i in range(8)]
@@ -263,7 +263,7 @@ def test_a_firing_is_claimed_by_exactly_one_of_many_ticks(catalog_location):
         t.start()
     for t in threads:
         t.join()
-    assert len([c for c in claims if c is not None]) == 1
+    assert len(claims) == 1
 
 
 def test_catalog_copy_knows_every_table(cat):
@@ -292,3 +292,21 @@ def test_sqlite_text_translated_for_postgresql_exactly():
     assert t("INSERT INTO t VALUES (?, ?)") == "INSERT INTO t VALUES (%s, %s) RETURNING *"
     assert t("INSERT INTO t VALUES (?)", returning=False) == "INSERT INTO t VALUES (%s)"
     assert catalog_pg.redact("postgresql://u:pw@h:5/db") == "postgresql://u:***@h:5/db"
+
+
+def test_one_claim_commit_leaves_out_only_the_firing_another_tick_has(catalog_location):
+    from datetime import datetime, timezone
+
+    from esbackup.jobs import tick
+    from esbackup.models import Definition
+
+    daily, weekly = (Definition(vm="web01", name=n, disk_id=1, type="dataset", node="b1",
+                                storage="tank", schedule="0 1 * * *", timezone="UTC",
+                                retention=1) for n in ("daily", "weekly"))
+    fired = datetime(2026, 11, 26, 1, 0, tzinfo=timezone.utc)
+    cat = Catalog.open(catalog_location)
+    assert [d.name for d, _ in tick.claim(cat, [(daily, fired)])] == ["daily"]
+    claimed = tick.claim(cat, [(daily, fired), (weekly, fired)])
+    assert [(d.name, run.firing) for d, run in claimed] == [("weekly", fired.isoformat())]
+    assert len(cat.runs()) == 2
+    cat.close()
