@@ -91,6 +91,9 @@ TEMPLATES = [
     "schedule balance --apply", "cron --user ?", "check", "user create ? --role vmowner",
     "user create u9 --role ?", "user create u9 --role dcadmin --dc ?", "user delete ?",
     "user list -f ?", "catalog rebuild --node ?", "? ?", "? list", "? show ?",
+    "backup verify ? --wait W", "backup verify --node ?", "backup verify --older-than ?",
+    "history --prune --keep-days ?", "schedule load --days ?", "schedule balance --window ?",
+    "backup list --status ? --full -f json",
 ]
 LISTINGS = [["dc", "list"], ["node", "list", "--full"], ["storage", "list"],
             ["vm", "list", "--full"], ["definition", "list", "--full"],
