@@ -640,12 +640,12 @@ class Catalog:
         """Backups oldest first. `definition` is a definition name within `vm`;
         `status` one status or a tuple of them."""
         # Without statistics SQLite takes any equality for selective; most backups
-        # are ok, so beside a VM or name the status must not pick the index ("+").
-        plus = "+" if (vm, definition, name) != (None, None, None) else ""
+        # are ok, so beside a VM or name the status must not pick the index: an
+        # expression (|| '', which PostgreSQL takes too) is not an indexed column.
+        column = "b.status || ''" if (vm, definition, name) != (None, None, None) else "b.status"
         clause, args = where(
             (vm, "(b.vm_hostname = ? OR b.vm_uuid = ?)"), (definition, "b.definition_name = ?"),
-            (status, f"{plus}b.status IN (?)" if isinstance(status, tuple)
-             else f"{plus}b.status = ?"),
+            (status, f"{column} IN (?)" if isinstance(status, tuple) else f"{column} = ?"),
             (node, "n.name = ?"), (dc, "d.name = ?"), (disk_id, "b.disk_id = ?"),
             (name, "b.name = ?"))
         joins = (" JOIN vms v ON v.uuid = b.vm_uuid JOIN dcs d ON d.id = v.dc_id"
