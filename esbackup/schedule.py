@@ -52,11 +52,12 @@ from __future__ import annotations
 import os
 import re
 from bisect import bisect_left
+from collections import Counter
 from collections.abc import Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
-from itertools import islice, pairwise
+from itertools import accumulate, islice, pairwise
 from pathlib import Path
 from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -392,7 +393,8 @@ def _fire_minutes(spec: CronSpec, zone: ZoneInfo, first: int, stop: int | None) 
             x, entering = change, True
         elif found is not None and candidate < end:
             yield candidate
-            x = candidate + 1
+            x = candidate + 1  # the offset may change right here (a run at 01:59 before 02:00)
+            entering = _offset(zone, x - 1) != _offset(zone, x)
         else:
             return
 
@@ -591,27 +593,57 @@ def _render(values: Iterable[int], lo: int, hi: int) -> str:
 # --- load ---------------------------------------------------------------------------
 
 
+def _busy_intervals(runs: list[datetime], start: datetime, minutes: int,
+                    span: int) -> list[tuple[int, int]]:
+    """Minutes [lo, hi) from `start` during which runs lasting `minutes` are busy,
+    overlapping runs merged and everything clipped to [0, span)."""
+    merged: list[tuple[int, int]] = []
+    for run in runs:
+        first = int((run - start).total_seconds() // 60)
+        lo, hi = max(0, first), min(span, first + minutes)
+        if lo >= hi:
+            continue
+        if merged and lo <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
 def concurrent_load(
     items: Iterable[tuple[K, str, str, int]], start: datetime, days: int
 ) -> dict[tuple[K, int], int]:
     """Most backups running at once per (key, hour of day in UTC) over `days` days
     from `start`, for (key, schedule, zone, expected minutes) items: a run counts
-    for every minute it is expected to last, also one that began before `start`."""
+    for every minute it is expected to last, also one that began before `start`.
+
+    A definition never overlaps itself (one operation per disk at a time), so the
+    minutes of its runs are merged into intervals; equal items are counted
+    together, each distinct (schedule, zone, minutes) is expanded once, and an
+    interval adds +n/-n at its ends (a difference array): the work grows with
+    intervals, not with runs times their minutes."""
     start = start.astimezone(timezone.utc).replace(second=0, microsecond=0)
     span = days * _DAY_MINUTES
-    busy: dict[K, list[int]] = {}
-    for key, expr, tz, minutes in items:
-        counts = busy.setdefault(key, [0] * span)
-        for run in runs_between(expr, tz, start - timedelta(minutes=minutes), start + timedelta(
-                minutes=span)):
-            first = int((run - start).total_seconds() // 60)
-            for m in range(max(0, first), min(span, first + minutes)):
-                counts[m] += 1
+    intervals: dict[tuple[str, str, int], list[tuple[int, int]]] = {}
+    diffs: dict[K, list[int]] = {}
+    for (key, expr, tz, minutes), n in Counter(items).items():
+        if (expr, tz, minutes) not in intervals:
+            intervals[expr, tz, minutes] = _busy_intervals(
+                runs_between(expr, tz, start - timedelta(minutes=minutes),
+                             start + timedelta(minutes=span)), start, minutes, span)
+        diff = diffs.setdefault(key, [0] * (span + 1))
+        for lo, hi in intervals[expr, tz, minutes]:
+            diff[lo] += n
+            diff[hi] -= n
     hour0 = start.hour * 60 + start.minute
     peaks: dict[tuple[K, int], int] = {}
-    for key, counts in busy.items():
-        for m, value in enumerate(counts):
-            slot = (key, (hour0 + m) // 60 % 24)
+    for key, diff in diffs.items():
+        running = list(accumulate(diff[:span]))
+        m0 = 0
+        while m0 < span:
+            m1 = min(span, m0 + 60 - (hour0 + m0) % 60)
+            slot, value = (key, (hour0 + m0) // 60 % 24), max(running[m0:m1])
             if value > peaks.get(slot, 0):
                 peaks[slot] = value
+            m0 = m1
     return peaks

@@ -540,3 +540,22 @@ def test_concurrent_load():
     ]
     load = concurrent_load(items, utc(2026, 1, 1), 2)
     assert load == {("node1", 0): 1, ("node1", 1): 2, ("node2", 1): 1}
+
+
+def test_concurrent_load_never_overlaps_a_definition_with_itself():
+    # every minute, 30 minutes long: one disk, one operation at a time, so 1 (not 30)
+    items = [("node1", "* * * * *", "UTC", 30), ("node1", "0 3 * * *", "UTC", 5),
+             ("node1", "0 3 * * *", "UTC", 5)]
+    load = concurrent_load(items, utc(2026, 1, 1), 1)
+    assert {load[("node1", h)] for h in range(24) if h != 3} == {1}
+    assert load[("node1", 3)] == 3  # two equal items are two definitions
+
+
+def test_a_run_right_before_the_spring_gap_still_sees_the_gap():
+    # 01:59 local runs, 02:59 is skipped by the jump to 03:00: Debian's cron runs
+    # the fixed-time job at 03:00 local (01:00 UTC); found by the hypothesis test.
+    moment = utc(2026, 3, 29, 1)
+    start, end = moment - timedelta(hours=6), moment + timedelta(hours=6)
+    expected = [utc(2026, 3, 28, 23, 59), utc(2026, 3, 29, 0, 59), utc(2026, 3, 29, 1)]
+    assert runs_between("59 0-2 * * *", PRAGUE, start, end) == expected
+    assert debian_cron_runs("59 0-2 * * *", PRAGUE, start, end) == expected
