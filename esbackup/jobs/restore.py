@@ -89,13 +89,18 @@ class RestoreJob:
             if actual != self.b.checksum:
                 raise OperationFailed(f"backup {self.b.ref} is corrupt: SHA-256 {actual} != "
                                       f"recorded {self.b.checksum}; target left untouched")
-            needed = nodes.file_size(src_t, self.b.location)
+            needed, volsize = nodes.file_size(src_t, self.b.location), None
         else:
-            props = zfs.parse_get(src_t.run(zfs.get(self.b.location, "referenced")).stdout)
+            props = zfs.parse_get(src_t.run(zfs.get(self.b.location,
+                                                    ("referenced", "volsize"))).stdout)
             needed = int(props[self.b.location]["referenced"] or 0)
+            volsize = props[self.b.location].get("volsize")
         target = zfs.parse_get(dst_t.run(zfs.get(self.target, ("refquota", "quota",
-                                                                "available"))).stdout)
+                                                                "available", "volsize"))).stdout)
         props = target[self.target]
+        if volsize and props.get("volsize") and props["volsize"] < volsize:
+            raise InvalidInput(f"target disk {self.target} ({props['volsize']} bytes) is smaller "
+                               f"than backup {self.b.ref} ({volsize} bytes)")
         limit = min([v for v in (props.get("refquota"), props.get("quota")) if v] or [0])
         if limit and needed > limit:
             raise InvalidInput(f"target disk {self.target} ({limit} bytes) is smaller than "
