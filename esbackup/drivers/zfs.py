@@ -304,6 +304,19 @@ def send(snap: str, base: str | None = None, raw: bool = False, compact: bool = 
     return ["zfs", "send", *flags, *_incremental(snap, base)]
 
 
+def stream_refusal(sender: Mapping[str, Any], receiver: Mapping[str, Any]) -> str | None:
+    """Why `receiver` cannot take a dataset stream that `sender` makes, else None.
+
+    zfs-fuse (pool version 23: ZPL 4, no zvols) cannot receive what a newer
+    ZFS sends; file backups still work both ways. Undetected nodes pass.
+    """
+    flavour = sender.get("flavour")
+    if receiver.get("flavour") == "zfs-fuse" and flavour not in (None, "zfs-fuse"):
+        return (f"zfs-fuse (pool version {receiver.get('pool_version')}) cannot receive "
+                f"a dataset stream from {flavour}")
+    return None
+
+
 def common_features(*caps: Mapping[str, Any]) -> dict[str, bool]:
     """The feature flags that every node of `caps` has: what a stream between them may use."""
     flags = {key for c in caps for key, value in c.items() if isinstance(value, bool)}

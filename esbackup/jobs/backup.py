@@ -102,6 +102,11 @@ class BackupJob:
 
     def run(self) -> Backup:
         zfs.validate_dataset_name(self.source)
+        why = self.d.type == "dataset" and zfs.stream_refusal(self.compute.capabilities,
+                                                              self.target_node.capabilities)
+        if why:
+            raise InvalidInput(f"{self.d.ref}: node {self.target_node.name} cannot hold this "
+                               f"dataset backup: {why} (a file backup can)")
         self.unique_name()
         row = self.cat.add_backup(Backup(
             name=self.name, vm=self.vm.hostname, vm_uuid=self.vm.uuid, disk_id=self.d.disk_id,

@@ -78,6 +78,10 @@ class RestoreJob:
     def preflight(self) -> None:
         """Refuse before touching anything: corrupt file, small disk, no space,
         or datasets below the disk (not in the backup, and not named for loss)."""
+        why = self.b.type == "dataset" and zfs.stream_refusal(self.source.capabilities,
+                                                              self.compute.capabilities)
+        if why:
+            raise InvalidInput(f"cannot restore {self.b.ref} onto node {self.compute.name}: {why}")
         src_t, dst_t = nodes.session(self.source), nodes.session(self.compute)
         children = dst_t.run(zfs.list_children(self.target)).stdout.split()[1:]
         if children:

@@ -66,18 +66,20 @@ class Site:
     def zvol(self) -> bool:
         return self.nodes.device is not None
 
-    def node_of(self, name: str):
-        """The lab node whose pool holds a dataset, snapshot or file path."""
-        for node in (self.nodes.compute, self.nodes.backup):
-            pool = node.pool or ""
-            if name == pool or name.startswith((f"{pool}/", f"{pool}@")) or (
-                    node.mountpoint and name.startswith(f"{node.mountpoint}/")):
-                return node
-        raise AssertionError(f"{name} is on no node of the site")
+    def node_of(self, *names: str):
+        """The lab node whose pool holds the first of `names` that is a dataset,
+        snapshot or file path on one."""
+        for name in names:
+            for node in (self.nodes.compute, self.nodes.backup):
+                pool = node.pool or ""
+                if name == pool or name.startswith((f"{pool}/", f"{pool}@")) or (
+                        node.mountpoint and name.startswith(f"{node.mountpoint}/")):
+                    return node
+        raise AssertionError(f"none of {names} is on a node of the site")
 
     def zfs(self, *args: str, check: bool = True) -> str:
         """`zfs ARGS` on the node holding the first dataset named in ARGS."""
-        node = next(self.node_of(a) for a in args if "/" in a or "@" in a)
+        node = self.node_of(*args)
         proc = self.lab.run(node, "zfs", *args, check=False)
         if check and proc.returncode != 0:
             raise AssertionError(f"zfs {' '.join(args)}: {proc.stderr.decode()}")

@@ -183,6 +183,15 @@ def test_send_raw_follows_caps():
     assert zfs.send(SNAP, raw=True, caps=FUSE_CAPS) == ["zfs", "send", SNAP]
 
 
+def test_stream_refusal_only_from_newer_zfs_into_zfs_fuse():
+    assert zfs.stream_refusal(OPENZFS_CAPS, FUSE_CAPS) == (
+        "zfs-fuse (pool version 23) cannot receive a dataset stream from openzfs")
+    assert zfs.stream_refusal(FUSE_CAPS, OPENZFS_CAPS) is None
+    assert zfs.stream_refusal(FUSE_CAPS, FUSE_CAPS) is None
+    assert zfs.stream_refusal(OPENZFS_CAPS, OPENZFS_CAPS) is None
+    assert zfs.stream_refusal({}, FUSE_CAPS) is None  # not detected yet: no guess
+
+
 def test_send_compact_only_where_both_ends_have_it():
     both = zfs.common_features(OPENZFS_CAPS, OPENZFS_CAPS)
     assert zfs.send(SNAP, base=BASE, compact=True, caps=both) == [
