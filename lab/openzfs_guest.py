@@ -120,6 +120,31 @@ class GuestImage:
         return json.loads((self.dir / "versions.json").read_text())
 
 
+def ensure_base_root() -> Path:
+    """debootstrap's Debian 12 root with the guest packages, cached as a tar.
+
+    It does not depend on the kernel, so it can be made while dkms builds.
+    """
+    key = hashlib.sha256(f"{RECIPE}\n{','.join(GUEST_PACKAGES)}".encode()).hexdigest()[:12]
+    tar = CACHE_DIR / f"bookworm-root-{key}.tar"
+    if tar.is_file():
+        return tar
+    CACHE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open(CACHE_DIR / ".root-build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not tar.is_file():
+            work = Path(tempfile.mkdtemp(prefix="bookworm-root.", dir=CACHE_DIR))
+            try:
+                _run("debootstrap", "--variant=minbase", "--components=main,contrib",
+                     "--include=" + ",".join(GUEST_PACKAGES), "bookworm", str(work / "root"),
+                     host_mirror())
+                _run("tar", "-C", str(work / "root"), "-cf", str(work / "root.tar"), ".")
+                (work / "root.tar").rename(tar)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+    return tar
+
+
 def ensure_image() -> GuestImage:
     """The cached image for the host's kernel and zfs-dkms; built once (under a lock)."""
     release = kernel_release()
@@ -135,12 +160,13 @@ def ensure_image() -> GuestImage:
 
 
 def _build(image: GuestImage, release: str) -> None:
-    """debootstrap a root, give it the host's module tree for `release`, pack it as ext4."""
+    """The base root plus the host's module tree for `release`, packed as ext4."""
+    base = ensure_base_root()
     work = Path(tempfile.mkdtemp(prefix=f"{image.dir.name}.", dir=CACHE_DIR))
     try:
         rootfs = work / "rootfs"
-        _run("debootstrap", "--variant=minbase", "--components=main,contrib",
-             "--include=" + ",".join(GUEST_PACKAGES), "bookworm", str(rootfs), host_mirror())
+        rootfs.mkdir()
+        _run("tar", "-C", str(rootfs), "-xf", str(base))
         modules = rootfs / "lib/modules" / release
         shutil.rmtree(modules, ignore_errors=True)  # debootstrap's may be another ABI
         shutil.copytree(f"/lib/modules/{release}", modules, symlinks=True)
