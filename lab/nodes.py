@@ -394,9 +394,14 @@ class Lab:
 
     def ssh_argv(self, node: LabNode) -> list[str]:
         """OpenSSH client argv for the node (strict host key checking, the lab's key only)."""
+        # a guest's TCG CPU makes each ssh handshake slow: share the connection that
+        # _lease_guest opens (without it, ssh simply connects on its own)
+        shared = ["-o", "ControlMaster=no", "-o", f"ControlPath={node.guest['dir']}/ssh-%C"
+                  ] if node.guest else []
         return ["ssh", "-F", "/dev/null", "-i", node.key_path, "-p", str(node.port),
                 "-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "StrictHostKeyChecking=yes",
-                "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", f"{node.user}@{node.address}"]
+                "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", *shared,
+                f"{node.user}@{node.address}"]
 
     def _try_sshd(self, node: LabNode, address: str, port: int) -> str | None:
         """Start sshd on address:port; None when it answers, else the reason it failed."""
@@ -461,6 +466,10 @@ class Lab:
         node.host_key = fingerprint_of(image.host_key_pub.read_text())
         self._write_known_hosts()
         self._save()
+        master = [a.replace("ControlMaster=no", "ControlMaster=yes") for a in self.ssh_argv(node)]
+        subprocess.run([*master[:-1], "-o", "ControlPersist=yes", "-f", "-N", master[-1]],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, check=False)
         if pool:
             name = f"esblab_{node.name}_{secrets.token_hex(3)}"
             self.run(node, "zpool", "create", "-f", "-m", f"/{name}", name, "/dev/vdb")
@@ -499,17 +508,29 @@ class Lab:
 
     def _release_guest(self, node: LabNode) -> None:
         """Destroy the node's pool in its guest; keep the guest for the next node or stop it."""
-        guest, node.guest = node.guest, None
+        guest = node.guest
+        clean = True
         if node.pool:
-            self.run(node, "zpool", "destroy", "-f", node.pool, check=False)
+            clean = False
+            for attempt in range(5):  # a zvol udev still holds may keep the pool busy a moment
+                self.run(node, "zpool", "destroy", "-f", node.pool, check=False)
+                pools = self.run(node, "zpool", "list", "-H", "-o", "name", check=False)
+                if node.pool not in pools.stdout.decode().split():
+                    clean = True
+                    break
+                time.sleep(attempt + 1)
             node.pool = node.mountpoint = None
-        if self.reuse_guests and alive(guest["pid"]):
+        node.guest = None
+        if clean and self.reuse_guests and alive(guest["pid"]):
             self.idle_guests.append(guest)
         else:
             self._stop_guest(guest)
         self._save()
 
     def _stop_guest(self, guest: dict[str, Any]) -> None:
+        for control in Path(guest["dir"]).glob("ssh-*"):  # the shared connection's master
+            subprocess.run(["ssh", "-o", f"ControlPath={control}", "-O", "exit", "x"],
+                           capture_output=True, stdin=subprocess.DEVNULL, check=False)
         if openzfs_guest.owns(guest["pid"], guest["dir"]):
             kill_tree(guest["pid"])
         shutil.rmtree(guest["dir"], ignore_errors=True)
