@@ -38,8 +38,7 @@ def test_zvol_onto_zfs_fuse_file_backup_and_restore_dataset_refused(esb, lab, ne
     assert REFUSED in err and len(err.strip().splitlines()) == 1
     assert [x["definition"] for x in site.backups()] == ["files"]  # no pending row left
     assert site.snapshots(site.source) == []  # no snapshot left on the source
-    assert "/backups/ds" not in site.zfs("list", "-H", "-o", "name", "-r",
-                                         site.nodes.backup.pool)
+    assert site.target not in site.zfs("list", "-H", "-o", "name", "-r", site.nodes.backup.pool)
     assert [r["outcome"] for r in site.esb.json("history", daily)] == ["failed"]
 
 
