@@ -6,7 +6,14 @@ file. The integration tests use it in-process (`Lab`); README's quick start
 uses the CLI, which keeps the lab's state in a JSON file:
 
     python -m lab.nodes up --dir /tmp/esb-lab c1 b1   # prints the state
+    python -m lab.nodes up --openzfs --dir /tmp/esb-lab c1 b1   # OpenZFS guests
     python -m lab.nodes down --dir /tmp/esb-lab
+
+With `openzfs=True` a node is a QEMU TCG guest running Debian's OpenZFS 2.x
+instead (lab/openzfs_guest.py): its pool lives inside the guest on the guest's
+own disk, and `run` reaches it over ssh. A lab made with `reuse_guests` keeps
+a removed node's guest running (pool destroyed) for the next node, since a
+guest takes half a minute or more to boot.
 
 Other labs (other test runs, other engineers) share zfs-fuse at the same
 time: pool names are unique, and teardown touches only this lab's own pools,
@@ -17,21 +24,26 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
+import itertools
 import json
 import os
 import random
 import re
 import secrets
+import shlex
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from lab import openzfs_guest
 
 if TYPE_CHECKING:
     from esbackup.models import Node
@@ -64,6 +76,8 @@ class LabNode:
     mountpoint: str | None = None
     sshd_pid: int | None = None
     sshd_options: dict[str, str] = field(default_factory=dict)
+    flavour: str = "zfs-fuse"  # or "openzfs": a guest's sshd and pool
+    guest: dict[str, Any] | None = None  # an OpenZFS guest: dir, pid, address, port
 
     @property
     def config(self) -> Path:
@@ -220,9 +234,12 @@ def sshd_answers(address: str, port: int) -> bool:
 class Lab:
     """The nodes of one lab, all living under `workdir`; a context manager."""
 
-    def __init__(self, workdir: Path, *, zfs: bool = True, _load: bool = False) -> None:
+    def __init__(self, workdir: Path, *, zfs: bool = True, reuse_guests: bool = False,
+                 _load: bool = False) -> None:
         self.workdir = Path(workdir).resolve()
         self.nodes: dict[str, LabNode] = {}
+        self.idle_guests: list[dict[str, Any]] = []
+        self.reuse_guests = reuse_guests
         self.key_path = self.workdir / "client_ed25519"
         self.authorized_keys = self.workdir / "authorized_keys"
         self.known_hosts = self.workdir / "known_hosts"
@@ -245,6 +262,7 @@ class Lab:
             raise LabError(f"no lab in {lab.workdir} ({STATE_FILE} is missing)")
         state = json.loads((lab.workdir / STATE_FILE).read_text())
         lab.nodes = {n["name"]: LabNode(**n) for n in state["nodes"]}
+        lab.idle_guests = state.get("idle_guests", [])
         return lab
 
     def __enter__(self) -> Lab:
@@ -254,10 +272,11 @@ class Lab:
         self.close()
 
     def add_node(self, name: str, *, pool_size: str | None = "512M",
-                 sshd_options: dict[str, str] | None = None) -> LabNode:
+                 sshd_options: dict[str, str] | None = None, openzfs: bool = False) -> LabNode:
         """Start a node with its own sshd; with `pool_size`, also a pool on a file.
 
         `sshd_options` are extra sshd_config lines ({"RekeyLimit": "8M"}).
+        `openzfs` makes the node an OpenZFS guest (its pool is on the guest's disk).
         """
         if not NAME_RE.fullmatch(name) or name in self.nodes:
             raise LabError(f"bad or duplicate node name: {name!r}")
@@ -265,6 +284,9 @@ class Lab:
                        key_path=str(self.key_path), sshd_options=dict(sshd_options or {}))
         self.nodes[name] = node  # registered first, so close() cleans up a half-made node
         Path(node.dir).mkdir(parents=True)
+        if openzfs:
+            self._lease_guest(node, pool=bool(pool_size))
+            return node
         node.host_key = fingerprint_of(keygen(node.host_key_file))
         if pool_size:
             self._create_pool(node, pool_size)
@@ -273,7 +295,10 @@ class Lab:
 
     def remove_node(self, node: LabNode) -> None:
         """Stop the node's sshd, destroy its pool and remove its files."""
-        self.stop_sshd(node)
+        if node.guest:
+            self._release_guest(node)
+        else:
+            self.stop_sshd(node)
         if node.pool:
             self._destroy_pool(node)
         shutil.rmtree(node.dir, ignore_errors=True)
@@ -282,12 +307,16 @@ class Lab:
 
     def close(self) -> None:
         """Remove every node and every file the lab made."""
+        self.reuse_guests = False
         for node in list(self.nodes.values()):
             self.remove_node(node)
+        while self.idle_guests:
+            self._stop_guest(self.idle_guests.pop())
         for path in (self.key_path, self.key_path.with_suffix(".pub"), self.authorized_keys,
                      self.known_hosts, self.workdir / STATE_FILE):
             path.unlink(missing_ok=True)
-        for path in (*(self.workdir / sub for sub in ("nodes", "pools", "mnt")), self.workdir):
+        for path in (*(self.workdir / sub for sub in ("nodes", "pools", "mnt", "guests")),
+                     self.workdir):
             if path.is_dir() and not any(path.iterdir()):
                 path.rmdir()
 
@@ -337,11 +366,42 @@ class Lab:
             (mountpoint / relative).write_bytes(data)
         return dataset, mountpoint
 
+    def run(self, node: LabNode, *argv: str, input: bytes | None = None,
+            check: bool = True) -> subprocess.CompletedProcess[bytes]:
+        """Run a command on the node: here for zfs-fuse nodes, over ssh in an OpenZFS guest."""
+        full = [*self.ssh_argv(node), shlex.join(argv)] if node.guest else list(argv)
+        proc = subprocess.run(full, input=input, capture_output=True,
+                              stdin=None if input is not None else subprocess.DEVNULL)
+        if check and proc.returncode != 0:
+            raise LabError(f"{' '.join(argv)} on {node.name} failed: "
+                           f"{proc.stderr.decode(errors='replace').strip()}")
+        return proc
+
+    def create_zvol(self, node: LabNode, name: str, size: str, data: bytes) -> tuple[str, str]:
+        """Create the zvol `<pool>/<name>` on an OpenZFS node, `data` written at its start.
+
+        Returns (dataset, device); the device exists once `udevadm settle` returns.
+        """
+        if not (node.pool and node.guest):
+            raise LabError(f"node {node.name} has no OpenZFS pool")
+        dataset = f"{node.pool}/{name}"
+        device = f"/dev/zvol/{dataset}"
+        self.run(node, "zfs", "create", "-V", size, dataset)
+        self.run(node, "udevadm", "settle")
+        self.run(node, "dd", f"of={device}", "bs=64k", "conv=notrunc,fsync", "status=none",
+                 input=data)
+        return dataset, device
+
     def ssh_argv(self, node: LabNode) -> list[str]:
         """OpenSSH client argv for the node (strict host key checking, the lab's key only)."""
+        # a guest's TCG CPU makes each ssh handshake slow: share the connection that
+        # _lease_guest opens (without it, ssh simply connects on its own)
+        shared = ["-o", "ControlMaster=no", "-o", f"ControlPath={node.guest['dir']}/ssh-%C"
+                  ] if node.guest else []
         return ["ssh", "-F", "/dev/null", "-i", node.key_path, "-p", str(node.port),
                 "-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "StrictHostKeyChecking=yes",
-                "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", f"{node.user}@{node.address}"]
+                "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", *shared,
+                f"{node.user}@{node.address}"]
 
     def _try_sshd(self, node: LabNode, address: str, port: int) -> str | None:
         """Start sshd on address:port; None when it answers, else the reason it failed."""
@@ -395,6 +455,86 @@ class Lab:
                 lines.append(f"{host} {key}\n")
         self.known_hosts.write_text("".join(lines))
 
+    def _lease_guest(self, node: LabNode, *, pool: bool) -> None:
+        """Give the node an idle guest (or boot one) and, with `pool`, a fresh pool in it."""
+        image = openzfs_guest.ensure_image()
+        guest = self.idle_guests.pop() if self.idle_guests else self._boot_guest(image)
+        node.guest, node.flavour = guest, "openzfs"
+        node.address, node.port = guest["address"], guest["port"]
+        node.key_path = str(image.client_key)
+        shutil.copy(image.host_key_pub, f"{node.host_key_file}.pub")
+        node.host_key = fingerprint_of(image.host_key_pub.read_text())
+        self._write_known_hosts()
+        self._save()
+        master = [a.replace("ControlMaster=no", "ControlMaster=yes") for a in self.ssh_argv(node)]
+        subprocess.run([*master[:-1], "-o", "ControlPersist=yes", "-f", "-N", master[-1]],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, check=False)
+        if pool:
+            name = f"esblab_{node.name}_{secrets.token_hex(3)}"
+            self.run(node, "zpool", "create", "-f", "-m", f"/{name}", name, "/dev/vdb")
+            node.pool, node.mountpoint = name, f"/{name}"
+            self._save()
+
+    def _boot_guest(self, image: openzfs_guest.GuestImage) -> dict[str, Any]:
+        """Boot a new guest on a free 127.0.0.x address; wait for its sshd."""
+        (self.workdir / "guests").mkdir(exist_ok=True)
+        guest_dir = Path(tempfile.mkdtemp(prefix="g", dir=self.workdir / "guests"))
+        errors = []
+        for address, port in itertools.islice(candidate_addresses(), 20):
+            proc = openzfs_guest.boot(image, guest_dir, address, port, pool_size="512M")
+            guest = {"dir": str(guest_dir), "pid": proc.pid, "address": address, "port": port}
+            self.idle_guests.append(guest)  # saved first, so close() stops a half-booted guest
+            self._save()
+            known_hosts = guest_dir / "known_hosts"
+            host = address if port == 22 else f"[{address}]:{port}"
+            known_hosts.write_text(f"{host} {image.host_key_pub.read_text().strip()}\n")
+            argv = ["ssh", "-F", "/dev/null", "-i", str(image.client_key), "-p", str(port),
+                    "-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=yes",
+                    "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", f"root@{address}"]
+            try:
+                openzfs_guest.wait_for_ssh(proc, argv, guest_dir)
+            except openzfs_guest.GuestError as exc:
+                self.idle_guests.remove(guest)
+                proc.wait()
+                errors.append(str(exc))
+                if "hostfwd" in str(exc) or "in use" in str(exc):
+                    continue  # the address was taken: try another
+                raise LabError(f"OpenZFS guest did not boot: {exc}") from exc
+            self.idle_guests.remove(guest)
+            self._save()
+            return guest
+        raise LabError(f"OpenZFS guest did not boot: {errors[-1]}")
+
+    def _release_guest(self, node: LabNode) -> None:
+        """Destroy the node's pool in its guest; keep the guest for the next node or stop it."""
+        guest = node.guest
+        clean = True
+        if node.pool:
+            clean = False
+            for attempt in range(5):  # a zvol udev still holds may keep the pool busy a moment
+                self.run(node, "zpool", "destroy", "-f", node.pool, check=False)
+                pools = self.run(node, "zpool", "list", "-H", "-o", "name", check=False)
+                if node.pool not in pools.stdout.decode().split():
+                    clean = True
+                    break
+                time.sleep(attempt + 1)
+            node.pool = node.mountpoint = None
+        node.guest = None
+        if clean and self.reuse_guests and alive(guest["pid"]):
+            self.idle_guests.append(guest)
+        else:
+            self._stop_guest(guest)
+        self._save()
+
+    def _stop_guest(self, guest: dict[str, Any]) -> None:
+        for control in Path(guest["dir"]).glob("ssh-*"):  # the shared connection's master
+            subprocess.run(["ssh", "-o", f"ControlPath={control}", "-O", "exit", "x"],
+                           capture_output=True, stdin=subprocess.DEVNULL, check=False)
+        if openzfs_guest.owns(guest["pid"], guest["dir"]):
+            kill_tree(guest["pid"])
+        shutil.rmtree(guest["dir"], ignore_errors=True)
+
     def _owns(self, node: LabNode, pid: int) -> bool:
         """True if pid is this node's sshd (a pid from a state file may have been reused)."""
         try:
@@ -432,7 +572,8 @@ class Lab:
 
     def _save(self) -> None:
         state = {"client_key": str(self.key_path), "known_hosts": str(self.known_hosts),
-                 "nodes": [asdict(n) for n in self.nodes.values()]}
+                 "nodes": [asdict(n) for n in self.nodes.values()],
+                 "idle_guests": self.idle_guests}
         (self.workdir / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
 
 
@@ -445,6 +586,8 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--dir", type=Path, required=True)
     up.add_argument("--pool-size", default="512M",
                     help="size of each node's pool file (0: no pool)")
+    up.add_argument("--openzfs", action="store_true",
+                    help="make each node an OpenZFS 2.x QEMU guest (builds its image once)")
     up.add_argument("names", nargs="+", metavar="NAME")
     down = sub.add_parser("down", help="remove every node, pool and file of the lab")
     down.add_argument("--dir", type=Path, required=True)
@@ -455,11 +598,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if (args.dir / STATE_FILE).exists():
             raise LabError(f"a lab already lives in {args.dir}: take it down first")
-        lab = Lab(args.dir)
+        lab = Lab(args.dir, zfs=not args.openzfs)
         for name in args.names:
-            lab.add_node(name, pool_size=None if args.pool_size == "0" else args.pool_size)
+            lab.add_node(name, pool_size=None if args.pool_size == "0" else args.pool_size,
+                         openzfs=args.openzfs)
         print((lab.workdir / STATE_FILE).read_text(), end="")
-    except LabError as exc:
+    except (LabError, openzfs_guest.GuestError) as exc:
         print(f"lab: {exc}", file=sys.stderr)
         return 1
     return 0

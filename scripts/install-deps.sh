@@ -3,8 +3,9 @@
 # OpenSSH server, pv, mbuffer, qemu for the guest-agent lab, libvirt for the
 # libvirt compute node of the lab, prometheus for promtool, which checks the
 # metrics textfile, PostgreSQL for the catalog tests, sudo and useradd for the
-# sudo tests) and a venv with esbackup and its test extras (psycopg); starts
-# zfs-fuse. Needs root.
+# sudo tests), what the OpenZFS guest lab builds its image from (Debian's kernel
+# and headers, zfs-dkms from contrib, debootstrap, qemu-utils) and a venv with
+# esbackup and its test extras (psycopg); starts zfs-fuse. Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,23 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
     -o Dpkg::Options::=--force-confold "${need[@]}"
+fi
+
+# OpenZFS guests (lab/openzfs_guest.py): zfs-dkms builds zfs.ko for Debian's kernel on the
+# host; the guest image takes that module tree. The contrib component is added with the
+# mirror the host already uses (read from its apt sources, never named here).
+contrib=/etc/apt/sources.list.d/esbackup-contrib.sources
+if [ ! -f "$contrib" ] && [ -f /etc/apt/sources.list.d/debian.sources ]; then
+  awk '/^$/{exit} /^Components:/{print "Components: contrib"; next} {print}' \
+    /etc/apt/sources.list.d/debian.sources > "$contrib"
+fi
+guest_need=()
+for pkg in linux-image-amd64 linux-headers-amd64 zfs-dkms debootstrap qemu-utils; do
+  dpkg-query -W -f '${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || guest_need+=("$pkg")
+done
+if [ ${#guest_need[@]} -gt 0 ]; then
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${guest_need[@]}"
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv

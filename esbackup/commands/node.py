@@ -152,6 +152,8 @@ def check(name, accept_host_key, host_key, fmt, full) -> None:
     tools = " ".join(t for t in nodes.TOOLS if caps.get("tools", {}).get(t)) or "none"
     click.echo(f"node {name}: {node.user}@{node.address}:{node.port}, host key {node.host_key}")
     click.echo(f"zfs: {caps.get('flavour')} {caps.get('version') or ''}".rstrip())
+    features = " ".join(k for k, v in caps.items() if v is True and k != "tools") or "none"
+    click.echo(f"zfs features: {features}")
     click.echo(f"pools: {', '.join(report['pools']) or 'none'}")
     click.echo(f"tools: {tools}")
     if report["storages"]:

@@ -289,14 +289,38 @@ def _incremental(snap: str, base: str | None) -> list[str]:
     return ["-i", base, snap]
 
 
-def send(snap: str, base: str | None = None, raw: bool = False,
+def send(snap: str, base: str | None = None, raw: bool = False, compact: bool = False,
          caps: Mapping[str, Any] | None = None) -> list[str]:
-    """`zfs send [-w] [-i base] snap`: full, or incremental from `base`.
+    """`zfs send [-w] [-L -e -c] [-i base] snap`: full, or incremental from `base`.
 
-    `raw` (-w) is dropped when `caps` says the node cannot do it.
+    `raw` (-w) is dropped when `caps` says the node cannot do it; so is
+    `compact` (-L -e -c: large blocks, embedded data and blocks as compressed
+    on disk), which only a receiver that has them too may be sent: pass the
+    `common_features` of both ends as `caps`.
     """
     flags = ["-w"] if raw and _can(caps, "raw") else []
+    if compact and caps is not None and _can(caps, "compact_send"):  # never by default
+        flags += ["-L", "-e", "-c"]
     return ["zfs", "send", *flags, *_incremental(snap, base)]
+
+
+def stream_refusal(sender: Mapping[str, Any], receiver: Mapping[str, Any]) -> str | None:
+    """Why `receiver` cannot take a dataset stream that `sender` makes, else None.
+
+    zfs-fuse (pool version 23: ZPL 4, no zvols) cannot receive what a newer
+    ZFS sends; file backups still work both ways. Undetected nodes pass.
+    """
+    flavour = sender.get("flavour")
+    if receiver.get("flavour") == "zfs-fuse" and flavour not in (None, "zfs-fuse"):
+        return (f"zfs-fuse (pool version {receiver.get('pool_version')}) cannot receive "
+                f"a dataset stream from {flavour}")
+    return None
+
+
+def common_features(*caps: Mapping[str, Any]) -> dict[str, bool]:
+    """The feature flags that every node of `caps` has: what a stream between them may use."""
+    flags = {key for c in caps for key, value in c.items() if isinstance(value, bool)}
+    return {key: all(c.get(key) is True for c in caps) for key in sorted(flags)}
 
 
 def send_estimate(snap: str, base: str | None = None) -> list[str]:
@@ -608,6 +632,7 @@ def parse_capabilities(outputs: Mapping[str, str]) -> dict[str, Any]:
         "send_estimate": {"n", "v", "P"} <= send_flags,
         "resume": "s" in recv_flags and "t" in send_flags,
         "raw": "w" in send_flags,
+        "compact_send": {"L", "e", "c"} <= send_flags,
         "list_parsable": "p" in usage_flags(usage, "list"),
         "recv_unmounted": "u" in recv_flags or flavour == "zfs-fuse",
         "written": modern,

@@ -84,6 +84,7 @@ class BackupJob:
     made_files: list[str] = field(default_factory=list)
     # the source's snapshots before this run (the disk is locked: nobody else adds any)
     source_snaps: list[zfs.Snapshot] = field(default_factory=list)
+    held_base: str | None = None  # the target snapshot whose hold moves to the new one
 
     @property
     def name(self) -> str:
@@ -104,6 +105,11 @@ class BackupJob:
 
     def run(self) -> Backup:
         zfs.validate_dataset_name(self.source)
+        why = self.d.type == "dataset" and zfs.stream_refusal(self.compute.capabilities,
+                                                              self.target_node.capabilities)
+        if why:
+            raise InvalidInput(f"{self.d.ref}: node {self.target_node.name} cannot hold this "
+                               f"dataset backup: {why} (a file backup can)")
         self.unique_name()
         row = self.cat.add_backup(Backup(
             name=self.name, vm=self.vm.hostname, vm_uuid=self.vm.uuid, disk_id=self.d.disk_id,
@@ -130,6 +136,7 @@ class BackupJob:
             self.cat.delete_backup(row)
             raise
         self.trim_source()
+        self.move_hold(row)
         return row
 
     def unique_name(self) -> None:
@@ -174,13 +181,16 @@ class BackupJob:
         src_t, dst_t = nodes.session(self.compute), nodes.session(self.target_node)
         base, existing = self.incremental_base(dst_t, target)
         used_before = self.used(dst_t, target) if base else 0
-        send = zfs.send(self.snapshot, base=base)
+        both = zfs.common_features(self.compute.capabilities, self.target_node.capabilities)
+        send = zfs.send(self.snapshot, base=base, compact=True, caps=both)
         # -F with an incremental only rolls the target back to its newest
         # snapshot, the base: live changes (or a snapshot a failed run removed)
         # are undone, no backup is touched.
         receive = zfs.receive(target, force=base is not None, unmounted=True,
                               caps=self.target_node.capabilities)
         ours = f"{target}@{layout.snapshot_name(self.name)}"
+        if base is not None:
+            self.held_base = f"{target}@{base.split('@', 1)[1]}"
         if ours not in existing:  # one that was there before is not ours to remove
             self.made_target_snapshot = ours
         self.move([send], [receive], total=lambda: self.estimate(src_t, base))
@@ -296,6 +306,21 @@ class BackupJob:
                     t.run(zfs.destroy(name), check=False)
         except EsbackupError as error:
             _say(self.reporter, "warn", f"{self.d.ref}: old snapshots not trimmed: {error}")
+
+    def move_hold(self, backup: Backup) -> None:
+        """Hold the new newest target snapshot (tag `esbackup`), the next incremental's
+        base, so that a stray `zfs destroy` cannot silently break the chain; then
+        release the old base. Only on nodes that list holds (OpenZFS, illumos).
+        A failure only warns: the backup is whole."""
+        if self.d.type != "dataset" or not self.target_node.capabilities.get("holds_list"):
+            return
+        t = nodes.session(self.target_node)
+        result = t.run(zfs.hold(layout.HOLD_TAG, backup.location), check=False)
+        if result.status:
+            _say(self.reporter, "warn", f"{self.d.ref}: no hold on {backup.location}: "
+                 f"{result.stderr.strip()}")
+        elif self.held_base:
+            t.run(zfs.release(layout.HOLD_TAG, self.held_base), check=False)
 
     def clean_up(self) -> None:
         """Remove what this run made; best effort, the original error wins."""

@@ -21,10 +21,13 @@ def delete_backup(cat: Catalog, b: Backup, wait: float = 0) -> None:
 
 def remove(cat: Catalog, b: Backup) -> None:
     """Remove data, manifest and row; the caller holds the disk lock."""
-    t = nodes.session(cat.node(b.node))
+    node = cat.node(b.node)
+    t = nodes.session(node)
     if b.location:
         if b.type == "dataset":
             check_own_snapshot(b.location)
+            if node.capabilities.get("holds_list"):  # the newest carries esbackup's hold
+                t.run(zfs.release(layout.HOLD_TAG, b.location), check=False)
             result = t.run(zfs.destroy(b.location), check=False)
             if result.status and zfs.classify_error(result.stderr) != zfs.NOT_FOUND:
                 raise OperationFailed(f"cannot delete {b.location}: {result.stderr.strip()}")

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from esbackup.models import Definition
 
 SNAP_PREFIX = "esb-"
+HOLD_TAG = "esbackup"  # on the newest snapshot of a dataset target: the next incremental's base
 STAMP = "%Y%m%d_%H%M%S"
 
 

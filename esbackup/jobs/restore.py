@@ -78,6 +78,10 @@ class RestoreJob:
     def preflight(self) -> None:
         """Refuse before touching anything: corrupt file, small disk, no space,
         or datasets below the disk (not in the backup, and not named for loss)."""
+        why = self.b.type == "dataset" and zfs.stream_refusal(self.source.capabilities,
+                                                              self.compute.capabilities)
+        if why:
+            raise InvalidInput(f"cannot restore {self.b.ref} onto node {self.compute.name}: {why}")
         src_t, dst_t = nodes.session(self.source), nodes.session(self.compute)
         children = dst_t.run(zfs.list_children(self.target)).stdout.split()[1:]
         if children:
@@ -89,13 +93,18 @@ class RestoreJob:
             if actual != self.b.checksum:
                 raise OperationFailed(f"backup {self.b.ref} is corrupt: SHA-256 {actual} != "
                                       f"recorded {self.b.checksum}; target left untouched")
-            needed = nodes.file_size(src_t, self.b.location)
+            needed, volsize = nodes.file_size(src_t, self.b.location), None
         else:
-            props = zfs.parse_get(src_t.run(zfs.get(self.b.location, "referenced")).stdout)
+            props = zfs.parse_get(src_t.run(zfs.get(self.b.location,
+                                                    ("referenced", "volsize"))).stdout)
             needed = int(props[self.b.location]["referenced"] or 0)
+            volsize = props[self.b.location].get("volsize")
         target = zfs.parse_get(dst_t.run(zfs.get(self.target, ("refquota", "quota",
-                                                                "available"))).stdout)
+                                                                "available", "volsize"))).stdout)
         props = target[self.target]
+        if volsize and props.get("volsize") and props["volsize"] < volsize:
+            raise InvalidInput(f"target disk {self.target} ({props['volsize']} bytes) is smaller "
+                               f"than backup {self.b.ref} ({volsize} bytes)")
         limit = min([v for v in (props.get("refquota"), props.get("quota")) if v] or [0])
         if limit and needed > limit:
             raise InvalidInput(f"target disk {self.target} ({limit} bytes) is smaller than "

@@ -4,6 +4,11 @@ Nodes are OpenSSH servers on 127.0.0.x with zfs-fuse pools on files (see
 lab/nodes.py). The tests need root; the lab installs zfs-fuse and
 openssh-server when they are missing. When the lab cannot be built the tests
 fail loudly: they never skip.
+
+Tests marked with `both_flavours` run twice: on zfs-fuse nodes, and on
+OpenZFS 2.x guest nodes (lab/openzfs_guest.py) where the VM disk is a zvol.
+The session keeps its guests running between tests (each test gets fresh
+pools in them), since a guest boots in half a minute or more under TCG.
 """
 from __future__ import annotations
 
@@ -30,8 +35,18 @@ class TwoNodes:
     compute: LabNode  # "c1"
     backup: LabNode  # "b1"
     dataset: str  # "<c1 pool>/vm1-disk1"
-    mountpoint: Path  # where the dataset is mounted
+    mountpoint: Path | None  # where the dataset is mounted (zfs-fuse)
     files: dict[str, str]  # relative path -> sha256 hex of the data written there
+    device: str | None = None  # the zvol's device on the compute node (OpenZFS)
+
+    @property
+    def flavour(self) -> str:
+        return self.compute.flavour
+
+
+FLAVOURS = ("zfs-fuse", "openzfs")
+both_flavours = pytest.mark.parametrize("flavour", FLAVOURS, indirect=True)
+ZVOL_SIZE = "32M"  # TCG guests are slow: small disks
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +55,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     if os.geteuid() != 0:
         pytest.fail("integration tests need root (zfs-fuse, sshd on 127.0.0.x)", pytrace=False)
     try:
-        lab = Lab(tmp_path_factory.mktemp("lab"))
+        lab = Lab(tmp_path_factory.mktemp("lab"), reuse_guests=True)
     except LabError as exc:
         pytest.fail(f"cannot build the lab: {exc}", pytrace=False)
     with lab:
@@ -66,9 +81,25 @@ def new_node(lab: Lab) -> Iterator[Callable[..., LabNode]]:
 
 
 @pytest.fixture
-def two_nodes(lab: Lab, new_node: Callable[..., LabNode]) -> TwoNodes:
-    """Compute node c1 with dataset <pool>/vm1-disk1 holding data; backup node b1; both pooled."""
-    compute, backup = new_node("c1"), new_node("b1")
+def flavour(request: pytest.FixtureRequest) -> str:
+    """The ZFS of the nodes `two_nodes` makes: zfs-fuse unless a test is `both_flavours`."""
+    return getattr(request, "param", "zfs-fuse")
+
+
+@pytest.fixture
+def two_nodes(lab: Lab, new_node: Callable[..., LabNode], flavour: str) -> TwoNodes:
+    """Compute node c1 with disk <pool>/vm1-disk1 holding data; backup node b1; both pooled.
+
+    On zfs-fuse the disk is a filesystem dataset holding files; on OpenZFS a
+    zvol whose first 4 MiB are random data.
+    """
+    openzfs = flavour == "openzfs"
+    compute, backup = new_node("c1", openzfs=openzfs), new_node("b1", openzfs=openzfs)
+    if openzfs:
+        data = os.urandom(4 << 20)
+        dataset, device = lab.create_zvol(compute, "vm1-disk1", ZVOL_SIZE, data)
+        return TwoNodes(compute, backup, dataset, None,
+                        {"zvol": hashlib.sha256(data).hexdigest()}, device)
     data = {"disk.img": os.urandom(4 << 20), "etc/hostname": b"vm1\n"}
     dataset, mountpoint = lab.create_dataset(compute, "vm1-disk1", data)
     files = {path: hashlib.sha256(content).hexdigest() for path, content in data.items()}

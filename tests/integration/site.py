@@ -1,7 +1,10 @@
 """A registered site: the lab's two nodes known to esbackup, one VM, definitions.
 
 Everything goes through the CLI (CliRunner, in-process): the same code path
-as production, against real zfs-fuse pools and real sshd on loopback.
+as production, against real zfs-fuse pools and real sshd on loopback, or
+against OpenZFS guest nodes whose VM disk is a zvol. The Site's helpers
+(`zfs`, `snapshots`, `read`, `write`, digests) reach whichever node holds the
+dataset or file, so one test body checks both flavours.
 """
 from __future__ import annotations
 
@@ -47,12 +50,57 @@ def tree_digest(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+ZVOL_WRITES_START = 8 << 20  # `write` puts data on a zvol from here, past the first 4 MiB
+MiB = 1 << 20
+
+
 @dataclass
 class Site:
     esb: Esbackup
     lab: object
     nodes: object  # TwoNodes
     definitions: list[str] = field(default_factory=list)
+    zvol_regions: dict[str, tuple[int, int]] = field(default_factory=dict)  # name: offset, size
+
+    @property
+    def zvol(self) -> bool:
+        return self.nodes.device is not None
+
+    def node_of(self, *names: str):
+        """The lab node whose pool holds the first of `names` that is a dataset,
+        snapshot or file path on one."""
+        for name in names:
+            for node in (self.nodes.compute, self.nodes.backup):
+                pool = node.pool or ""
+                if name == pool or name.startswith((f"{pool}/", f"{pool}@")) or (
+                        node.mountpoint and name.startswith(f"{node.mountpoint}/")):
+                    return node
+        raise AssertionError(f"none of {names} is on a node of the site")
+
+    def zfs(self, *args: str, check: bool = True) -> str:
+        """`zfs ARGS` on the node holding the first dataset named in ARGS."""
+        node = self.node_of(*args)
+        proc = self.lab.run(node, "zfs", *args, check=False)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"zfs {' '.join(args)}: {proc.stderr.decode()}")
+        return proc.stdout.decode()
+
+    def snapshots(self, dataset: str) -> list[str]:
+        out = self.zfs("list", "-H", "-t", "snapshot", "-o", "name", "-r", "-d", "1", dataset,
+                       check=False)
+        return [line for line in out.splitlines() if line.startswith(dataset + "@")]
+
+    def read(self, path: str) -> bytes:
+        """A file on the node that holds it (a backup node's file backup, a manifest)."""
+        return self.lab.run(self.node_of(path), "cat", path).stdout
+
+    def exists(self, path: str) -> bool:
+        return self.lab.run(self.node_of(path), "test", "-e", path, check=False).returncode == 0
+
+    def device_digest(self, node, device: str) -> dict[str, str]:
+        self.lab.run(node, "udevadm", "settle")
+        out = self.lab.run(node, "sha256sum", device).stdout.decode()
+        return {"zvol": out.split()[0]}
 
     @property
     def source(self) -> str:
@@ -76,16 +124,34 @@ class Site:
         return self.esb.json("backup", "list", *args)
 
     def write(self, relative: str, data: bytes) -> None:
+        """Write a file of the disk; on a zvol, a region of the device kept per name."""
+        if self.zvol:
+            ends = (o + MiB * -(-size // MiB) for o, size in self.zvol_regions.values())
+            offset = self.zvol_regions.get(relative, (max(ends, default=ZVOL_WRITES_START),))[0]
+            self.zvol_regions[relative] = (offset, len(data))
+            self.lab.run(self.nodes.compute, "dd", f"of={self.nodes.device}", "bs=4k",
+                         f"seek={offset // 4096}", "conv=notrunc,fsync", "status=none",
+                         input=data)
+            return
         path = self.source_dir / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
 
     def source_digest(self) -> dict[str, str]:
+        if self.zvol:
+            return self.device_digest(self.nodes.compute, self.nodes.device)
         return tree_digest(self.source_dir)
 
     def snapshot_digest(self, snapshot: str) -> dict[str, str]:
-        """Files of a snapshot on any lab pool, read through a temporary clone."""
+        """Files (or a zvol's bytes) of a snapshot on any lab pool, read through a clone."""
         clone = f"{snapshot.split('/')[0]}/esbtest-clone-{os.getpid()}"
+        if self.zvol:
+            node = self.node_of(snapshot)
+            self.zfs("clone", snapshot, clone)
+            try:
+                return self.device_digest(node, f"/dev/zvol/{clone}")
+            finally:
+                self.zfs("destroy", clone)
         zfs("clone", snapshot, clone)
         try:
             mount = Path(zfs("get", "-H", "-o", "value", "mountpoint", clone).strip())

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.site import snapshots, zfs
+from tests.integration.conftest import both_flavours
+from tests.integration.site import snapshots
 
 
+@both_flavours
 def test_full_then_incremental_and_data_equal(site):
     ref = site.define("daily", "--type", "dataset", "--retention", "5")
     site.esb.ok("run", ref)
@@ -23,15 +25,21 @@ def test_full_then_incremental_and_data_equal(site):
     assert first["type"] == "dataset" and first["checksum"] is None
     assert second["location"] == f"{site.target}@esb-{second['name']}"
     # the backup node holds both, and the newest equals the source
-    assert snapshots(site.target) == [f"{site.target}@esb-{b['name']}" for b in (first, second)]
+    assert site.snapshots(site.target) == [
+        f"{site.target}@esb-{b['name']}" for b in (first, second)]
     assert site.snapshot_digest(second["location"]) == site.source_digest()
     # the source keeps only the base the next incremental needs
-    assert snapshots(site.source) == [f"{site.source}@esb-{second['name']}"]
+    assert site.snapshots(site.source) == [f"{site.source}@esb-{second['name']}"]
+    if site.zvol:  # OpenZFS: only the newest target snapshot, that base, carries a hold
+        holds = site.zfs("holds", "-H", first["location"], second["location"])
+        assert [line.split("\t")[:2] for line in holds.splitlines()] == [
+            [second["location"], "esbackup"]]
     # targets are read-only
-    assert zfs("get", "-H", "-o", "value,source", "readonly", site.target).split() == [
+    assert site.zfs("get", "-H", "-o", "value,source", "readonly", site.target).split() == [
         "on", "local"]
 
 
+@both_flavours
 def test_backup_json_fields_and_manifest(site):
     ref = site.define("daily", "--type", "dataset", "--retention", "2")
     site.esb.ok("run", ref)
@@ -40,7 +48,7 @@ def test_backup_json_fields_and_manifest(site):
                       "duration", "size", "note", "fsfreeze", "definition", "node", "storage",
                       "location", "checksum"}
     assert b["name"].startswith("daily-") and b["created"].endswith("+00:00")
-    manifest = json.loads(Path(b["manifest"]).read_text())
+    manifest = json.loads(site.read(b["manifest"]))
     assert manifest["backup"]["name"] == b["name"]
     assert manifest["vm"]["uuid"] == b["vm_uuid"]
     assert manifest["definition"]["name"] == "daily"
@@ -48,9 +56,10 @@ def test_backup_json_fields_and_manifest(site):
     assert shown == b
 
 
-@pytest.mark.parametrize("compression, opener", [("off", open), ("gzip", gzip.open),
-                                                 ("bzip2", bz2.open)])
-def test_file_backup_checksum_and_stream(site, compression, opener):
+@both_flavours
+@pytest.mark.parametrize("compression, decompress", [("off", bytes), ("gzip", gzip.decompress),
+                                                     ("bzip2", bz2.decompress)])
+def test_file_backup_checksum_and_stream(site, compression, decompress):
     ref = site.define("files", "--type", "file", "--compression", compression,
                       "--retention", "2")
     site.esb.ok("run", ref)
@@ -59,15 +68,16 @@ def test_file_backup_checksum_and_stream(site, compression, opener):
     suffix = {"off": ".zfs", "gzip": ".zfs.gz", "bzip2": ".zfs.bz2"}[compression]
     assert path.name == b["name"] + suffix
     assert path.parent.name == "disk1" and path.parent.parent.name == b["vm_uuid"]
-    assert hashlib.sha256(path.read_bytes()).hexdigest() == b["checksum"]
-    assert b["size"] == path.stat().st_size
-    with opener(path, "rb") as stream:  # a whole zfs send stream
-        data = stream.read()
-    assert len(data) > 4 << 20
-    assert not list(path.parent.glob(".*.part"))
-    assert snapshots(site.source) == []  # file backups leave no snapshot behind
+    stored = site.read(b["location"])
+    assert hashlib.sha256(stored).hexdigest() == b["checksum"]
+    assert b["size"] == len(stored)
+    assert len(decompress(stored)) > 4 << 20  # a whole zfs send stream
+    listing = site.lab.run(site.node_of(str(path)), "ls", "-a", str(path.parent)).stdout
+    assert b".part" not in listing
+    assert site.snapshots(site.source) == []  # file backups leave no snapshot behind
 
 
+@both_flavours
 def test_retention_on_node_and_catalog(site):
     ref = site.define("daily", "--type", "dataset", "--retention", "2")
     for i in range(3):
@@ -75,9 +85,10 @@ def test_retention_on_node_and_catalog(site):
         site.esb.ok("run", ref)
     names = [b["name"] for b in site.backups()]
     assert len(names) == 2
-    assert snapshots(site.target) == [f"{site.target}@esb-{n}" for n in names]
-    manifests = sorted(p.stem for p in Path(site.backups()[0]["manifest"]).parent.iterdir())
-    assert manifests == sorted(names)
+    assert site.snapshots(site.target) == [f"{site.target}@esb-{n}" for n in names]
+    folder = str(Path(site.backups()[0]["manifest"]).parent)
+    listing = site.lab.run(site.node_of(folder), "ls", folder).stdout.decode().split()
+    assert sorted(Path(p).stem for p in listing) == sorted(names)
     history = site.esb.json("history", ref)
     assert [r["outcome"] for r in history] == ["ok", "ok", "ok"]
 

@@ -5,7 +5,10 @@ import signal
 import time
 from pathlib import Path
 
-from tests.integration.site import VM_UUID, snapshots, tree_digest, zfs
+import pytest
+
+from tests.integration.conftest import both_flavours
+from tests.integration.site import VM_UUID, tree_digest, zfs
 from tests.integration.test_backup_faults import wait_for
 
 
@@ -24,27 +27,33 @@ def restore(site, name, *args, code=0):
     return site.esb.ok(*argv) if code == 0 else site.esb.fails(code, *argv)
 
 
+@both_flavours
 def test_restore_brings_back_exactly_that_backup(site):
     _, names, digests = three_backups(site)
-    zfs("set", "quota=400M", site.source)
-    zfs("set", "esbackup:owner=ops", site.source)
+    # the disk's own settings: a zvol's size and reservation, a filesystem's quota
+    kept = "volsize,refreservation" if site.zvol else "quota"
+    if not site.zvol:
+        site.zfs("set", "quota=400M", site.source)
+    site.zfs("set", "esbackup:owner=ops", site.source)
+    before = site.zfs("get", "-H", "-p", "-o", "value", f"{kept},esbackup:owner", site.source)
     site.write("after.bin", b"written after the backups")
     restore(site, names[0])
     assert site.source_digest() == digests[0]
     assert [b["status"] for b in site.backups()] == ["ok"] * 3
     restore(site, names[2])
     assert site.source_digest() == digests[2]
-    leftovers = zfs("list", "-H", "-o", "name", "-r", site.source.rpartition("/")[0])
+    leftovers = site.zfs("list", "-H", "-o", "name", "-r", site.source.rpartition("/")[0])
     assert "esbrestore" not in leftovers and "esbold" not in leftovers
-    props = zfs("get", "-H", "-p", "-o", "value", "quota,esbackup:owner", site.source).split()
-    assert props == [str(400 << 20), "ops"]  # the disk keeps its own settings
+    props = site.zfs("get", "-H", "-p", "-o", "value", f"{kept},esbackup:owner", site.source)
+    assert props == before and props.split()[-1] == "ops"
 
 
+@both_flavours
 def test_restore_file_backup(site):
     _, names, digests = three_backups(site, "file", "--compression", "gzip")
     restore(site, names[1])
     assert site.source_digest() == digests[1]
-    assert snapshots(site.source) == []
+    assert site.snapshots(site.source) == []
 
 
 def test_restore_to_another_vm(site, lab):
@@ -101,6 +110,20 @@ def test_target_smaller_than_backup_refused(site, lab):
     assert [p.name for p in mount.iterdir()] == ["keep"]
 
 
+@pytest.mark.parametrize("flavour", ["openzfs"], indirect=True)
+def test_zvol_target_smaller_than_backup_refused(site, lab):
+    _, names, _ = three_backups(site)
+    small, device = lab.create_zvol(site.nodes.compute, "small-disk1", "16M", b"mine" * 1024)
+    before = site.device_digest(site.nodes.compute, device)
+    site.esb.ok("vm", "create", "small", "--node", "c1", "--disk", f"1={small}")
+    err = restore(site, names[0], "--target-vm", "small", code=2)
+    assert "smaller" in err and "16777216 bytes" in err
+    assert site.device_digest(site.nodes.compute, device) == before
+    assert site.snapshots(small) == []
+    names_left = site.zfs("list", "-H", "-o", "name", "-r", site.nodes.compute.pool).split()
+    assert not [n for n in names_left if "esbrestore" in n]
+
+
 def test_backup_node_unreachable_during_restore(site):
     _, names, digests = three_backups(site)
     site.lab.stop_sshd(site.nodes.backup)
@@ -112,8 +135,9 @@ def test_backup_node_unreachable_during_restore(site):
     assert [b["status"] for b in site.backups()] == ["ok"] * 3
 
 
+@both_flavours
 def test_killed_restore_leaves_target_as_it_was(site):
-    site.write("big.bin", os.urandom(48 << 20))
+    site.write("big.bin", os.urandom((16 if site.zvol else 48) << 20))
     _, names, digests = three_backups(site)
     proc = site.spawn("backup", "restore", f"web01/{names[0]}", "--yes", "--force")
     wait_for(lambda: any(b["status"] == "restore" for b in site.backups()), what="restore")
@@ -126,7 +150,7 @@ def test_killed_restore_leaves_target_as_it_was(site):
         {k: c[k] for k in ("backup", "was", "now")} for c in changes]
     restore(site, names[1])  # takes over the dead lock and cleans its temporary dataset
     assert site.source_digest() == digests[1]
-    leftovers = zfs("list", "-H", "-o", "name", "-r", site.source.rpartition("/")[0])
+    leftovers = site.zfs("list", "-H", "-o", "name", "-r", site.source.rpartition("/")[0])
     assert "esbrestore" not in leftovers and "esbold" not in leftovers
 
 
@@ -140,12 +164,13 @@ def test_restore_while_disk_busy(site):
     proc.communicate(timeout=60)
 
 
+@both_flavours
 def test_delete_removes_data_and_base_delete_makes_next_full(site):
     ref, names, _ = three_backups(site)
     first = site.backups()[0]
     site.esb.ok("backup", "delete", f"web01/{names[0]}", "--yes")
-    assert f"{site.target}@esb-{names[0]}" not in snapshots(site.target)
-    assert not Path(first["manifest"]).exists()
+    assert f"{site.target}@esb-{names[0]}" not in site.snapshots(site.target)
+    assert not site.exists(first["manifest"])
     site.esb.fails(4, "backup", "show", f"web01/{names[0]}")
     site.esb.ok("backup", "delete", f"web01/{names[2]}", "--yes")  # the incremental base
     result = site.esb.ok("run", ref)
@@ -154,15 +179,16 @@ def test_delete_removes_data_and_base_delete_makes_next_full(site):
     assert newest["size"] > 4 << 20  # full again
     remaining = site.backups()[0]
     assert remaining["name"] == names[1] and remaining["location"] != first["location"]
-    manifest = json.loads(Path(remaining["manifest"]).read_text())
+    manifest = json.loads(site.read(remaining["manifest"]))
     assert manifest["backup"]["location"] == remaining["location"]  # follows it aside
     restore(site, names[1])  # kept aside, still restorable
 
 
+@both_flavours
 def test_sync_marks_lost_and_found(site):
     _, names, _ = three_backups(site)
     snap = f"{site.target}@esb-{names[1]}"
-    zfs("rename", snap, f"{site.target}@hidden")
+    site.zfs("rename", snap, f"{site.target}@hidden")
     changes = site.esb.json("backup", "sync")
     assert changes == [{"backup": f"web01/{names[1]}", "was": "ok", "now": "lost",
                         "why": "data missing on the node"}]
@@ -170,15 +196,16 @@ def test_sync_marks_lost_and_found(site):
     assert names[1] in table
     check = site.esb("check")
     assert check.exit_code == 2 and check.stdout.startswith("ESBACKUP CRITICAL")
-    zfs("rename", f"{site.target}@hidden", snap)
+    site.zfs("rename", f"{site.target}@hidden", snap)
     assert site.esb.json("backup", "sync")[0]["now"] == "ok"
     assert site.esb.ok("backup", "sync").stdout.strip() == "catalog and nodes agree"
-    zfs("destroy", snap)
+    site.zfs("destroy", snap)
     site.esb.ok("backup", "sync")
     site.esb.ok("backup", "delete", f"web01/{names[1]}", "--yes")  # lost: just the row
     assert len(site.backups()) == 2
 
 
+@both_flavours
 def test_deleted_catalog_rebuilt_from_backup_node(site, tmp_path):
     from tests.conftest import Esbackup
 

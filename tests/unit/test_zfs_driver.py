@@ -183,6 +183,25 @@ def test_send_raw_follows_caps():
     assert zfs.send(SNAP, raw=True, caps=FUSE_CAPS) == ["zfs", "send", SNAP]
 
 
+def test_stream_refusal_only_from_newer_zfs_into_zfs_fuse():
+    assert zfs.stream_refusal(OPENZFS_CAPS, FUSE_CAPS) == (
+        "zfs-fuse (pool version 23) cannot receive a dataset stream from openzfs")
+    assert zfs.stream_refusal(FUSE_CAPS, OPENZFS_CAPS) is None
+    assert zfs.stream_refusal(FUSE_CAPS, FUSE_CAPS) is None
+    assert zfs.stream_refusal(OPENZFS_CAPS, OPENZFS_CAPS) is None
+    assert zfs.stream_refusal({}, FUSE_CAPS) is None  # not detected yet: no guess
+
+
+def test_send_compact_only_where_both_ends_have_it():
+    both = zfs.common_features(OPENZFS_CAPS, OPENZFS_CAPS)
+    assert zfs.send(SNAP, base=BASE, compact=True, caps=both) == [
+        "zfs", "send", "-L", "-e", "-c", "-i", BASE, SNAP]
+    mixed = zfs.common_features(OPENZFS_CAPS, FUSE_CAPS)
+    assert mixed["compact_send"] is False and mixed["resume"] is False
+    assert zfs.send(SNAP, compact=True, caps=mixed) == ["zfs", "send", SNAP]
+    assert zfs.send(SNAP, compact=True) == ["zfs", "send", SNAP]
+
+
 @pytest.mark.parametrize("base", ["tank/other@esb-x", SNAP, "tank/backups/ds/abc-disk1",
                                   "tank/a@$(id)"])
 def test_send_rejects_bad_base(base):
@@ -400,24 +419,27 @@ def test_capability_probes():
 def test_capabilities_zfs_fuse():
     assert FUSE_CAPS == {
         "flavour": "zfs-fuse", "version": "pool 23", "pool_version": 23,
-        "send_estimate": False, "resume": False, "raw": False, "list_parsable": False,
-        "recv_unmounted": True, "written": False, "zvols": False, "holds_list": False,
+        "send_estimate": False, "resume": False, "raw": False, "compact_send": False,
+        "list_parsable": False, "recv_unmounted": True, "written": False, "zvols": False,
+        "holds_list": False,
     }
 
 
 def test_capabilities_openzfs():
     assert OPENZFS_CAPS == {
         "flavour": "openzfs", "version": "2.2.7-1~bpo12+1", "pool_version": None,
-        "send_estimate": True, "resume": True, "raw": True, "list_parsable": True,
-        "recv_unmounted": True, "written": True, "zvols": True, "holds_list": True,
+        "send_estimate": True, "resume": True, "raw": True, "compact_send": True,
+        "list_parsable": True, "recv_unmounted": True, "written": True, "zvols": True,
+        "holds_list": True,
     }
 
 
 def test_capabilities_illumos():
     assert zfs.parse_capabilities(probe_outputs("illumos")) == {
         "flavour": "illumos", "version": "joyent_20241024T000402Z", "pool_version": None,
-        "send_estimate": True, "resume": True, "raw": False, "list_parsable": True,
-        "recv_unmounted": True, "written": True, "zvols": True, "holds_list": True,
+        "send_estimate": True, "resume": True, "raw": False, "compact_send": True,
+        "list_parsable": True, "recv_unmounted": True, "written": True, "zvols": True,
+        "holds_list": True,
     }
 
 
