@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from esbackup import definitions, inventory, nodes
 from esbackup.catalog import Catalog
 from esbackup.errors import EsbackupError, InvalidInput, NotFound
-from esbackup.jobs import layout, manifest, sync
+from esbackup.jobs import layout, manifest, presence
 from esbackup.models import (
     BACKUP_TYPES,
     BRANDS,
@@ -91,7 +91,7 @@ def rebuild(cat: Catalog, node_name: str, reporter=None) -> dict:
                 skip(path, str(error) or type(error).__name__)
                 continue
             found.append(Found(path, storage, data, backup))
-    present = sync.present(t, [f.backup for f in found]) if found else set()
+    present = presence.present(t, [f.backup for f in found]) if found else set()
     with cat.transaction():
         for f in found:
             try:

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 
 from esbackup import nodes
 from esbackup.catalog import Catalog
 from esbackup.drivers import zfs
-from esbackup.jobs import layout
+from esbackup.errors import EsbackupError, NotFound
+from esbackup.jobs import layout, locks, presence
 from esbackup.models import Backup
 
 
@@ -34,12 +36,10 @@ def after_takeover(cat: Catalog, stale: list[dict], reporter=None) -> None:
             cat.abandon_run(int(run.group(1)), f"its process died (pid {holder['pid']} on "
                                                f"{holder['host']}); taken over")
         vm_uuid, _, disk_id = rest.rpartition(":")
-        from esbackup.jobs import restore
-
         for b in cat.backups(vm=vm_uuid, disk_id=int(disk_id), status="pending"):
             discard_pending(cat, b, reporter)
-        restore.recover_disk(cat, vm_uuid, int(disk_id), reporter)
-        restore.reset_stale_status(cat, reporter)
+        recover_disk(cat, vm_uuid, int(disk_id), reporter)
+        settle_dead_restores(cat, reporter)
 
 
 def discard_pending(cat: Catalog, b: Backup, reporter=None) -> None:
@@ -68,3 +68,52 @@ def discard_pending(cat: Catalog, b: Backup, reporter=None) -> None:
     cat.delete_backup(b)
     if reporter is not None:
         reporter.warn(f"cleaned up backup {b.ref} left pending by a run that died")
+
+
+def recover_disk(cat: Catalog, vm_uuid: str, disk_id: int, reporter=None) -> None:
+    """A restore onto this disk died: drop its temporary dataset, and put back a
+    target caught between the two renames (or finish destroying the old one)."""
+    try:
+        vm = cat.vm(vm_uuid)
+        target = vm.disks[disk_id]
+    except (NotFound, KeyError):  # a deleted VM, or a disk it no longer has
+        return
+    t = nodes.session(cat.node(vm.node))
+    parent, _, leaf = target.rpartition("/")
+    if not parent:
+        return
+    names = t.run(zfs.list_children(parent)).stdout.split()
+    temps = [n for n in names if n.startswith(f"{target}-esbrestore-")]
+    olds = [n for n in names if n.startswith(f"{target}-esbold-")]
+    steps = [(cat.node(vm.node), zfs.destroy(n, recursive=True, force=True)) for n in temps]
+    if olds and target not in names:
+        nodes.rename(t, olds[-1], target)
+        t.run(zfs.mount(target), check=False)
+        olds = olds[:-1]
+    steps += [(cat.node(vm.node), zfs.destroy(n, recursive=True, force=True)) for n in olds]
+    best_effort(steps, reporter)
+
+
+def settle_dead_restores(cat: Catalog, reporter=None) -> None:
+    """Backups left in `restore` by a restore that no longer runs: the restore only
+    read them, so their data decides: `ok` when it is on the node, `lost` when it
+    is gone (an unreachable node leaves them for `backup sync`)."""
+    live = {h["owner"] for h in cat.locks("disk:") if not locks.is_stale(h)}
+    by_node: dict[str, list[Backup]] = defaultdict(list)
+    for b in cat.backups(status="restore"):
+        if not any(owner.startswith(f"restore {b.ref} ") for owner in live):
+            by_node[b.node].append(b)
+    for node_name, backups in sorted(by_node.items()):
+        try:
+            found = presence.present(nodes.session(cat.node(node_name)), backups)
+        except EsbackupError as error:
+            if reporter is not None:
+                reporter.warn(f"{len(backups)} backup(s) left in restore by a run that died "
+                              f"stay so until `backup sync`: {error}")
+            continue
+        for b in backups:
+            status = "ok" if b.location in found else "lost"
+            cat.update_backup(b, status=status)
+            if reporter is not None:
+                reporter.warn(f"backup {b.ref} was left in restore by a run that died; "
+                              f"now {status}")

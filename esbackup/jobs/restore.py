@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from esbackup import nodes
 from esbackup.catalog import Catalog
 from esbackup.drivers import compress, zfs
-from esbackup.errors import InvalidInput, NotFound, OperationFailed
+from esbackup.errors import InvalidInput, OperationFailed
 from esbackup.jobs import layout, locks, paths, recover
 from esbackup.models import VM, Backup, Node
 
@@ -163,38 +163,3 @@ class RestoreJob:
         received = f"{self.target}@{layout.snapshot_name(self.b.name)}"
         if self.b.type != "dataset" or (self.b.vm_uuid, self.b.disk_id) != self.own_disk:
             t.run(zfs.destroy(received), check=False)
-
-
-def recover_disk(cat: Catalog, vm_uuid: str, disk_id: int, reporter=None) -> None:
-    """A restore onto this disk died: drop its temporary dataset, and put back a
-    target caught between the two renames (or finish destroying the old one)."""
-    try:
-        vm = cat.vm(vm_uuid)
-        target = vm.disks[disk_id]
-    except (NotFound, KeyError):  # a deleted VM, or a disk it no longer has
-        return
-    t = nodes.session(cat.node(vm.node))
-    parent, _, leaf = target.rpartition("/")
-    if not parent:
-        return
-    names = t.run(zfs.list_children(parent)).stdout.split()
-    temps = [n for n in names if n.startswith(f"{target}-esbrestore-")]
-    olds = [n for n in names if n.startswith(f"{target}-esbold-")]
-    steps = [(cat.node(vm.node), zfs.destroy(n, recursive=True, force=True)) for n in temps]
-    if olds and target not in names:
-        nodes.rename(t, olds[-1], target)
-        t.run(zfs.mount(target), check=False)
-        olds = olds[:-1]
-    steps += [(cat.node(vm.node), zfs.destroy(n, recursive=True, force=True)) for n in olds]
-    recover.best_effort(steps, reporter)
-
-
-def reset_stale_status(cat: Catalog, reporter=None) -> None:
-    """Backups left in `restore` by a restore that no longer runs go back to ok."""
-    live = {h["owner"] for h in cat.locks("disk:") if not locks.is_stale(h)}
-    for b in cat.backups(status="restore"):
-        if not any(owner.startswith(f"restore {b.ref} ") for owner in live):
-            cat.update_backup(b, status="ok")
-            if reporter is not None:
-                reporter.warn(f"backup {b.ref} was left in restore by a run that died; "
-                              "now ok again")

@@ -5,31 +5,12 @@ from collections import defaultdict
 
 from esbackup import nodes
 from esbackup.catalog import Catalog
-from esbackup.drivers import zfs
-from esbackup.errors import Busy, EsbackupError, NotFound, OperationFailed
+from esbackup.errors import Busy, EsbackupError, NotFound
 from esbackup.jobs import locks, recover
+from esbackup.jobs.presence import present
 from esbackup.models import Backup
 
-EXISTING_SCRIPT = 'for f in "$@"; do [ -e "$f" ] && echo "$f"; done; true'
 SETTLED = {("ok", True), ("lost", False)}  # (status, data found): `settle` leaves these
-
-
-def present(t, backups: list[Backup]) -> set[str]:
-    """Locations (snapshots, files) of these backups that exist on the node: one
-    listing per parent of their targets, one call for all their files."""
-    found: set[str] = set()
-    targets = {b.location.split("@")[0] for b in backups if b.type == "dataset" and b.location}
-    parents = {target.rpartition("/")[0] or target for target in targets}
-    for parent in sorted(parents):
-        result = t.run(zfs.list_snapshot_names(parent), check=False)
-        if result.status == 0:
-            found.update(zfs.parse_snapshot_names(result.stdout))
-        elif zfs.classify_error(result.stderr) != zfs.NOT_FOUND:
-            raise OperationFailed(f"cannot list {parent}: {result.stderr.strip()}")
-    files = [b.location for b in backups if b.type == "file" and b.location]
-    if files:
-        found.update(t.run(["sh", "-c", EXISTING_SCRIPT, "sh", *files]).stdout.splitlines())
-    return found
 
 
 def sync(cat: Catalog, node: str | None = None,

@@ -113,3 +113,20 @@ def test_sync_settles_a_dead_restore_over_missing_data_as_lost(site):
         (f"web01/{rows[0]['name']}", "restore", "lost"),
         (f"web01/{rows[1]['name']}", "restore", "ok")}
     assert [b["status"] for b in site.backups()] == ["lost", "ok"]
+
+
+def test_a_run_taking_over_a_dead_restore_judges_its_rows_by_their_data(site):
+    ref = site.define("daily", "--type", "dataset", "--retention", "0")
+    rows = backups_of(site, ref, 2)
+    cat = Catalog.open(site.esb.catalog)
+    for row in rows:
+        cat.update_backup(cat.backup("web01", row["name"]), status="restore")
+    zfs("destroy", rows[0]["location"])
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that no longer runs: the restore's process died
+    vm = cat.vm("web01")
+    cat.take_lock(locks.disk_resource(vm.uuid, 1), f"restore web01/{rows[1]['name']} (run 1)",
+                  dead.pid, locks.host_id(), "2000-01-01T00:00:00+00:00")
+    result = site.esb.ok("run", ref)
+    assert "now lost" in result.stderr and "now ok" in result.stderr
+    assert [b["status"] for b in site.backups()] == ["lost", "ok", "ok"]
