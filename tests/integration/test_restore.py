@@ -164,7 +164,6 @@ def test_restore_while_disk_busy(site):
     proc.communicate(timeout=60)
 
 
-@both_flavours
 def test_delete_removes_data_and_base_delete_makes_next_full(site):
     ref, names, _ = three_backups(site)
     first = site.backups()[0]
@@ -184,7 +183,6 @@ def test_delete_removes_data_and_base_delete_makes_next_full(site):
     restore(site, names[1])  # kept aside, still restorable
 
 
-@both_flavours
 def test_sync_marks_lost_and_found(site):
     _, names, _ = three_backups(site)
     snap = f"{site.target}@esb-{names[1]}"
@@ -205,7 +203,6 @@ def test_sync_marks_lost_and_found(site):
     assert len(site.backups()) == 2
 
 
-@both_flavours
 def test_deleted_catalog_rebuilt_from_backup_node(site, tmp_path):
     from tests.conftest import Esbackup
 
