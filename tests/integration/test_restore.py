@@ -48,8 +48,7 @@ def test_restore_brings_back_exactly_that_backup(site):
     assert props == before and props.split()[-1] == "ops"
 
 
-@both_flavours
-def test_restore_file_backup(site):
+def test_restore_file_backup(site):  # onto a zvol: test_mixed_flavours.py
     _, names, digests = three_backups(site, "file", "--compression", "gzip")
     restore(site, names[1])
     assert site.source_digest() == digests[1]
