@@ -228,9 +228,12 @@ class BackupJob:
         moved = [b for b in self.cat.backups(vm=self.vm.uuid, disk_id=self.d.disk_id,
                                              node=self.target_node.name)
                  if b.location and b.location.startswith(f"{aside}@") and b.manifest]
-        for b in moved:
+        raws = nodes.read_files(t, [b.manifest for b in moved])  # one call for all
+        for b, raw in zip(moved, raws, strict=True):
             try:
-                data = manifest.parse(nodes.read_files(t, [b.manifest])[0])
+                if raw is None:
+                    raise ValueError("missing or too large")
+                data = manifest.parse(raw)
                 data["backup"]["location"] = b.location
                 nodes.write_file(t, b.manifest, manifest.dump(data))
             except (EsbackupError, ValueError) as error:

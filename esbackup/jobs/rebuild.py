@@ -44,8 +44,6 @@ FIND_SCRIPT = ('for d in "$@"; do [ -d "$d" ] && find "$d" -type f -name "*.json
                '-exec sh -c \'for f; do printf "%s\\0" "$f"; done\' sh {} +; done; true')
 # Each file as hex bytes after a "#" line (exact bytes, whatever the encoding);
 # "#big" for one too large to be a manifest.
-READ_SCRIPT = (f'for f in "$@"; do if [ "$(wc -c < "$f")" -le {MAX_MANIFEST} ]; '
-               'then echo "#"; od -An -v -tx1 "$f"; else echo "#big"; fi; done')
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}"
 PATH_RE = re.compile(rf"/({UUID})/disk([0-9]{{1,4}})/({NAME})\.json", re.ASCII)
@@ -83,7 +81,7 @@ def rebuild(cat: Catalog, node_name: str, reporter=None) -> dict:
                 paths.append(path)
             else:
                 skip(path, "not a manifest's file name")
-        for path, raw in zip(paths, read_files(t, paths), strict=True):
+        for path, raw in zip(paths, nodes.read_files(t, paths, MAX_MANIFEST), strict=True):
             try:
                 data, backup = parse(raw, path[len(top):], storage, mount)
             except (InvalidInput, ValueError, TypeError, KeyError, AttributeError,
@@ -102,22 +100,10 @@ def rebuild(cat: Catalog, node_name: str, reporter=None) -> dict:
     return counts
 
 
-def read_files(t, paths: list[str]) -> list[bytes | None]:
-    """Exact bytes of small files in one round trip; None for one too large."""
-    if not paths:
-        return []
-    out = t.run(["sh", "-c", READ_SCRIPT, "sh", *paths]).stdout
-    chunks = out.split("#")[1:]
-    if len(chunks) != len(paths):
-        raise InvalidInput("manifests changed while being read; run rebuild again")
-    return [None if chunk.startswith("big") else bytes.fromhex("".join(chunk.split()))
-            for chunk in chunks]
-
-
 def parse(raw: bytes | None, relative: str, storage: Storage, mount: str) -> tuple[dict, Backup]:
     """A manifest's bytes -> its data and its backup record, each field checked."""
     if raw is None:
-        raise InvalidInput(f"larger than {MAX_MANIFEST} bytes")
+        raise InvalidInput(f"unreadable or larger than {MAX_MANIFEST} bytes")
     data = manifest.parse(raw.decode("utf-8"))
     if not isinstance(data, dict) or data.get("format") != manifest.FORMAT:
         raise InvalidInput("unknown manifest format")
