@@ -11,32 +11,24 @@ from datetime import datetime, timezone
 
 from esbackup import nodes
 from esbackup.catalog import Catalog
-from esbackup.drivers import compress, zfs
+from esbackup.drivers import compress, hypervisor, zfs
 from esbackup.errors import InvalidInput, OperationFailed
 from esbackup.jobs import layout, locks, paths, recover
 from esbackup.models import VM, Backup, Node
 
-STOPPED = {"smartos": "stopped", "libvirt": "shut off"}
-
-
-def state_argv(hypervisor: str, vm: VM) -> list[str] | None:
-    """How to ask the hypervisor whether the VM runs; None if it cannot be asked."""
-    if hypervisor == "smartos":
-        return ["vmadm", "list", "-H", "-o", "state", f"uuid={vm.uuid}"]
-    if hypervisor == "libvirt":
-        return ["virsh", "domstate", vm.uuid]
-    return None
-
 
 def check_stopped(compute: Node, vm: VM, force: bool) -> None:
-    argv = state_argv(compute.hypervisor, vm)
+    argv = hypervisor.state_argv(compute.hypervisor, vm.uuid)
     if argv is None:
         if not force:
             raise InvalidInput(f"cannot tell whether {vm.hostname} is stopped (hypervisor "
                                f"{compute.hypervisor}): stop it, then restore with --force")
         return
-    state = nodes.session(compute).run(argv).stdout.strip()
-    if state != STOPPED[compute.hypervisor]:
+    answer = nodes.session(compute).run(argv, check=False)
+    state = hypervisor.parse_state(compute.hypervisor, compute.name,
+                                   f"virtual server {vm.hostname} ({vm.uuid})",
+                                   answer.status, answer.stdout, answer.stderr)
+    if state != hypervisor.STOPPED[compute.hypervisor]:
         raise InvalidInput(f"virtual server {vm.hostname} is {state or 'unknown'}: stop it first")
 
 

@@ -138,9 +138,10 @@ def test_restore_of_an_unknown_domain_is_refused(site, lab, libvirt):
     site.esb.ok("run", define(site, "daily"))
     (backup,) = site.backups(vm="lv01")
     before = snapshots(dataset)
-    err = site.esb.fails(1, "backup", "restore", f"lv01/{backup['name']}", "--yes")
+    err = site.esb.fails(4, "backup", "restore", f"lv01/{backup['name']}", "--yes")
     assert err.strip().splitlines()[-1] == (
-        f"Error: c1: virsh failed: error: failed to get domain '{vm_uuid}'")
+        f"Error: virtual server lv01 ({vm_uuid}) is not a domain of libvirt on node c1: "
+        f"error: failed to get domain '{vm_uuid}'")
     assert snapshots(dataset) == before
     assert [b["status"] for b in site.backups(vm="lv01")] == ["ok"]
 
