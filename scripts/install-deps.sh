@@ -40,8 +40,14 @@ if [ ${#guest_need[@]} -gt 0 ]; then
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/pip install -q --upgrade pip >/dev/null
-.venv/bin/pip install -q -e '.[test]'
+# the editable install takes ~18 s: done again only when the package metadata changed
+stamp=$(cat setup.cfg pyproject.toml | sha256sum | cut -c1-16)
+if [ "$(cat .venv/.esbackup-deps 2>/dev/null)" != "$stamp" ] \
+   || [ ! -x .venv/bin/esbackup ] || ! .venv/bin/python -c 'import hypothesis, psycopg' 2>/dev/null; then
+  .venv/bin/pip install -q --upgrade pip >/dev/null
+  .venv/bin/pip install -q -e '.[test]'
+  echo "$stamp" > .venv/.esbackup-deps
+fi
 
 pgrep -x zfs-fuse >/dev/null || zfs-fuse
 for _ in $(seq 50); do zpool list >/dev/null 2>&1 && break; sleep 0.2; done
