@@ -181,7 +181,7 @@ def test_silent_agent_still_snapshots_within_the_timeout(node, sock):
     assert proc.returncode == 0
     assert out["frozen"] is False and out["thawed"] is True and out["snapshot"] == SNAP
     assert "guest-sync" in out["note"]
-    assert took < 3
+    assert took < 10  # the step gives up on the silent agent (a hang would outlast this)
     assert node.calls() == [["snapshot", SNAP]]
     assert "guest-fsfreeze-freeze" not in double.commands  # never queued to a silent agent
 
