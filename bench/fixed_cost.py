@@ -1,6 +1,6 @@
 """Fixed cost of one run: a small incremental, esbackup against the bare OpenSSH pipe.
 
-    sudo python bench/fixed_cost.py [--size MiB] [--rounds N]
+    sudo python bench/fixed_cost.py [--size MiB] [--rounds N] [--compare TREE]
 
 Builds a lab of two zfs-fuse nodes (sshd on 127.0.0.x), backs a dataset up once
 (full, untimed), then each round writes SIZE MiB (default 1) of new random
@@ -12,7 +12,9 @@ data into it and times, on that same change:
   every remote call, manifest, trimming), retention high enough never to delete.
 
 Prints the best of N rounds of each and their ratio (target: <= 2.0x). Also
-prints the bare startup of the CLI (`esbackup --version`) for scale.
+prints the bare startup of the CLI (`esbackup --version`) for scale. With
+`--compare TREE` the esbackup of another source tree (an export of main, say)
+runs too, on the same changes in the same run: before and after side by side.
 """
 from __future__ import annotations
 
@@ -32,13 +34,15 @@ sys.path.insert(0, str(ROOT))
 from lab.nodes import Lab  # noqa: E402
 
 MiB = 1024 * 1024
+# an installed esbackup has its bytecode compiled: let the first run write it
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def esb(catalog: Path, *args: str) -> None:
-    """esbackup as its own process, as an operator or cron runs it."""
+def esb(catalog: Path, *args: str, tree: Path = ROOT) -> None:
+    """esbackup (of source tree `tree`) as its own process, as an operator or cron runs it."""
     proc = subprocess.run([sys.executable, "-m", "esbackup", "--catalog", str(catalog), *args],
                           capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+                          env={**ENV, "PYTHONPATH": str(tree)})
     if proc.returncode:
         raise SystemExit(f"esbackup {' '.join(args)}: {proc.stderr.strip()}")
 
@@ -53,6 +57,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=1, help="MiB changed per round (default 1)")
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--compare", type=Path, metavar="TREE",
+                        help="also time the esbackup of another source tree (e.g. /work/main) "
+                             "on the same changes, its own definition and chain")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="esb-fixed-"))
     try:
@@ -71,10 +78,12 @@ def run(work: Path, args: argparse.Namespace) -> None:
                 "--key", n.key_path, "--host-key", n.host_key, *extra)
         esb(catalog, "storage", "create", "b1", "tank", "--zpool", b1.pool)
         esb(catalog, "vm", "create", "vm", "--node", "c1", "--disk", f"1={source}")
-        esb(catalog, "definition", "create", "vm/inc", "--disk-id", "1", "--type", "dataset",
-            "--node", "b1", "--storage", "tank", "--schedule", "0 1 * * *",
-            "--retention", "1000")
-        esb(catalog, "backup", "now", "vm/inc")  # the full one, untimed
+        trees = {"esbackup": ROOT, **({"compared": args.compare} if args.compare else {})}
+        for name, tree in trees.items():
+            esb(catalog, "definition", "create", f"vm/{name}", "--disk-id", "1", "--type",
+                "dataset", "--node", "b1", "--storage", "tank", "--schedule", "0 1 * * *",
+                "--retention", "1000")
+            esb(catalog, "backup", "now", f"vm/{name}", tree=tree)  # the full one, untimed
         bare_target = f"{b1.pool}/bare"
         ssh_c, ssh_b = lab.ssh_argv(c1), lab.ssh_argv(b1)
         subprocess.run(["zfs", "snapshot", f"{source}@bare0"], check=True)
@@ -93,21 +102,26 @@ def run(work: Path, args: argparse.Namespace) -> None:
             if send.wait():
                 raise SystemExit("the bare pipe failed")
 
-        best = {"bare": float("inf"), "esbackup": float("inf"), "startup": float("inf")}
+        best: dict[str, float] = {}
         for r in range(1, args.rounds + 1):
             with open(mount / f"round{r}.bin", "wb") as f:
                 f.write(os.urandom(args.size * MiB))
             subprocess.run(["sync"], check=True)
-            figures = {"bare": timed(lambda r=r: bare(r)),
-                       "esbackup": timed(lambda: esb(catalog, "backup", "now", "vm/inc")),
-                       "startup": timed(lambda: esb(catalog, "--version"))}
+            figures = {"bare": timed(lambda r=r: bare(r))}
+            for name, tree in trees.items():
+                figures[name] = timed(lambda n=name, t=tree: esb(catalog, "backup", "now",
+                                                                 f"vm/{n}", tree=t))
+                figures[f"{name} startup"] = timed(lambda t=tree: esb(catalog, "--version",
+                                                                      tree=t))
             for key, seconds in figures.items():
-                best[key] = min(best[key], seconds)
+                best[key] = min(best.get(key, seconds), seconds)
         print(f"{args.size} MiB incremental, best of {args.rounds} rounds")
-        print(f"bare OpenSSH pipe        {best['bare']:6.3f} s")
-        print(f"esbackup backup now      {best['esbackup']:6.3f} s   "
-              f"ratio {best['esbackup'] / best['bare']:.2f}x (target <= 2.0x)")
-        print(f"  of which CLI startup   {best['startup']:6.3f} s   (esbackup --version)")
+        print(f"bare OpenSSH pipe            {best['bare']:6.3f} s")
+        for name, tree in trees.items():
+            print(f"{name:9} backup now       {best[name]:6.3f} s   ratio "
+                  f"{best[name] / best['bare']:.2f}x (target <= 2.0x)   [{tree}]")
+            print(f"  of which CLI startup       {best[f'{name} startup']:6.3f} s   "
+                  f"(esbackup --version)")
 
 
 if __name__ == "__main__":

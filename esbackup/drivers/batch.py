@@ -101,7 +101,7 @@ def parse(steps: list[Step], nonce: str, status: int, stdout: str, stderr: str,
     ran = len(outs)
     if len(errs) < ran and complete or len(errs) > ran or ran > len(steps):
         raise OperationFailed(f"batch output has {ran} stdout and {len(errs)} stderr frames "
-                           f"for {len(steps)} steps")
+                              f"for {len(steps)} steps")
     results = {}
     padded = errs + [None] * (ran - len(errs))
     for i, ((out_i, out, out_status), err) in enumerate(zip(outs, padded, strict=True)):
@@ -120,7 +120,7 @@ def parse(steps: list[Step], nonce: str, status: int, stdout: str, stderr: str,
     if ran != len(steps) and not stopped or out_rest != expected_rest or err_rest != "" \
             or status != expected_status:
         raise OperationFailed(f"batch output cut short or trailing data (exit status {status}, "
-                           f"{ran} of {len(steps)} steps)")
+                              f"{ran} of {len(steps)} steps)")
     return results
 
 
@@ -190,8 +190,13 @@ def run(t, steps: list[Step], *, feed: Callable[[Results], bytes] | None = None)
                 out += chunk
             if mark in out:
                 before = out[:out.index(mark)].decode(errors="replace")
-                so_far = parse(steps[:feeder], nonce, 0, before, stream.stderr, complete=False)
-                stream.feed(feed(Results(node, steps, so_far)))
+                so_far = parse(steps, nonce, 0, before, stream.stderr, complete=False)
+                try:
+                    data = feed(Results(node, steps, so_far))
+                except BaseException:
+                    stream.close_stdin()  # the input step sees an empty input, not a cut one
+                    raise
+                stream.feed(data)
             else:
                 stream.close_stdin()
         while chunk := stream.read():
