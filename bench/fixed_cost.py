@@ -71,19 +71,21 @@ def main() -> None:
 def run(work: Path, args: argparse.Namespace) -> None:
     with Lab(work / "lab") as lab:
         c1, b1 = lab.add_node("c1"), lab.add_node("b1")
-        source, mount = lab.create_dataset(c1, "disk0", {"base.bin": os.urandom(4 * MiB)})
+        trees = {"esbackup": ROOT, **({"compared": args.compare} if args.compare else {})}
+        disks = {name: lab.create_dataset(c1, f"disk-{name}", {"base.bin": os.urandom(4 * MiB)})
+                 for name in trees}  # a disk each: each tree's chain sends the same change
+        source, _ = disks["esbackup"]  # the bare pipe's too (a chain of its own snapshots)
         catalog = work / "catalog.db"
         for n, extra in ((c1, []), (b1, ["--backup", "--no-compute"])):
             esb(catalog, "node", "create", n.name, "--address", f"{n.address}:{n.port}",
                 "--key", n.key_path, "--host-key", n.host_key, *extra)
         esb(catalog, "storage", "create", "b1", "tank", "--zpool", b1.pool)
-        esb(catalog, "vm", "create", "vm", "--node", "c1", "--disk", f"1={source}")
-        trees = {"esbackup": ROOT, **({"compared": args.compare} if args.compare else {})}
         for name, tree in trees.items():
-            esb(catalog, "definition", "create", f"vm/{name}", "--disk-id", "1", "--type",
+            esb(catalog, "vm", "create", name, "--node", "c1", "--disk", f"1={disks[name][0]}")
+            esb(catalog, "definition", "create", f"{name}/inc", "--disk-id", "1", "--type",
                 "dataset", "--node", "b1", "--storage", "tank", "--schedule", "0 1 * * *",
                 "--retention", "1000")
-            esb(catalog, "backup", "now", f"vm/{name}", tree=tree)  # the full one, untimed
+            esb(catalog, "backup", "now", f"{name}/inc", tree=tree)  # the full one, untimed
         bare_target = f"{b1.pool}/bare"
         ssh_c, ssh_b = lab.ssh_argv(c1), lab.ssh_argv(b1)
         subprocess.run(["zfs", "snapshot", f"{source}@bare0"], check=True)
@@ -104,13 +106,14 @@ def run(work: Path, args: argparse.Namespace) -> None:
 
         best: dict[str, float] = {}
         for r in range(1, args.rounds + 1):
-            with open(mount / f"round{r}.bin", "wb") as f:
-                f.write(os.urandom(args.size * MiB))
+            for _, mount in disks.values():
+                with open(mount / f"round{r}.bin", "wb") as f:
+                    f.write(os.urandom(args.size * MiB))
             subprocess.run(["sync"], check=True)
             figures = {"bare": timed(lambda r=r: bare(r))}
             for name, tree in trees.items():
                 figures[name] = timed(lambda n=name, t=tree: esb(catalog, "backup", "now",
-                                                                 f"vm/{n}", tree=t))
+                                                                 f"{n}/inc", tree=t))
                 figures[f"{name} startup"] = timed(lambda t=tree: esb(catalog, "--version",
                                                                       tree=t))
             for key, seconds in figures.items():
