@@ -7,6 +7,7 @@ partial file. Every attempt is recorded in the run history.
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -16,7 +17,18 @@ from esbackup import nodes
 from esbackup.catalog import Catalog, utcnow
 from esbackup.drivers import compress, zfs
 from esbackup.errors import Busy, EsbackupError, InvalidInput
-from esbackup.jobs import freeze, layout, locks, manifest, paths, recover, retention, runlog
+from esbackup.jobs import (
+    bookmarks,
+    freeze,
+    layout,
+    locks,
+    manifest,
+    paths,
+    recover,
+    resume,
+    retention,
+    runlog,
+)
 from esbackup.models import VM, Backup, Definition, Node, Run, Storage
 
 
@@ -55,6 +67,7 @@ def run_definition(cat: Catalog, d: Definition, *, trigger: str, wait: float = 0
     except BaseException as error:
         runlog.finish(cat, run, "failed", error=str(error) or type(error).__name__)
         raise
+    run.sent, run.resumed = job.sent, job.resumed
     runlog.finish(cat, run, "ok", backup=backup)
     for old in removed:
         _say(reporter, "info", f"retention: removed backup {old.ref}")
@@ -85,6 +98,11 @@ class BackupJob:
     # the source's snapshots before this run (the disk is locked: nobody else adds any)
     source_snaps: list[zfs.Snapshot] = field(default_factory=list)
     held_base: str | None = None  # the target snapshot whose hold moves to the new one
+    source_marks: list[zfs.Bookmark] = field(default_factory=list)  # where `bookmarks`
+    resuming: resume.Resumable | None = None  # a dead run's stream this run finishes
+    streamed: bool = False  # the stream reached the target whole
+    sent: int | None = None  # stream bytes that passed through this host
+    resumed: int | None = None  # bytes a resumed stream did not send again
 
     @property
     def name(self) -> str:
@@ -103,6 +121,10 @@ class BackupJob:
     def snapshot(self) -> str:
         return layout.source_snapshot(self.source, self.name)
 
+    @property
+    def target(self) -> str:
+        return layout.dataset_target(self.storage.zpool, self.vm.uuid, self.d.disk_id)
+
     def run(self) -> Backup:
         zfs.validate_dataset_name(self.source)
         why = self.d.type == "dataset" and zfs.stream_refusal(self.compute.capabilities,
@@ -111,6 +133,7 @@ class BackupJob:
             raise InvalidInput(f"{self.d.ref}: node {self.target_node.name} cannot hold this "
                                f"dataset backup: {why} (a file backup can)")
         self.unique_name()
+        self.resuming = self.interrupted_stream()
         row = self.cat.add_backup(Backup(
             name=self.name, vm=self.vm.hostname, vm_uuid=self.vm.uuid, disk_id=self.d.disk_id,
             type=self.d.type, created=self.created.isoformat(), status="pending",
@@ -119,7 +142,7 @@ class BackupJob:
         started = time.monotonic()
         try:
             self.prepare_storage()
-            frozen, note = self.take_snapshot()
+            frozen, note = (False, resume.NOTE) if self.resuming else self.take_snapshot()
             if self.d.type == "dataset":
                 location, size, checksum = self.dataset_backup()
             else:
@@ -146,11 +169,40 @@ class BackupJob:
         t = nodes.session(self.compute)
         self.source_snaps = zfs.parse_snapshots(t.run(zfs.list_snapshots(self.source)).stdout,
                                                 self.source)
+        if self.d.type == "dataset" and self.compute.capabilities.get("bookmarks"):
+            self.source_marks = zfs.parse_bookmarks(
+                t.run(zfs.list_bookmarks(self.source)).stdout, self.source)
         taken = {s.snapname for s in self.source_snaps}
         while layout.snapshot_name(self.name) in taken or self.cat.backups(
                 vm=self.vm.uuid, definition=self.d.name, disk_id=self.d.disk_id, name=self.name):
             time.sleep(max(0.0, 1 - datetime.now(timezone.utc).microsecond / 1e6))
             self.created = datetime.now(timezone.utc).replace(microsecond=0)
+
+    def interrupted_stream(self) -> resume.Resumable | None:
+        """The stream a dead run of this definition left on a target that can
+        resume it (its name and time become this run's); any other partial
+        receive there is discarded (`receive -A`) and the run starts over."""
+        if self.d.type != "dataset" or not self.target_node.capabilities.get("resume"):
+            return None
+        dst_t = nodes.session(self.target_node)
+        token = resume.token_of(dst_t, self.target)
+        if token is None:
+            return None
+        found = resume.judge(nodes.session(self.compute), token, self.source, self.d,
+                             self.source_snaps)
+        if not isinstance(found, str) and self.cat.backups(
+                vm=self.vm.uuid, disk_id=self.d.disk_id,
+                name=layout.backup_name(self.d.name, found.created)):
+            found = f"a backup named after {found.snapshot} exists"
+        if isinstance(found, str):
+            _say(self.reporter, "warn", f"{self.d.ref}: interrupted transfer into {self.target} "
+                 f"discarded: {found}; starting over")
+            resume.abort(dst_t, self.target)
+            return None
+        self.created = found.created
+        _say(self.reporter, "info", f"{self.d.ref}: resuming the interrupted transfer of "
+             f"{found.snapshot} ({found.info.bytes} bytes already on {self.target_node.name})")
+        return found
 
     # --- steps ---------------------------------------------------------
     def prepare_storage(self) -> None:
@@ -177,23 +229,32 @@ class BackupJob:
         return False, ""
 
     def dataset_backup(self) -> tuple[str, int, None]:
-        target = layout.dataset_target(self.storage.zpool, self.vm.uuid, self.d.disk_id)
+        target = self.target
         src_t, dst_t = nodes.session(self.compute), nodes.session(self.target_node)
-        base, existing = self.incremental_base(dst_t, target)
-        used_before = self.used(dst_t, target) if base else 0
         both = zfs.common_features(self.compute.capabilities, self.target_node.capabilities)
-        send = zfs.send(self.snapshot, base=base, compact=True, caps=both)
+        if self.resuming:
+            base, existing = self.resumed_base(dst_t)
+            send, total = zfs.send_resume(self.resuming.token), self.resuming.info.remaining
+            self.resumed = self.resuming.info.bytes
+        else:
+            base, existing = self.incremental_base(dst_t, target)
+            send = zfs.send(self.snapshot, base=base, compact=True, caps=both)
+            total = None
+        used_before = self.used(dst_t, target) if base else 0
         # -F with an incremental only rolls the target back to its newest
         # snapshot, the base: live changes (or a snapshot a failed run removed)
-        # are undone, no backup is touched.
-        receive = zfs.receive(target, force=base is not None, unmounted=True,
+        # are undone, no backup is touched. -s (both ends have `resume`) keeps
+        # what arrived of a stream that dies, for the next run to resume.
+        receive = zfs.receive(target, force=base is not None and not self.resuming,
+                              unmounted=True, resumable=both.get("resume", False),
                               caps=self.target_node.capabilities)
         ours = f"{target}@{layout.snapshot_name(self.name)}"
         if base is not None:
-            self.held_base = f"{target}@{base.split('@', 1)[1]}"
+            self.held_base = f"{target}@{re.split('[@#]', base, maxsplit=1)[1]}"
         if ours not in existing:  # one that was there before is not ours to remove
             self.made_target_snapshot = ours
-        self.move([send], [receive], total=lambda: self.estimate(src_t, base))
+        self.move([send], [receive], total=lambda: total or self.estimate(src_t, base))
+        self.streamed = True
         if base is None:
             dst_t.run(zfs.set_property(target, "readonly", "on"))
         return ours, self.used(dst_t, target) - used_before, None
@@ -210,10 +271,9 @@ class BackupJob:
             return None, set()
         target_snaps = zfs.parse_snapshots(dst_t.run(zfs.list_snapshots(target)).stdout, target)
         if target_snaps:
-            newest = target_snaps[-1]
-            for snap in self.source_snaps:
-                if snap.snapname == newest.snapname and snap.guid == newest.guid:
-                    return snap.name, {s.name for s in target_snaps}
+            base = bookmarks.base(target_snaps[-1], self.source_snaps, self.source_marks)
+            if base is not None:
+                return base, {s.name for s in target_snaps}
         aside = layout.aside_name(target, self.created)
         nodes.rename(dst_t, target, aside)
         self.cat.move_backup_locations(self.target_node.name, self.storage.name, f"{target}@",
@@ -222,6 +282,15 @@ class BackupJob:
         _say(self.reporter, "warn", f"{self.d.ref}: no common snapshot with {target}; full "
              f"backup into a fresh target, old one kept as {aside}")
         return None, set()
+
+    def resumed_base(self, dst_t) -> tuple[str | None, set[str]]:
+        """The base of the stream being resumed (the target's newest snapshot,
+        for an incremental one) and the names of the target's snapshots."""
+        snaps = zfs.parse_snapshots(dst_t.run(zfs.list_snapshots(self.target)).stdout,
+                                    self.target)
+        if self.resuming.info.fromguid is None or not snaps:
+            return None, {s.name for s in snaps}
+        return snaps[-1].name, {s.name for s in snaps}
 
     def rewrite_manifests(self, t, aside: str) -> None:
         """Manifests follow their backups aside, so a rebuilt catalog finds them."""
@@ -268,9 +337,11 @@ class BackupJob:
         return path, nodes.file_size(dst_t, path), checksum
 
     def move(self, source_stages, stages, output=None, total=None):
-        return paths.move(self.compute, self.target_node, source_stages=source_stages,
-                          stages=stages, output=output, rate=self.d.bwlimit,
-                          reporter=self.reporter, total=total)
+        moved = paths.move(self.compute, self.target_node, source_stages=source_stages,
+                           stages=stages, output=output, rate=self.d.bwlimit,
+                           reporter=self.reporter, total=total)
+        self.sent = moved.size if moved is not None else None
+        return moved
 
     def estimate(self, t, base: str | None) -> int | None:
         """Stream size for the progress bar: `send -nvP` where the node has it,
@@ -292,7 +363,8 @@ class BackupJob:
         return path
 
     def trim_source(self) -> None:
-        """Keep on the source only the snapshot the next incremental needs.
+        """Keep on the source only what the next incremental needs: the new
+        snapshot, or (`bookmarks`) its bookmark instead.
 
         Ours are the snapshots named for this definition, and those of its
         backups made under an earlier name. A failure here only warns: the
@@ -303,10 +375,13 @@ class BackupJob:
         done = [] if self.d.type == "dataset" else [self.snapshot]
         try:
             t = nodes.session(self.compute)
-            for name in [s.name for s in self.source_snaps] + done:
+            for name in [s.name for s in self.source_snaps if s.name != self.snapshot] + done:
                 snapname = name.split("@", 1)[1]
                 if snapname in mine or layout.owned_by(snapname, self.d):
                     t.run(zfs.destroy(name), check=False)
+            if self.d.type == "dataset" and self.compute.capabilities.get("bookmarks"):
+                mark = bookmarks.replace_snapshot(t, self.snapshot)
+                bookmarks.trim(t, self.source_marks, self.d, mine, keep=mark)
         except EsbackupError as error:
             _say(self.reporter, "warn", f"{self.d.ref}: old snapshots not trimmed: {error}")
 
@@ -326,9 +401,12 @@ class BackupJob:
             t.run(zfs.release(layout.HOLD_TAG, self.held_base), check=False)
 
     def clean_up(self) -> None:
-        """Remove what this run made; best effort, the original error wins."""
+        """Remove what this run made; best effort, the original error wins.
+
+        A dataset stream that died on its way into a target that kept a resume
+        token keeps its source snapshot: the next run resumes it."""
         steps = []
-        if self.made_snapshot:
+        if self.made_snapshot and not self.resumable_remains():
             steps.append((self.compute, zfs.destroy(self.snapshot)))
         if self.made_target_snapshot:
             steps.append((self.target_node, zfs.destroy(self.made_target_snapshot)))
@@ -336,6 +414,20 @@ class BackupJob:
         if files:
             steps.append((self.target_node, ["rm", "-f", "--", *files]))
         recover.best_effort(steps, self.reporter)
+
+
+    def resumable_remains(self) -> bool:
+        if self.d.type != "dataset" or self.streamed or not self.target_node.capabilities.get(
+                "resume"):
+            return False
+        try:
+            kept = resume.token_of(nodes.session(self.target_node), self.target) is not None
+        except Exception:  # noqa: BLE001 - cleanup must not hide the first error
+            return False
+        if kept:
+            _say(self.reporter, "warn", f"{self.d.ref}: {self.snapshot} kept: the next run "
+                 "resumes its transfer")
+        return kept
 
 
 def _status(result) -> tuple[int, str]:

@@ -20,6 +20,8 @@ from esbackup.errors import OperationFailed
 from esbackup.jobs import layout
 from esbackup.models import Definition
 
+NOTE = "resumed the transfer of a run that died (freeze state unknown)"
+
 
 @dataclass(frozen=True)
 class Resumable:

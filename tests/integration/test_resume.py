@@ -1,0 +1,91 @@
+"""Resumable transfers and bookmarks on OpenZFS guests (issue 9, item 4).
+
+One test, to spend the guests' time once: a full backup of a zvol killed at
+about half resumes from the target's receive_resume_token; the source then
+keeps only a bookmark, and the next incremental is sent from it. (A token
+whose snapshot is gone is discarded: tests/unit/test_resume.py, on recorded
+outputs.)
+"""
+import os
+import re
+import signal
+import time
+
+import pytest
+
+MiB = 1 << 20
+KILL_AT = 12 * MiB  # of a stream of about 24.3 MiB: the fixture's 4 MiB and 20 more
+# The `zfs receive` on the backup node, and how many bytes it has read (/proc/PID/io
+# counts what the kernel reads from the stream's pipe for it).
+RECEIVED = ("for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null "
+            "| grep -q '^zfs receive' && sed -n 's/^rchar: //p' $p/io; done; true")
+
+
+def wait_for(predicate, timeout=120.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def receiving(site) -> list[int]:
+    """Bytes read by each `zfs receive` running on the backup node."""
+    out = site.lab.run(site.nodes.backup, "sh", "-c", RECEIVED).stdout.decode()
+    return [int(n) for n in out.split()]
+
+
+def token(site) -> str:
+    return site.zfs("get", "-H", "-p", "-o", "value", "receive_resume_token", site.target,
+                    check=False).strip()
+
+
+def bookmarks(site) -> list[str]:
+    out = site.zfs("list", "-H", "-p", "-o", "name,guid", "-t", "bookmark", "-r", "-d", "1",
+                   site.source)
+    return out.splitlines()
+
+
+def guid(site, snapshot: str) -> str:
+    return site.zfs("get", "-H", "-p", "-o", "value", "guid", snapshot).strip()
+
+
+@pytest.mark.parametrize("flavour", ["openzfs"], indirect=True)
+def test_killed_backup_resumes_and_incrementals_send_from_bookmarks(site):
+    site.write("bulk.bin", os.urandom(20 * MiB))
+    ref = site.define("daily", "--type", "dataset", "--retention", "3", "--bwlimit", "4M")
+    proc = site.spawn("run", ref)
+    wait_for(lambda: sum(receiving(site)) >= KILL_AT or proc.poll() is not None,
+             what="half of the stream received")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    # the receive ends with its stream, keeping what it got and a token
+    wait_for(lambda: not receiving(site) and token(site) != "-", timeout=30,
+             what="the partial receive saved")
+    (killed,) = site.snapshots(site.source)
+    estimate = site.zfs("send", "-n", "-v", "-P", "-L", "-e", "-c", killed)
+    stream = int(re.search(r"^size\t(\d+)", estimate, re.M).group(1))
+
+    result = site.esb.ok("run", ref)
+    assert f"resuming the interrupted transfer of {killed}" in result.stderr
+    run = site.esb.json("history", ref)[0]
+    assert run["outcome"] == "ok"
+    assert run["resumed"] >= 0.4 * stream, (run, stream)
+    assert run["sent"] < 0.6 * stream, (run, stream)
+    (b,) = site.backups()
+    assert f"{site.source}@esb-{b['name']}" == killed  # the backup of the killed run's snapshot
+    assert site.snapshot_digest(b["location"]) == site.source_digest()
+    # the source holds no snapshot, only the bookmark of the target's newest one
+    assert site.snapshots(site.source) == []
+    assert bookmarks(site) == [f"{site.source}#esb-{b['name']}\t{guid(site, b['location'])}"]
+
+    site.write("more.bin", os.urandom(MiB))
+    site.esb.ok("run", ref)
+    first, second = site.backups()
+    run = site.esb.json("history", ref)[0]
+    assert run["resumed"] is None and run["sent"] < 2 * MiB  # an incremental, from the bookmark
+    assert site.snapshot_digest(second["location"]) == site.source_digest()
+    assert site.snapshots(site.source) == []
+    assert bookmarks(site) == [
+        f"{site.source}#esb-{second['name']}\t{guid(site, second['location'])}"]
