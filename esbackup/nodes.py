@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from esbackup.drivers import zfs
+from esbackup.drivers import files, zfs
 from esbackup.errors import HostKeyMismatch, InvalidInput, RemoteCommandError
 from esbackup.models import Node, Storage
 
@@ -104,13 +104,14 @@ def rename(t, old: str, new: str, attempts: int = 10, pause: float = 0.5) -> Non
         time.sleep(pause)
 
 
-# --- file operations on a node (constant scripts, paths as arguments) -------
-WRITE_SCRIPT = 'cat > "$1" && mv -f "$1" "$2"'
-
-
+# --- file operations on a node (argv from drivers/files.py) -------------------
 def mountpoint(t, dataset: str) -> str:
-    props = zfs.parse_get(t.run(zfs.get(dataset, "mountpoint")).stdout)
-    value = props[dataset]["mountpoint"]
+    return parse_mountpoint(dataset, t.run(zfs.get(dataset, "mountpoint")).stdout)
+
+
+def parse_mountpoint(dataset: str, output: str) -> str:
+    """The mountpoint in `zfs get mountpoint` output; a file backup needs one."""
+    value = zfs.parse_get(output).get(dataset, {}).get("mountpoint")
     if not isinstance(value, str) or not value.startswith("/"):
         raise InvalidInput(f"{dataset} has no mountpoint ({value}); file backups need one")
     return value
@@ -118,9 +119,7 @@ def mountpoint(t, dataset: str) -> str:
 
 def write_file(t, path: str, data: bytes) -> None:
     """Write `data` to `path` whole: under a temporary name first, then renamed."""
-    head, _, tail = path.rpartition("/")
-    t.run(["mkdir", "-p", head])
-    t.run(["sh", "-c", WRITE_SCRIPT, "sh", f"{head}/.{tail}.part", path], input=data)
+    t.run(files.write(path), input=data)
 
 
 def remove_files(t, *paths: str) -> None:
@@ -128,13 +127,11 @@ def remove_files(t, *paths: str) -> None:
 
 
 def file_size(t, path: str) -> int:
-    return int(t.run(["wc", "-c", path]).stdout.split()[0])
+    return files.parse_size(t.run(files.size(path)).stdout)
 
 
 def sha256(t, path: str, tools: dict) -> str:
-    if tools.get("sha256sum", True):
-        return t.run(["sha256sum", path]).stdout.split()[0]
-    return t.run(["digest", "-a", "sha256", path]).stdout.split()[0]  # illumos
+    return files.parse_sha256(t.run(files.sha256(path, tools)).stdout)
 
 
 MAX_READ = 1024 * 1024  # manifests are a few KiB; a node's file is untrusted input

@@ -9,13 +9,13 @@ from __future__ import annotations
 import os
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from functools import cached_property
 
 from esbackup import nodes
 from esbackup.catalog import Catalog, utcnow
-from esbackup.drivers import compress, zfs
+from esbackup.drivers import batch, compress, files, zfs
 from esbackup.errors import Busy, EsbackupError, InvalidInput
 from esbackup.jobs import (
     bookmarks,
@@ -81,6 +81,9 @@ def _say(reporter, level: str, message: str) -> None:
 
 @dataclass
 class BackupJob:
+    """One backup run. Remote calls: before the stream one batch per node (both
+    nodes at once), the stream, then one batch per node (see `prepare`, `finish`)."""
+
     cat: Catalog
     d: Definition
     vm: VM
@@ -90,16 +93,23 @@ class BackupJob:
     reporter: object = None
     created: datetime = field(default_factory=lambda: datetime.now(timezone.utc).replace(
         microsecond=0))
+    row: Backup | None = None  # the pending row, while the run lasts
     # what this run made, for cleanup on failure
     made_snapshot: bool = False
     made_target_snapshot: str | None = None
+    held: str | None = None  # the target snapshot this run put a hold on
     partial: str | None = None
     made_files: list[str] = field(default_factory=list)
-    # the source's snapshots before this run (the disk is locked: nobody else adds any)
-    source_snaps: list[zfs.Snapshot] = field(default_factory=list)
+    # what the nodes said before the stream (the disk is locked: nobody else changes it)
+    source_snaps: list[zfs.Snapshot] = field(default_factory=list)  # the source's, not ours
+    target_snaps: list[zfs.Snapshot] | None = None  # None: no target yet
+    target_used: int = 0
+    mount: str | None = None  # where the storage is mounted on the backup node
     held_base: str | None = None  # the target snapshot whose hold moves to the new one
     source_marks: list[zfs.Bookmark] = field(default_factory=list)  # where `bookmarks`
+    token: str | None = None  # the target's receive_resume_token, before the stream
     resuming: resume.Resumable | None = None  # a dead run's stream this run finishes
+    superseded: str | None = None  # the snapshot this run took before it chose to resume
     streamed: bool = False  # the stream reached the target whole
     sent: int | None = None  # stream bytes that passed through this host
     resumed: int | None = None  # bytes a resumed stream did not send again
@@ -111,11 +121,6 @@ class BackupJob:
     @property
     def source(self) -> str:
         return self.vm.disks[self.d.disk_id]
-
-    @cached_property
-    def mount(self) -> str:
-        """Where the storage is mounted on the backup node (asked once)."""
-        return nodes.mountpoint(nodes.session(self.target_node), self.storage.zpool)
 
     @property
     def snapshot(self) -> str:
@@ -132,63 +137,135 @@ class BackupJob:
         if why:
             raise InvalidInput(f"{self.d.ref}: node {self.target_node.name} cannot hold this "
                                f"dataset backup: {why} (a file backup can)")
-        self.unique_name()
-        self.resuming = self.interrupted_stream()
-        row = self.cat.add_backup(Backup(
+        self.add_row()
+        started = time.monotonic()
+        try:
+            frozen, note = self.prepare()
+            if self.d.type == "dataset":
+                done = self.dataset_backup(started, frozen, note)
+            else:
+                done = self.file_backup(started, frozen, note)
+            row = self.cat.update_backup(
+                self.row, status="ok", duration=done.duration, size=done.size, note=note,
+                fsfreeze=frozen, location=done.location, checksum=done.checksum,
+                manifest=done.manifest)
+        except BaseException:
+            self.clean_up()
+            self.cat.delete_backup(self.row)
+            raise
+        if self.d.type == "dataset" and self.compute.name != self.target_node.name:
+            self.trim_source(ask(self.compute, self.trim_steps())[0])
+        return row
+
+    def add_row(self) -> None:
+        """The pending row, under a name no backup of this definition has yet.
+        Names carry the second they were made in: a second backup of the same
+        definition within one second waits for the next."""
+        while self.cat.backups(vm=self.vm.uuid, definition=self.d.name,
+                               disk_id=self.d.disk_id, name=self.name):
+            self.next_second()
+        self.row = self.cat.add_backup(Backup(
             name=self.name, vm=self.vm.hostname, vm_uuid=self.vm.uuid, disk_id=self.d.disk_id,
             type=self.d.type, created=self.created.isoformat(), status="pending",
             node=self.target_node.name, storage=self.storage.name, definition=self.d.name),
             definition_id=self.d.id)
-        started = time.monotonic()
-        try:
-            self.prepare_storage()
-            frozen, note = (False, resume.NOTE) if self.resuming else self.take_snapshot()
-            if self.d.type == "dataset":
-                location, size, checksum = self.dataset_backup()
-            else:
-                location, size, checksum = self.file_backup()
-            done = replace(row, status="ok", duration=round(time.monotonic() - started, 3),
-                           size=size, note=note, fsfreeze=frozen, location=location,
-                           checksum=checksum)
-            done.manifest = self.write_manifest(done)
-            row = self.cat.update_backup(row, status="ok", duration=done.duration, size=size,
-                                         note=note, fsfreeze=frozen, location=location,
-                                         checksum=checksum, manifest=done.manifest)
-        except BaseException:
-            self.clean_up()
-            self.cat.delete_backup(row)
-            raise
-        self.trim_source()
-        self.move_hold(row)
-        return row
 
-    def unique_name(self) -> None:
-        """Names carry the second they were made in: a second backup of the same
-        definition within one second waits for the next. Also checks that the
-        source dataset exists before anything is recorded."""
-        t = nodes.session(self.compute)
-        self.source_snaps = zfs.parse_snapshots(t.run(zfs.list_snapshots(self.source)).stdout,
-                                                self.source)
-        if self.d.type == "dataset" and self.compute.capabilities.get("bookmarks"):
-            self.source_marks = zfs.parse_bookmarks(
-                t.run(zfs.list_bookmarks(self.source)).stdout, self.source)
-        taken = {s.snapname for s in self.source_snaps}
-        while layout.snapshot_name(self.name) in taken or self.cat.backups(
-                vm=self.vm.uuid, definition=self.d.name, disk_id=self.d.disk_id, name=self.name):
-            time.sleep(max(0.0, 1 - datetime.now(timezone.utc).microsecond / 1e6))
-            self.created = datetime.now(timezone.utc).replace(microsecond=0)
+    def next_second(self) -> None:
+        time.sleep(max(0.0, 1 - datetime.now(timezone.utc).microsecond / 1e6))
+        self.created = datetime.now(timezone.utc).replace(microsecond=0)
+
+    def rename_row(self) -> None:
+        """The snapshot name is taken on the source: the run moves to the next second."""
+        self.cat.delete_backup(self.row)
+        self.next_second()
+        self.add_row()
+
+    # --- before the stream: one call per node, both at once --------------
+    def source_steps(self) -> list[batch.Step]:
+        listing = [batch.Step("source-snapshots", zfs.list_snapshots(self.source))]
+        if self.uses_bookmarks:
+            listing.append(batch.Step("source-bookmarks", zfs.list_bookmarks(self.source)))
+        if self.d.fsfreeze:  # the freeze step takes the snapshot, in a call of its own
+            return listing
+        return [batch.Step("snapshot", zfs.snapshot(self.snapshot), stop=True), *listing]
+
+    @property
+    def uses_bookmarks(self) -> bool:
+        return self.d.type == "dataset" and bool(self.compute.capabilities.get("bookmarks"))
+
+    def target_steps(self) -> list[batch.Step]:
+        """`<pool>/backups` is a dataset of its own (holding `ds/`, files and
+        manifests), made before anything is written under its mountpoint."""
+        pool = self.storage.zpool
+        create = batch.Step("create", zfs.create(layout.dataset_root(pool), parents=True),
+                            stop=True)
+        if self.d.type == "file":
+            folder = layout.file_dir("", self.vm.uuid, self.d.disk_id)
+            return [create, batch.Step("folder", files.prepare_folder(pool, folder))]
+        steps = [create, batch.Step("mountpoint", zfs.get(pool, "mountpoint")),
+                 batch.Step("target-snapshots", zfs.list_snapshots(self.target))]
+        if self.target_node.capabilities.get("resume"):
+            steps.append(batch.Step("resume-token", zfs.resume_token(self.target)))
+        return steps
+
+    def prepare(self) -> tuple[bool, str]:
+        """Snapshot the source (unless frozen) and learn its snapshots; make the
+        storage's datasets and folders and learn the target's snapshots."""
+        self.made_snapshot = not self.d.fsfreeze  # a new name (add_row): removing it is safe
+        src, dst = ask(self.compute, self.source_steps(), self.target_node, self.target_steps())
+        while self.snapshot_taken(settled(src)):
+            self.rename_row()
+            self.made_snapshot = not self.d.fsfreeze
+            src = ask(self.compute, self.source_steps(), self.target_node, [])[0]
+        self.read_target(settled(dst))
+        if self.token is not None:
+            self.resuming = self.interrupted_stream()
+            if self.resuming:
+                return False, resume.NOTE
+        if self.d.fsfreeze:
+            return self.freeze_snapshot()
+        return False, ""
+
+    def snapshot_taken(self, src: batch.Results) -> bool:
+        """Read the source's answer; True if the snapshot name exists already."""
+        taken = src.get("snapshot")
+        if taken is not None and taken.status != 0:
+            self.made_snapshot = False
+            if zfs.classify_error(taken.stderr) == zfs.EXISTS:
+                return True
+            src.ok("snapshot")
+        ours = layout.snapshot_name(self.name)
+        self.source_snaps = [s for s in zfs.parse_snapshots(
+            src.ok("source-snapshots").stdout, self.source) if s.snapname != ours]
+        if self.uses_bookmarks:
+            self.source_marks = zfs.parse_bookmarks(src.ok("source-bookmarks").stdout,
+                                                    self.source)
+        if self.d.fsfreeze:
+            return any(s.snapname == ours for s in zfs.parse_snapshots(
+                src["source-snapshots"].stdout, self.source))
+        return False
+
+    def read_target(self, dst: batch.Results) -> None:
+        dst.ok("create")
+        if self.d.type == "file":
+            self.mount = files.parse_mountpoint(self.storage.zpool, dst.ok("folder").stdout)
+            return
+        self.mount = nodes.parse_mountpoint(self.storage.zpool, dst.ok("mountpoint").stdout)
+        listing = dst["target-snapshots"]
+        if zfs.parse_exists(listing.status, listing.stderr):
+            self.target_snaps = zfs.parse_snapshots(listing.stdout, self.target)
+            used = zfs.parse_get(listing.stdout).get(self.target, {}).get("used")
+            self.target_used = used if isinstance(used, int) else 0
+            if "resume-token" in dst:
+                self.token = zfs.parse_resume_token(dst.ok("resume-token").stdout)
 
     def interrupted_stream(self) -> resume.Resumable | None:
-        """The stream a dead run of this definition left on a target that can
-        resume it (its name and time become this run's); any other partial
-        receive there is discarded (`receive -A`) and the run starts over."""
-        if self.d.type != "dataset" or not self.target_node.capabilities.get("resume"):
-            return None
-        dst_t = nodes.session(self.target_node)
-        token = resume.token_of(dst_t, self.target)
-        if token is None:
-            return None
-        found = resume.judge(nodes.session(self.compute), token, self.source, self.d,
+        """The stream a dead run of this definition left on the target, which
+        this run finishes under that run's name and time (the snapshot this run
+        took is then superseded); any other partial receive there is discarded
+        (`receive -A`) and the run goes on as a new one. One more call per node,
+        only when the target holds a token."""
+        found = resume.judge(nodes.session(self.compute), self.token, self.source, self.d,
                              self.source_snaps)
         if not isinstance(found, str) and self.cat.backups(
                 vm=self.vm.uuid, disk_id=self.d.disk_id,
@@ -197,50 +274,47 @@ class BackupJob:
         if isinstance(found, str):
             _say(self.reporter, "warn", f"{self.d.ref}: interrupted transfer into {self.target} "
                  f"discarded: {found}; starting over")
-            resume.abort(dst_t, self.target)
+            self.target_snaps = resume.abort(nodes.session(self.target_node), self.target,
+                                             self.target_snaps)
             return None
+        if self.made_snapshot:
+            self.superseded, self.made_snapshot = self.snapshot, False
+        self.cat.delete_backup(self.row)
         self.created = found.created
+        self.add_row()
         _say(self.reporter, "info", f"{self.d.ref}: resuming the interrupted transfer of "
              f"{found.snapshot} ({found.info.bytes} bytes already on {self.target_node.name})")
         return found
 
-    # --- steps ---------------------------------------------------------
-    def prepare_storage(self) -> None:
-        """`<pool>/backups` is a dataset of its own (holding `ds/`, files and
-        manifests), made before anything is written under its mountpoint."""
-        t = nodes.session(self.target_node)
-        t.run(zfs.create(layout.dataset_root(self.storage.zpool), parents=True))
-
-    def take_snapshot(self) -> tuple[bool, str]:
+    def freeze_snapshot(self) -> tuple[bool, str]:
         t = nodes.session(self.compute)
-        self.made_snapshot = True  # the name is new (unique_name): removing it is safe
-        if self.d.fsfreeze:
-            result = freeze.snapshot(t, self.compute, self.vm, self.snapshot)
-            if not result.thawed:
-                _say(self.reporter, "warn", f"{self.d.ref}: GUEST MAY STILL BE FROZEN: "
-                     f"{result.note}")
-                return result.frozen, f"thaw failed: {result.note}"
-            if not result.frozen:
-                _say(self.reporter, "warn", f"{self.d.ref}: backup taken without freeze: "
-                     f"{result.note}")
-                return False, f"not frozen: {result.note}"
-            return True, ""
-        t.run(zfs.snapshot(self.snapshot))
-        return False, ""
+        self.made_snapshot = True
+        result = freeze.snapshot(t, self.compute, self.vm, self.snapshot)
+        if not result.thawed:
+            _say(self.reporter, "warn", f"{self.d.ref}: GUEST MAY STILL BE FROZEN: "
+                 f"{result.note}")
+            return result.frozen, f"thaw failed: {result.note}"
+        if not result.frozen:
+            _say(self.reporter, "warn", f"{self.d.ref}: backup taken without freeze: "
+                 f"{result.note}")
+            return False, f"not frozen: {result.note}"
+        return True, ""
 
-    def dataset_backup(self) -> tuple[str, int, None]:
+    # --- the stream ---------------------------------------------------------
+    def dataset_backup(self, started: float, frozen: bool, note: str) -> Backup:
         target = self.target
-        src_t, dst_t = nodes.session(self.compute), nodes.session(self.target_node)
         both = zfs.common_features(self.compute.capabilities, self.target_node.capabilities)
-        if self.resuming:
-            base, existing = self.resumed_base(dst_t)
-            send, total = zfs.send_resume(self.resuming.token), self.resuming.info.remaining
-            self.resumed = self.resuming.info.bytes
+        if self.resuming:  # an incremental's base is the target's newest snapshot
+            info = self.resuming.info
+            base = self.target_snaps[-1].name if info.fromguid and self.target_snaps else None
+            send, total = zfs.send_resume(self.resuming.token), info.remaining
+            self.resumed = info.bytes
         else:
-            base, existing = self.incremental_base(dst_t, target)
+            base = self.incremental_base(target)
             send = zfs.send(self.snapshot, base=base, compact=True, caps=both)
             total = None
-        used_before = self.used(dst_t, target) if base else 0
+        existing = {s.name for s in self.target_snaps or []}
+        used_before = self.target_used if base else 0
         # -F with an incremental only rolls the target back to its newest
         # snapshot, the base: live changes (or a snapshot a failed run removed)
         # are undone, no backup is touched. -s (both ends have `resume`) keeps
@@ -253,44 +327,45 @@ class BackupJob:
             self.held_base = f"{target}@{re.split('[@#]', base, maxsplit=1)[1]}"
         if ours not in existing:  # one that was there before is not ours to remove
             self.made_target_snapshot = ours
-        self.move([send], [receive], total=lambda: total or self.estimate(src_t, base))
+        self.move([send], [receive], total=lambda: total or self.estimate(
+            nodes.session(self.compute), base))
         self.streamed = True
-        if base is None:
-            dst_t.run(zfs.set_property(target, "readonly", "on"))
-        return ours, self.used(dst_t, target) - used_before, None
+        steps = [batch.Step("readonly", zfs.set_property(target, "readonly", "on"), stop=True)
+                 ] if base is None else []
+        steps.append(batch.Step("used", zfs.get(target, "used"), stop=True))
 
-    def incremental_base(self, dst_t, target: str) -> tuple[str | None, set[str]]:
+        def done(results: batch.Results) -> Backup:
+            if base is None:
+                results.ok("readonly")
+            used = zfs.parse_get(results.ok("used").stdout).get(target, {}).get("used")
+            return self.finished(started, frozen, note, ours, int(used or 0) - used_before, None)
+
+        return self.finish(steps, done, self.hold_steps(ours))
+
+    def incremental_base(self, target: str) -> str | None:
         """The newest target snapshot, if the source still has it, else None (a
-        full send); and the names of the target's snapshots.
+        full send).
 
         Anything else would need the target rolled back. With no usable base,
         an existing target is renamed aside, never destroyed; its backups move
         with it and stay restorable.
         """
-        if not zfs.parse_exists(*_status(dst_t.run(zfs.exists(target), check=False))):
-            return None, set()
-        target_snaps = zfs.parse_snapshots(dst_t.run(zfs.list_snapshots(target)).stdout, target)
-        if target_snaps:
-            base = bookmarks.base(target_snaps[-1], self.source_snaps, self.source_marks)
+        if self.target_snaps is None:
+            return None
+        if self.target_snaps:
+            base = bookmarks.base(self.target_snaps[-1], self.source_snaps, self.source_marks)
             if base is not None:
-                return base, {s.name for s in target_snaps}
+                return base
+        dst_t = nodes.session(self.target_node)
         aside = layout.aside_name(target, self.created)
         nodes.rename(dst_t, target, aside)
+        self.target_snaps = None
         self.cat.move_backup_locations(self.target_node.name, self.storage.name, f"{target}@",
                                        f"{aside}@")
         self.rewrite_manifests(dst_t, aside)
         _say(self.reporter, "warn", f"{self.d.ref}: no common snapshot with {target}; full "
              f"backup into a fresh target, old one kept as {aside}")
-        return None, set()
-
-    def resumed_base(self, dst_t) -> tuple[str | None, set[str]]:
-        """The base of the stream being resumed (the target's newest snapshot,
-        for an incremental one) and the names of the target's snapshots."""
-        snaps = zfs.parse_snapshots(dst_t.run(zfs.list_snapshots(self.target)).stdout,
-                                    self.target)
-        if self.resuming.info.fromguid is None or not snaps:
-            return None, {s.name for s in snaps}
-        return snaps[-1].name, {s.name for s in snaps}
+        return None
 
     def rewrite_manifests(self, t, aside: str) -> None:
         """Manifests follow their backups aside, so a rebuilt catalog finds them."""
@@ -308,33 +383,29 @@ class BackupJob:
             except (EsbackupError, ValueError) as error:
                 _say(self.reporter, "warn", f"manifest {b.manifest} not updated: {error}")
 
-    @staticmethod
-    def used(t, dataset: str) -> int:
-        value = zfs.parse_get(t.run(zfs.get(dataset, "used")).stdout)[dataset]["used"]
-        return int(value or 0)
-
-    def file_backup(self) -> tuple[str, int, str]:
-        dst_t = nodes.session(self.target_node)
+    def file_backup(self, started: float, frozen: bool, note: str) -> Backup:
         tools = self.target_node.capabilities.get("tools", {})
         path = layout.file_path(self.mount, self.vm.uuid, self.d.disk_id, self.name,
                                 self.d.compression)
         self.partial = layout.partial_path(path)
-        folder = path.rpartition("/")[0]
-        dst_t.run(["mkdir", "-p", folder])
-        # we hold the disk's lock: any partial file here is a dead run's leftover
-        dst_t.run(["find", folder, "-maxdepth", "1", "-name", ".*.part", "-type", "f",
-                   "-delete"])
         filters = compress.compressor(self.d.compression, tools)
         moved = self.move([zfs.send(self.snapshot)], [filters or ["cat"]], output=self.partial,
                           total=lambda: self.estimate(nodes.session(self.compute), None))
-        if moved is not None and filters is None:
-            checksum = moved.sha256  # the very bytes `cat` stored, hashed on their way
-        else:
-            checksum = nodes.sha256(dst_t, self.partial, tools)
-        dst_t.run(["mv", "-f", self.partial, path])
+        hashed = moved is not None and filters is None  # the very bytes `cat` stored
+        steps = [] if hashed else [batch.Step("sha256", files.sha256(self.partial, tools),
+                                              stop=True)]
+        steps += [batch.Step("place", ["mv", "-f", self.partial, path], stop=True),
+                  batch.Step("size", files.size(path), stop=True)]
         self.made_files.append(path)
-        self.partial = None
-        return path, nodes.file_size(dst_t, path), checksum
+
+        def done(results: batch.Results) -> Backup:
+            checksum = moved.sha256 if hashed else files.parse_sha256(
+                results.ok("sha256").stdout)
+            results.ok("place")
+            size = files.parse_size(results.ok("size").stdout)
+            return self.finished(started, frozen, note, path, size, checksum)
+
+        return self.finish(steps, done, [], trim=self.trim_steps())
 
     def move(self, source_stages, stages, output=None, total=None):
         moved = paths.move(self.compute, self.target_node, source_stages=source_stages,
@@ -354,51 +425,93 @@ class BackupJob:
         props = zfs.parse_get(t.run(zfs.get(self.snapshot, "referenced")).stdout)
         return props[self.snapshot].get("referenced")
 
-    def write_manifest(self, backup: Backup) -> str:
-        dst_t = nodes.session(self.target_node)
+    # --- after the stream: one call per node --------------------------------
+    def finished(self, started: float, frozen: bool, note: str, location: str, size: int,
+                 checksum: str | None) -> Backup:
+        return replace(self.row, status="ok", duration=round(time.monotonic() - started, 3),
+                       size=size, note=note, fsfreeze=frozen, location=location,
+                       checksum=checksum, manifest=layout.manifest_path(
+                           self.mount, self.vm.uuid, self.d.disk_id, self.name))
+
+    def finish(self, steps: list[batch.Step], done, after: list[batch.Step],
+               trim: list[batch.Step] | None = None) -> Backup:
+        """The backup node's last call: `steps`, then the manifest, whose content
+        `done(results of steps)` gives within the same call, then `after` (what
+        may fail with only a warning). `trim`, the source's last call, runs at
+        the same time (on one node: in the same call, after the manifest)."""
         path = layout.manifest_path(self.mount, self.vm.uuid, self.d.disk_id, self.name)
-        backup.manifest = path
-        nodes.write_file(dst_t, path, manifest.build(backup, self.d, self.vm, self.compute))
-        self.made_files.append(path)
-        return path
+        self.made_files += [path, layout.partial_path(path)]
+        steps = [*steps, batch.Step("manifest", files.write(path), stop=True, input=True)]
+        finished: list[Backup] = []
 
-    def trim_source(self) -> None:
-        """Keep on the source only what the next incremental needs: the new
-        snapshot, or (`bookmarks`) its bookmark instead.
+        def feed(results: batch.Results) -> bytes:
+            finished.append(done(results))
+            return manifest.build(finished[0], self.d, self.vm, self.compute)
 
-        Ours are the snapshots named for this definition, and those of its
-        backups made under an earlier name. A failure here only warns: the
-        backup is whole, and the next run trims again.
-        """
-        mine = {layout.snapshot_name(b.name) for b in self.cat.backups(
-            vm=self.vm.uuid, definition=self.d.name, disk_id=self.d.disk_id)}
-        done = [] if self.d.type == "dataset" else [self.snapshot]
-        try:
-            t = nodes.session(self.compute)
-            for name in [s.name for s in self.source_snaps if s.name != self.snapshot] + done:
-                snapname = name.split("@", 1)[1]
-                if snapname in mine or layout.owned_by(snapname, self.d):
-                    t.run(zfs.destroy(name), check=False)
-            if self.d.type == "dataset" and self.compute.capabilities.get("bookmarks"):
-                mark = bookmarks.replace_snapshot(t, self.snapshot)
-                bookmarks.trim(t, self.source_marks, self.d, mine, keep=mark)
-        except EsbackupError as error:
-            _say(self.reporter, "warn", f"{self.d.ref}: old snapshots not trimmed: {error}")
+        if self.compute.name == self.target_node.name and self.d.type == "dataset":
+            trim = self.trim_steps()  # after the manifest, as with two nodes
+        dst, src = ask(self.target_node, [*steps, *after], self.compute, trim or [], feed=feed)
+        dst = settled(dst)
+        for step in steps:
+            dst.ok(step.name)
+        self.partial = None
+        if "hold" in dst:
+            self.held = finished[0].location
+            if dst["hold"].status:
+                self.held = None
+                _say(self.reporter, "warn", f"{self.d.ref}: no hold on {finished[0].location}: "
+                     f"{dst['hold'].stderr.strip()}")
+        if trim and self.compute.name != self.target_node.name:
+            self.trim_source(src)
+        return finished[0]
 
-    def move_hold(self, backup: Backup) -> None:
+    def hold_steps(self, ours: str) -> list[batch.Step]:
         """Hold the new newest target snapshot (tag `esbackup`), the next incremental's
         base, so that a stray `zfs destroy` cannot silently break the chain; then
         release the old base. Only on nodes that list holds (OpenZFS, illumos).
         A failure only warns: the backup is whole."""
-        if self.d.type != "dataset" or not self.target_node.capabilities.get("holds_list"):
-            return
-        t = nodes.session(self.target_node)
-        result = t.run(zfs.hold(layout.HOLD_TAG, backup.location), check=False)
-        if result.status:
-            _say(self.reporter, "warn", f"{self.d.ref}: no hold on {backup.location}: "
-                 f"{result.stderr.strip()}")
-        elif self.held_base:
-            t.run(zfs.release(layout.HOLD_TAG, self.held_base), check=False)
+        if not self.target_node.capabilities.get("holds_list"):
+            return []
+        steps = [batch.Step("hold", zfs.hold(layout.HOLD_TAG, ours), stop=True)]
+        if self.held_base:
+            steps.append(batch.Step("release", zfs.release(layout.HOLD_TAG, self.held_base)))
+        return steps
+
+    def trim_steps(self) -> list[batch.Step]:
+        """Keep on the source only what the next incremental needs: the new
+        snapshot, or (`bookmarks`) its bookmark instead.
+
+        Ours are the snapshots named for this definition, and those of its
+        backups made under an earlier name (a dataset backup keeps its new one,
+        a file backup needs none); and a snapshot this run superseded by
+        resuming. Without a bookmark (the step stops the call) all stays.
+        """
+        mine = {layout.snapshot_name(b.name) for b in self.cat.backups(
+            vm=self.vm.uuid, definition=self.d.name, disk_id=self.d.disk_id)}
+        steps = []
+        if self.uses_bookmarks:
+            mark = zfs.bookmark_of(self.snapshot)
+            steps = [batch.Step("bookmark", zfs.bookmark(self.snapshot, mark), stop=True),
+                     batch.Step("unsnapshot", zfs.destroy(self.snapshot))]
+            steps += [batch.Step(f"unmark-{i}", zfs.destroy(name)) for i, name in
+                      enumerate(bookmarks.stale(self.source_marks, self.d, mine, keep=mark))]
+        done = [] if self.d.type == "dataset" else [self.snapshot]
+        names = [name for name in [s.name for s in self.source_snaps if s.name != self.snapshot]
+                 + done if (snap := name.split("@", 1)[1]) in mine
+                 or layout.owned_by(snap, self.d)]
+        names += [self.superseded] if self.superseded else []
+        return steps + [batch.Step(f"trim-{i}", zfs.destroy(name))
+                        for i, name in enumerate(names)]
+
+    def trim_source(self, outcome) -> None:
+        """A failed trim only warns: the backup is whole, and the next run trims again."""
+        if isinstance(outcome, EsbackupError):
+            _say(self.reporter, "warn", f"{self.d.ref}: old snapshots not trimmed: {outcome}")
+        elif isinstance(outcome, BaseException):
+            raise outcome
+        elif outcome is not None and "bookmark" in outcome and outcome["bookmark"].status:
+            _say(self.reporter, "warn", f"{self.d.ref}: {self.snapshot} kept, no bookmark: "
+                 f"{outcome['bookmark'].stderr.strip()}")
 
     def clean_up(self) -> None:
         """Remove what this run made; best effort, the original error wins.
@@ -408,11 +521,15 @@ class BackupJob:
         steps = []
         if self.made_snapshot and not self.resumable_remains():
             steps.append((self.compute, zfs.destroy(self.snapshot)))
+        if self.superseded:
+            steps.append((self.compute, zfs.destroy(self.superseded)))
         if self.made_target_snapshot:
+            if self.held:
+                steps.append((self.target_node, zfs.release(layout.HOLD_TAG, self.held)))
             steps.append((self.target_node, zfs.destroy(self.made_target_snapshot)))
-        files = [p for p in (self.partial, *self.made_files) if p]
-        if files:
-            steps.append((self.target_node, ["rm", "-f", "--", *files]))
+        files_made = [p for p in (self.partial, *self.made_files) if p]
+        if files_made:
+            steps.append((self.target_node, ["rm", "-f", "--", *files_made]))
         recover.best_effort(steps, self.reporter)
 
 
@@ -430,5 +547,29 @@ class BackupJob:
         return kept
 
 
-def _status(result) -> tuple[int, str]:
-    return result.status, result.stderr
+def ask(first: Node, first_steps: list[batch.Step], second: Node | None = None,
+        second_steps: list[batch.Step] = (), *, feed=None) -> list:
+    """One batch on each node, both at once (on one node: one batch of both,
+    `feed` for the first's input step). Returns each node's Results, or the
+    error its call raised, or None when it had no steps; `settled` raises."""
+    second = second or first
+    if first.name == second.name:
+        if not [*first_steps, *second_steps]:
+            return [None, None]
+        try:
+            merged = batch.run(nodes.session(first), [*first_steps, *second_steps], feed=feed)
+        except Exception as error:  # noqa: BLE001 - handed to the caller
+            merged = error
+        return [merged, merged]
+    jobs = [(first, first_steps, feed), (second, second_steps, None)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = [pool.submit(batch.run, nodes.session(node), steps, feed=f) if steps else None
+                   for node, steps, f in jobs]
+        return [None if f is None else f.exception() or f.result() for f in futures]
+
+
+def settled(outcome):
+    """A node's Results; its call's error raises."""
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome

@@ -9,7 +9,6 @@ incremental. zfs-fuse has no bookmarks and keeps the snapshot.
 from __future__ import annotations
 
 from esbackup.drivers import zfs
-from esbackup.errors import OperationFailed
 from esbackup.jobs import layout
 from esbackup.models import Definition
 
@@ -27,20 +26,8 @@ def base(newest: zfs.Snapshot, snaps: list[zfs.Snapshot],
     return None
 
 
-def replace_snapshot(t, snapshot: str) -> str:
-    """Bookmark `snapshot`, then destroy it; returns the bookmark. Raises
-    OperationFailed when no bookmark could be made: the snapshot then stays."""
-    mark = zfs.bookmark_of(snapshot)
-    result = t.run(zfs.bookmark(snapshot, mark), check=False)
-    if result.status:
-        raise OperationFailed(f"no bookmark {mark}: {result.stderr.strip()}")
-    t.run(zfs.destroy(snapshot), check=False)
-    return mark
-
-
-def trim(t, marks: list[zfs.Bookmark], d: Definition, mine: set[str], keep: str) -> None:
-    """Destroy this definition's bookmarks but `keep` (the next incremental's base).
+def stale(marks: list[zfs.Bookmark], d: Definition, mine: set[str], keep: str) -> list[str]:
+    """This definition's bookmarks but `keep` (the next incremental's base).
     `mine` are the snapshot names of its backups made under an earlier name."""
-    for mark in marks:
-        if mark.name != keep and (mark.mark in mine or layout.owned_by(mark.mark, d)):
-            t.run(zfs.destroy(mark.name), check=False)
+    return [m.name for m in marks
+            if m.name != keep and (m.mark in mine or layout.owned_by(m.mark, d))]

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from esbackup.drivers import zfs
+from esbackup.drivers import batch, zfs
 from esbackup.errors import OperationFailed
 from esbackup.jobs import layout
 from esbackup.models import Definition
@@ -64,6 +64,12 @@ def judge(src_t, token: str, source: str, d: Definition,
     return Resumable(token, info, created)
 
 
-def abort(t, target: str) -> None:
-    """Discard the target's partial receive and its token."""
-    t.run(zfs.receive_abort(target))
+def abort(t, target: str, snaps: list[zfs.Snapshot] | None) -> list[zfs.Snapshot] | None:
+    """Discard the target's partial receive and its token, in one call that also
+    says whether the target is still there (a partial first receive goes with
+    its token); returns the target's snapshots as they now are (None: no target)."""
+    results = batch.run(t, [batch.Step("abort", zfs.receive_abort(target), stop=True),
+                            batch.Step("exists", zfs.exists(target))])
+    results.ok("abort")
+    exists = results["exists"]
+    return snaps if zfs.parse_exists(exists.status, exists.stderr) else None

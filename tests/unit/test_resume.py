@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 
 from esbackup import nodes
-from esbackup.drivers import zfs
+from esbackup.drivers import batch, zfs
 from esbackup.drivers.transport import Result
-from esbackup.errors import OperationFailed
 from esbackup.jobs import bookmarks, layout, resume
 from esbackup.jobs.backup import BackupJob
 from esbackup.models import VM, Definition, Node, Storage
@@ -97,6 +96,17 @@ class Warnings:
     info = warn
 
 
+def scripted_batch(t, steps, *, feed=None):
+    """Double of batch.run for a ScriptedNode: each step answered in turn, and a
+    failed `stop` step ends the batch, as the real script does."""
+    results = {}
+    for step in steps:
+        results[step.name] = t.run(list(step.argv), check=False)
+        if step.stop and results[step.name].status:
+            break
+    return batch.Results("b1", steps, results)
+
+
 def test_a_token_whose_source_is_gone_is_discarded_and_the_run_starts_over(monkeypatch):
     compute = Node("c1", "127.0.0.2", capabilities={"resume": True, "bookmarks": True})
     backup = Node("b1", "127.0.0.3", backup=True, capabilities={"resume": True})
@@ -104,16 +114,21 @@ def test_a_token_whose_source_is_gone_is_discarded_and_the_run_starts_over(monke
     job = BackupJob(None, DAILY, vm, compute, backup, Storage(node="b1", name="tank",
                                                               zpool="tank"), Warnings())
     target = job.target
-    backup_t = ScriptedNode({tuple(zfs.resume_token(target)): ok(TOKEN + "\n"),
-                             tuple(zfs.receive_abort(target)): ok()})
+    job.token, job.target_snaps, job.made_snapshot = TOKEN, [], True
+    # a partial first receive goes with its token: the target is gone afterwards
+    backup_t = ScriptedNode({tuple(zfs.receive_abort(target)): ok(),
+                             tuple(zfs.exists(target)): Result(
+                                 1, "", f"cannot open '{target}': dataset does not exist\n")})
     compute_t = info_node("resume-info-gone.txt", status=255)
     sessions = {"c1": compute_t, "b1": backup_t}
     monkeypatch.setattr(nodes, "session", lambda node: sessions[node.name])
-    created = job.created
+    monkeypatch.setattr(batch, "run", scripted_batch)
+    created, snapshot = job.created, job.snapshot
     assert job.interrupted_stream() is None
-    assert backup_t.calls == [zfs.resume_token(target), zfs.receive_abort(target)]
     assert compute_t.calls == [zfs.send_resume_info(TOKEN)]
-    assert job.created == created  # a new backup, named now
+    assert backup_t.calls == [zfs.receive_abort(target), zfs.exists(target)]
+    assert job.target_snaps is None  # a full backup follows, into a fresh target
+    assert (job.created, job.snapshot, job.made_snapshot) == (created, snapshot, True)
     (line,) = job.reporter.lines
     assert "discarded" in line and "no longer exists" in line and "starting over" in line
 
@@ -126,17 +141,36 @@ def test_bookmark_base_and_trim():
     assert bookmarks.base(newest, [], [zfs.Bookmark(mark.name, 1, 21)]) is None
     old = zfs.Bookmark(f"{SOURCE}#esb-daily-20261129_070000", 7, 20)
     other = zfs.Bookmark(f"{SOURCE}#esb-weekly-20261129_070000", 8, 19)
-    t = ScriptedNode({tuple(zfs.destroy(old.name)): ok()})
-    bookmarks.trim(t, [other, old, mark], DAILY, set(), keep=mark.name)
-    assert t.calls == [zfs.destroy(old.name)]
+    renamed = zfs.Bookmark(f"{SOURCE}#esb-old-20261128_070000", 6, 18)
+    assert bookmarks.stale([renamed, other, old, mark], DAILY, {"esb-old-20261128_070000"},
+                           keep=mark.name) == [renamed.name, old.name]
 
 
-def test_bookmark_replaces_the_snapshot_only_once_made():
-    mark = zfs.bookmark_of(SNAP)
-    t = ScriptedNode({tuple(zfs.bookmark(SNAP, mark)): ok(), tuple(zfs.destroy(SNAP)): ok()})
-    assert bookmarks.replace_snapshot(t, SNAP) == mark
-    assert t.calls == [zfs.bookmark(SNAP, mark), zfs.destroy(SNAP)]
-    failing = ScriptedNode({tuple(zfs.bookmark(SNAP, mark)): Result(1, "", "no space")})
-    with pytest.raises(OperationFailed, match="no bookmark"):
-        bookmarks.replace_snapshot(failing, SNAP)
-    assert failing.calls == [zfs.bookmark(SNAP, mark)]  # the snapshot stays
+class NoBackups:
+    """Catalog double: a definition with no backups under earlier names."""
+
+    def backups(self, **_):
+        return []
+
+
+def test_trim_steps_bookmark_the_new_snapshot_first():
+    compute = Node("c1", "127.0.0.2", capabilities={"bookmarks": True})
+    vm = VM("web01", "3f2a5a4e-0000-4000-8000-0000000000a1", "admin", "c1", disks={1: SOURCE})
+    job = BackupJob(NoBackups(), DAILY, vm, compute, Node("b1", "127.0.0.3"),
+                    Storage(node="b1", name="tank", zpool="tank"),
+                    created=datetime(2026, 11, 30, 7, 0, tzinfo=timezone.utc))
+    old_mark = f"{SOURCE}#esb-daily-20261129_070000"
+    job.source_marks = [zfs.Bookmark(old_mark, 7, 20)]
+    job.source_snaps = [snap(f"{SOURCE}@esb-daily-20261129_060000", 5), snap(SNAP, SNAP_GUID),
+                        snap(f"{SOURCE}@mine", 9)]
+    job.superseded = f"{SOURCE}@esb-daily-20261130_080000"
+    steps = [(s.name, list(s.argv), s.stop) for s in job.trim_steps()]
+    assert steps == [
+        ("bookmark", zfs.bookmark(SNAP, f"{SOURCE}#esb-daily-20261130_070000"), True),
+        ("unsnapshot", zfs.destroy(SNAP), False),
+        ("unmark-0", zfs.destroy(old_mark), False),
+        ("trim-0", zfs.destroy(f"{SOURCE}@esb-daily-20261129_060000"), False),
+        ("trim-1", zfs.destroy(job.superseded), False),
+    ]
+    job.compute = Node("c1", "127.0.0.2", capabilities={"bookmarks": False})  # zfs-fuse
+    assert [s.name for s in job.trim_steps()] == ["trim-0", "trim-1"]

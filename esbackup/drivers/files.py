@@ -1,0 +1,65 @@
+"""Argv of the file operations jobs run on nodes, and parsers of their output.
+
+Constant scripts only: paths and names always arrive as positional
+parameters ("$1"...), never inside the script text.
+"""
+from __future__ import annotations
+
+from esbackup.drivers import zfs
+from esbackup.errors import InvalidInput, OperationFailed
+
+# mkdir the folder, write under a temporary name, rename into place if not empty (an
+# input that never came leaves no file in place)
+WRITE_SCRIPT = 'mkdir -p "$3" && cat > "$1" && [ -s "$1" ] && mv -f "$1" "$2"'
+# print the pool's mountpoint, then make the folder below it and drop dead runs'
+# partial files there (the caller holds the disk's lock)
+FOLDER_SCRIPT = ('m=$(zfs get -H -o value mountpoint "$1") || exit; '
+                 'case $m in /*) ;; *) echo "$1 has no mountpoint ($m)" >&2; exit 3;; esac; '
+                 'printf "%s\\n" "$m"; mkdir -p "$m$2" && '
+                 'find "$m$2" -maxdepth 1 -name ".*.part" -type f -delete')
+
+
+def write(path: str) -> list[str]:
+    """Write stdin to `path` whole: under a temporary name first, then renamed."""
+    head, _, tail = path.rpartition("/")
+    return ["sh", "-c", WRITE_SCRIPT, "sh", f"{head}/.{tail}.part", path, head or "/"]
+
+
+def prepare_folder(dataset: str, below: str) -> list[str]:
+    """Make `<mountpoint of dataset><below>` and empty it of `.*.part` files;
+    prints the mountpoint (parse with `parse_mountpoint`)."""
+    if not below.startswith("/") or "/../" in f"{below}/":
+        raise InvalidInput(f"bad folder {below!r}")
+    return ["sh", "-c", FOLDER_SCRIPT, "sh", zfs.validate_dataset_name(dataset), below]
+
+
+def parse_mountpoint(dataset: str, output: str) -> str:
+    """The one absolute path `prepare_folder` printed."""
+    lines = output.splitlines()
+    if len(lines) != 1 or not lines[0].startswith("/"):
+        raise OperationFailed(f"{dataset}: no usable mountpoint in {output[:200]!r}")
+    return lines[0]
+
+
+def sha256(path: str, tools: dict) -> list[str]:
+    if tools.get("sha256sum", True):
+        return ["sha256sum", path]
+    return ["digest", "-a", "sha256", path]  # illumos
+
+
+def parse_sha256(output: str) -> str:
+    digest = output.split()[0] if output.split() else ""
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise OperationFailed(f"not a SHA-256 digest: {output[:100]!r}")
+    return digest
+
+
+def size(path: str) -> list[str]:
+    return ["wc", "-c", path]
+
+
+def parse_size(output: str) -> int:
+    words = output.split()
+    if not words or not words[0].isdigit():
+        raise OperationFailed(f"not a file size: {output[:100]!r}")
+    return int(words[0])
