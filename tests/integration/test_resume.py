@@ -8,17 +8,20 @@ outputs.)
 """
 import os
 import re
+import shlex
 import signal
+import subprocess
 import time
 
 import pytest
 
 MiB = 1 << 20
-KILL_AT = 12 * MiB  # of a stream of about 24.3 MiB: the fixture's 4 MiB and 20 more
-# The `zfs receive` on the backup node, and how many bytes it has read (/proc/PID/io
-# counts what the kernel reads from the stream's pipe for it).
-RECEIVED = ("for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null "
-            "| grep -q '^zfs receive' && sed -n 's/^rchar: //p' $p/io; done; true")
+KILL_AT = 12 * MiB  # of a stream of 24.9 MiB (26.1 MB): the fixture's 4 MiB and 20 more
+# On the backup node, every 0.1 s: how many bytes `zfs receive` has read of the
+# stream (/proc/PID/io counts what the kernel reads from the pipe for it).
+WATCH = ("while :; do n=0; for p in $(pgrep -f '^zfs receive'); do "
+         "r=$(sed -n 's/^rchar: //p' /proc/$p/io 2>/dev/null); n=$((n + ${r:-0})); done; "
+         "echo $n; sleep 0.1; done")
 
 
 def wait_for(predicate, timeout=120.0, what="condition"):
@@ -30,10 +33,27 @@ def wait_for(predicate, timeout=120.0, what="condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def receiving(site) -> list[int]:
-    """Bytes read by each `zfs receive` running on the backup node."""
-    out = site.lab.run(site.nodes.backup, "sh", "-c", RECEIVED).stdout.decode()
-    return [int(n) for n in out.split()]
+def kill_at_half(site, proc) -> int:
+    """SIGKILL `proc` (esbackup) once the backup node has received KILL_AT bytes;
+    returns how many it had seen then."""
+    watch = subprocess.Popen([*site.lab.ssh_argv(site.nodes.backup),
+                              shlex.join(["sh", "-c", WATCH])], stdout=subprocess.PIPE,
+                             stdin=subprocess.DEVNULL, text=True)
+    try:
+        while (line := watch.stdout.readline()) and proc.poll() is None:
+            if int(line) >= KILL_AT:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+                return int(line)
+        raise AssertionError(f"the run ended before half its stream: {proc.communicate()}")
+    finally:
+        watch.kill()
+        watch.wait()
+
+
+def receiving(site) -> bool:
+    return site.lab.run(site.nodes.backup, "pgrep", "-f", "^zfs receive",
+                        check=False).returncode == 0
 
 
 def token(site) -> str:
@@ -54,12 +74,8 @@ def guid(site, snapshot: str) -> str:
 @pytest.mark.parametrize("flavour", ["openzfs"], indirect=True)
 def test_killed_backup_resumes_and_incrementals_send_from_bookmarks(site):
     site.write("bulk.bin", os.urandom(20 * MiB))
-    ref = site.define("daily", "--type", "dataset", "--retention", "3", "--bwlimit", "4M")
-    proc = site.spawn("run", ref)
-    wait_for(lambda: sum(receiving(site)) >= KILL_AT or proc.poll() is not None,
-             what="half of the stream received")
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    ref = site.define("daily", "--type", "dataset", "--retention", "3", "--bwlimit", "2M")
+    kill_at_half(site, site.spawn("run", ref))
     # the receive ends with its stream, keeping what it got and a token
     wait_for(lambda: not receiving(site) and token(site) != "-", timeout=30,
              what="the partial receive saved")
@@ -67,7 +83,7 @@ def test_killed_backup_resumes_and_incrementals_send_from_bookmarks(site):
     estimate = site.zfs("send", "-n", "-v", "-P", "-L", "-e", "-c", killed)
     stream = int(re.search(r"^size\t(\d+)", estimate, re.M).group(1))
 
-    result = site.esb.ok("run", ref)
+    result = site.esb.ok("-v", "run", ref)
     assert f"resuming the interrupted transfer of {killed}" in result.stderr
     run = site.esb.json("history", ref)[0]
     assert run["outcome"] == "ok"

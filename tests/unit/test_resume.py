@@ -174,3 +174,25 @@ def test_trim_steps_bookmark_the_new_snapshot_first():
     ]
     job.compute = Node("c1", "127.0.0.2", capabilities={"bookmarks": False})  # zfs-fuse
     assert [s.name for s in job.trim_steps()] == ["trim-0", "trim-1"]
+
+
+@pytest.mark.parametrize("token_output, source_snapshot_destroyed", [
+    (TOKEN + "\n", False),  # the target kept what arrived: the next run resumes it
+    ("-\n", True),  # nothing to resume: the run leaves nothing
+])
+def test_a_run_failing_mid_stream_keeps_its_snapshot_while_the_target_can_resume(
+        monkeypatch, token_output, source_snapshot_destroyed):
+    compute = Node("c1", "127.0.0.2", capabilities={"resume": True})
+    backup = Node("b1", "127.0.0.3", backup=True, capabilities={"resume": True})
+    vm = VM("web01", "3f2a5a4e-0000-4000-8000-0000000000a1", "admin", "c1", disks={1: SOURCE})
+    job = BackupJob(None, DAILY, vm, compute, backup, Storage(node="b1", name="tank",
+                                                              zpool="tank"), Warnings())
+    job.made_snapshot = True  # and the stream died: job.streamed stays False
+    compute_t = ScriptedNode({tuple(zfs.destroy(job.snapshot)): ok()})
+    backup_t = ScriptedNode({tuple(zfs.resume_token(job.target)): ok(token_output)})
+    sessions = {"c1": compute_t, "b1": backup_t}
+    monkeypatch.setattr(nodes, "session", lambda node: sessions[node.name])
+    job.clean_up()
+    assert backup_t.calls == [zfs.resume_token(job.target)]
+    assert compute_t.calls == ([zfs.destroy(job.snapshot)] if source_snapshot_destroyed else [])
+    assert bool(job.reporter.lines) is not source_snapshot_destroyed  # "kept: the next run..."
