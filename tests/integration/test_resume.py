@@ -16,7 +16,7 @@ import time
 import pytest
 
 MiB = 1 << 20
-KILL_AT = 12 * MiB  # of a stream of 24.9 MiB (26.1 MB): the fixture's 4 MiB and 20 more
+KILL_AT = 8 * MiB  # of a stream of about 16.6 MiB: the fixture's 4 MiB and 12 more
 # On the backup node, every 0.1 s: how many bytes `zfs receive` has read of the
 # stream (/proc/PID/io counts what the kernel reads from the pipe for it).
 WATCH = ("while :; do n=0; for p in $(pgrep -f '^zfs receive'); do "
@@ -73,7 +73,7 @@ def guid(site, snapshot: str) -> str:
 
 @pytest.mark.parametrize("flavour", ["openzfs"], indirect=True)
 def test_killed_backup_resumes_and_leaves_a_bookmark(site):
-    site.write("bulk.bin", os.urandom(20 * MiB))
+    site.write("bulk.bin", os.urandom(12 * MiB))
     ref = site.define("daily", "--type", "dataset", "--retention", "3", "--bwlimit", "2M")
     kill_at_half(site, site.spawn("run", ref))
     # the receive ends with its stream, keeping what it got and a token
