@@ -438,7 +438,9 @@ class BackupJob:
         """The backup node's last call: `steps`, then the manifest, whose content
         `done(results of steps)` gives within the same call, then `after` (what
         may fail with only a warning). `trim`, the source's last call, runs at
-        the same time (on one node: in the same call, after the manifest)."""
+        the same time; on one node it joins the call after the manifest (as does a
+        dataset backup's trim, which two nodes run after this call: the old base
+        must stay until the new backup is whole)."""
         path = layout.manifest_path(self.mount, self.vm.uuid, self.d.disk_id, self.name)
         self.made_files += [path, layout.partial_path(path)]
         steps = [*steps, batch.Step("manifest", files.write(path), stop=True, input=True)]
@@ -448,9 +450,12 @@ class BackupJob:
             finished.append(done(results))
             return manifest.build(finished[0], self.d, self.vm, self.compute)
 
-        if self.compute.name == self.target_node.name and self.d.type == "dataset":
-            trim = self.trim_steps()  # after the manifest, as with two nodes
-        dst, src = ask(self.target_node, [*steps, *after], self.compute, trim or [], feed=feed)
+        if self.compute.name == self.target_node.name:  # one call: trim after the manifest
+            trim = trim or (self.trim_steps() if self.d.type == "dataset" else [])
+            dst, src = ask(self.target_node, [*steps, *trim, *after], feed=feed)
+        else:
+            dst, src = ask(self.target_node, [*steps, *after], self.compute, trim or [],
+                           feed=feed)
         dst = settled(dst)
         for step in steps:
             dst.ok(step.name)
