@@ -450,13 +450,16 @@ def parse_resume_info(output: str) -> ResumeInfo:
 
 # --- bookmarks (OpenZFS, illumos) -------------------------------------------
 
-def bookmark(snap: str, mark: str) -> list[str]:
-    """`zfs bookmark ds@snap ds#mark`: what an incremental needs of a snapshot
-    (its guid and txg), without holding any space."""
-    validate_snapshot_name(snap)
-    if validate_bookmark_name(mark).split("#")[0] != snap.split("@")[0]:
-        raise InvalidInput(f"bookmark {mark!r} is not of the dataset of {snap!r}")
-    return ["zfs", "bookmark", snap, mark]
+# Constant script: the names arrive as positional parameters.
+_REPLACE_WITH_BOOKMARK = 'zfs bookmark "$1" "$2" && zfs destroy "$1"'
+
+
+def replace_with_bookmark(snap: str) -> list[str]:
+    """Bookmark `ds@x` as `ds#x`, then destroy the snapshot: one step, so that a
+    snapshot without its bookmark is never destroyed (exit status: the first
+    command that failed)."""
+    return ["sh", "-c", _REPLACE_WITH_BOOKMARK, "sh", validate_snapshot_name(snap),
+            bookmark_of(snap)]
 
 
 def list_bookmarks(dataset: str) -> list[str]:

@@ -466,7 +466,7 @@ class BackupJob:
                 self.held = None
                 _say(self.reporter, "warn", f"{self.d.ref}: no hold on {finished[0].location}: "
                      f"{dst['hold'].stderr.strip()}")
-        if trim and self.compute.name != self.target_node.name:
+        if trim:
             self.trim_source(src)
         return finished[0]
 
@@ -489,15 +489,14 @@ class BackupJob:
         Ours are the snapshots named for this definition, and those of its
         backups made under an earlier name (a dataset backup keeps its new one,
         a file backup needs none); and a snapshot this run superseded by
-        resuming. Without a bookmark (the step stops the call) all stays.
+        resuming. The new snapshot goes only once its bookmark is made.
         """
         mine = {layout.snapshot_name(b.name) for b in self.cat.backups(
             vm=self.vm.uuid, definition=self.d.name, disk_id=self.d.disk_id)}
         steps = []
         if self.uses_bookmarks:
             mark = zfs.bookmark_of(self.snapshot)
-            steps = [batch.Step("bookmark", zfs.bookmark(self.snapshot, mark), stop=True),
-                     batch.Step("unsnapshot", zfs.destroy(self.snapshot))]
+            steps = [batch.Step("bookmark", zfs.replace_with_bookmark(self.snapshot))]
             steps += [batch.Step(f"unmark-{i}", zfs.destroy(name)) for i, name in
                       enumerate(bookmarks.stale(self.source_marks, self.d, mine, keep=mark))]
         done = [] if self.d.type == "dataset" else [self.snapshot]
@@ -515,8 +514,8 @@ class BackupJob:
         elif isinstance(outcome, BaseException):
             raise outcome
         elif outcome is not None and "bookmark" in outcome and outcome["bookmark"].status:
-            _say(self.reporter, "warn", f"{self.d.ref}: {self.snapshot} kept, no bookmark: "
-                 f"{outcome['bookmark'].stderr.strip()}")
+            _say(self.reporter, "warn", f"{self.d.ref}: {self.snapshot} not replaced by a "
+                 f"bookmark: {outcome['bookmark'].stderr.strip()}")
 
     def clean_up(self) -> None:
         """Remove what this run made; best effort, the original error wins.

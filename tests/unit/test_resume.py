@@ -166,8 +166,7 @@ def test_trim_steps_bookmark_the_new_snapshot_first():
     job.superseded = f"{SOURCE}@esb-daily-20261130_080000"
     steps = [(s.name, list(s.argv), s.stop) for s in job.trim_steps()]
     assert steps == [
-        ("bookmark", zfs.bookmark(SNAP, f"{SOURCE}#esb-daily-20261130_070000"), True),
-        ("unsnapshot", zfs.destroy(SNAP), False),
+        ("bookmark", zfs.replace_with_bookmark(SNAP), False),
         ("unmark-0", zfs.destroy(old_mark), False),
         ("trim-0", zfs.destroy(f"{SOURCE}@esb-daily-20261129_060000"), False),
         ("trim-1", zfs.destroy(job.superseded), False),

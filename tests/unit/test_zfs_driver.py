@@ -568,25 +568,25 @@ def test_bookmark_builders():
     snap = "zones/vm-disk0@esb-daily-20261126_010000"
     mark = "zones/vm-disk0#esb-daily-20261126_010000"
     assert zfs.bookmark_of(snap) == mark
-    assert zfs.bookmark(snap, mark) == ["zfs", "bookmark", snap, mark]
     assert zfs.destroy(mark) == ["zfs", "destroy", mark]
     assert zfs.send(SNAP.replace("tank/backups/ds/abc-disk1", "zones/vm-disk0"),
                     base=mark) == ["zfs", "send", "-i", mark,
                                    "zones/vm-disk0@esb-daily-20261126_010000"]
     assert zfs.send_estimate("zones/vm-disk0@x", mark) == [
         "zfs", "send", "-n", "-v", "-P", "-i", mark, "zones/vm-disk0@x"]
+    assert zfs.replace_with_bookmark(snap) == [
+        "sh", "-c", 'zfs bookmark "$1" "$2" && zfs destroy "$1"', "sh", snap, mark]
     assert zfs.list_bookmarks("zones/vm-disk0") == [
         "zfs", "list", "-H", "-p", "-o", "name,guid,createtxg", "-t", "bookmark", "-r", "-d",
         "1", "zones/vm-disk0"]
 
 
 @pytest.mark.parametrize("call", [
-    lambda: zfs.bookmark("zones/a@x", "zones/b#x"),  # another dataset
-    lambda: zfs.bookmark("zones/a@x", "zones/a#x;id"),
-    lambda: zfs.bookmark("zones/a@x", "zones/a@y"),
+    lambda: zfs.bookmark_of("zones/a#x"),
     lambda: zfs.send("zones/a@x", base="zones/b#x"),
     lambda: zfs.destroy("zones/a#x#y"),
     lambda: zfs.destroy("zones/a#"),
+    lambda: zfs.replace_with_bookmark("zones/a@x;id"),
 ])
 def test_bookmark_names_are_checked(call):
     with pytest.raises(InvalidInput):
