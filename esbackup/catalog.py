@@ -115,6 +115,10 @@ CREATE INDEX definitions_storage ON definitions (storage_id);
 CREATE INDEX vms_dc ON vms (dc_id);
 CREATE INDEX vms_node ON vms (node_id);
 """),
+    (7, "bytes each run sent, and what a resumed transfer did not send again", """
+ALTER TABLE runs ADD COLUMN sent INTEGER;
+ALTER TABLE runs ADD COLUMN resumed INTEGER;
+"""),
 ]
 # Copied by `catalog copy`, parents before children; locks are not copied.
 TABLES = ("dcs", "nodes", "storages", "vms", "disks", "definitions", "backups", "runs",

@@ -270,6 +270,8 @@ class Run(Record):
     pid: int | None = None
     host: str | None = None  # the admin host that ran it (ESBACKUP_HOST_ID or hostname)
     firing: str | None = None  # the schedule firing a tick run serves: one run per firing
+    sent: int | None = None  # bytes of stream that crossed the wire (relay mode), if known
+    resumed: int | None = None  # a resumed transfer: bytes the target already had (saved)
     id: int | None = None
 
 

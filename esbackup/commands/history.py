@@ -11,9 +11,11 @@ COLUMNS = [
     Column("started", "Started", "time"), Column("definition", "Definition"),
     Column("trigger", "Trigger"), Column("outcome", "Outcome"), Column("backup", "Backup"),
     Column("size", "Size", "size"), Column("duration", "Duration", "duration"),
+    Column("resumed", "Resumed (saved)", "size"),
     Column("error", "Error"), Column("host", "Host"),
     Column("finished", "Finished", "time", full_only=True), Column("pid", "PID", full_only=True),
     Column("firing", "Firing", "time", full_only=True),
+    Column("sent", "Sent", "size", full_only=True),
 ]
 
 

@@ -154,6 +154,22 @@ def validate_snapshot_name(name: str) -> str:
     return name
 
 
+def validate_bookmark_name(name: str) -> str:
+    """Check a full bookmark name (`pool/a#mark`) and return it unchanged."""
+    _check_length("bookmark", name)
+    dataset, sep, mark = name.partition("#")
+    if not sep or "@" in name:
+        raise _bad("bookmark", name, "a bookmark is `dataset#name`")
+    validate_dataset_name(dataset)
+    _check_component("bookmark", name, mark)
+    return name
+
+
+def bookmark_of(snap: str) -> str:
+    """The bookmark that stands for a snapshot once it is gone: `ds@x` -> `ds#x`."""
+    return validate_bookmark_name(validate_snapshot_name(snap).replace("@", "#", 1))
+
+
 def _validate_any(name: str) -> str:
     if isinstance(name, str) and "@" in name:
         return validate_snapshot_name(name)
@@ -202,10 +218,12 @@ def snapshot(name: str, properties: Mapping[str, str] | None = None) -> list[str
 
 
 def destroy(name: str, recursive: bool = False, force: bool = False) -> list[str]:
-    """Destroy ONE dataset or snapshot (zfs-fuse has no comma or % lists).
+    """Destroy ONE dataset, snapshot or bookmark (zfs-fuse has no comma or % lists).
 
     `force` unmounts a busy filesystem first, which zfs-fuse needs.
     """
+    if isinstance(name, str) and "#" in name:
+        return ["zfs", "destroy", validate_bookmark_name(name)]
     _validate_any(name)
     if "/" not in name and "@" not in name:
         raise InvalidInput(f"refusing to destroy the pool root {name!r}")
@@ -278,9 +296,15 @@ def _can(caps: Mapping[str, Any] | None, key: str) -> bool:
 
 
 def _incremental(snap: str, base: str | None) -> list[str]:
+    """`-i base snap`; the base is a snapshot or (OpenZFS, illumos) a bookmark."""
     validate_snapshot_name(snap)
     if base is None:
         return [snap]
+    if isinstance(base, str) and "#" in base:
+        if validate_bookmark_name(base).split("#")[0] != snap.split("@")[0]:
+            raise InvalidInput(f"incremental base {base!r} is not a bookmark of "
+                               f"{snap.split('@')[0]!r}")
+        return ["-i", base, snap]
     validate_snapshot_name(base)
     if base.split("@")[0] != snap.split("@")[0]:
         raise InvalidInput(f"incremental base {base!r} is not a snapshot of {snap.split('@')[0]!r}")
@@ -343,6 +367,136 @@ def receive(target: str, force: bool = False, unmounted: bool = False,
     if resumable and _can(caps, "resume"):
         flags.append("-s")
     return ["zfs", "receive", *flags, _validate_any(target)]
+
+
+_TOKEN = re.compile(r"[0-9a-f]+-[0-9a-f]+-[0-9a-f]+-[0-9a-f]+")
+MAX_TOKEN_LEN = 8192
+
+
+def validate_resume_token(token: str) -> str:
+    """A `receive_resume_token` is `<version>-<checksum>-<length>-<hex of a
+    compressed nvlist>`: nothing else may reach a command line."""
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_LEN or not _TOKEN.fullmatch(token):
+        raise InvalidInput(f"invalid ZFS receive resume token {str(token)[:40]!r}")
+    return token
+
+
+def resume_token(dataset: str) -> list[str]:
+    """The partial receive state of `dataset`, if any; see `parse_resume_token`."""
+    return ["zfs", "get", "-H", "-p", "-o", "value", "receive_resume_token",
+            validate_dataset_name(dataset)]
+
+
+def parse_resume_token(output: str) -> str | None:
+    """The token from `resume_token` output; None for "-" (no partial receive)."""
+    value = output.strip()
+    if value == "-":
+        return None
+    if "\n" in value:
+        raise OperationFailed(f"unexpected receive_resume_token output: {value[:80]!r}")
+    try:
+        return validate_resume_token(value)
+    except InvalidInput as error:
+        raise OperationFailed(str(error)) from None
+
+
+def send_resume(token: str) -> list[str]:
+    """`zfs send -t TOKEN`: the rest of an interrupted stream. No other flags:
+    the token carries the stream's -L -e -c (and -w) choices itself."""
+    return ["zfs", "send", "-t", validate_resume_token(token)]
+
+
+def send_resume_info(token: str) -> list[str]:
+    """What `send -t TOKEN` would send (`-n -v -P`): see `parse_resume_info`.
+    It fails when the token's snapshot is gone from the node."""
+    return ["zfs", "send", "-n", "-v", "-P", "-t", validate_resume_token(token)]
+
+
+def receive_abort(dataset: str) -> list[str]:
+    """`zfs receive -A DATASET`: discard a partial receive and its token."""
+    return ["zfs", "receive", "-A", validate_dataset_name(dataset)]
+
+
+@dataclass(frozen=True)
+class ResumeInfo:
+    """A resume token's contents, as `send -nvP -t` prints them."""
+
+    toname: str  # the snapshot the stream sends
+    toguid: int
+    fromguid: int | None  # the incremental base's guid, None for a full stream
+    bytes: int  # bytes the receiver already has
+    remaining: int | None  # the estimate of what is left to send
+
+
+_TOKEN_FIELD = re.compile(r"^\s+(\w+) = (\S+)\s*$", re.M)
+
+
+def parse_resume_info(output: str) -> ResumeInfo:
+    """Parse `send_resume_info` output (stdout and stderr together); untrusted:
+    numbers must be numbers and the snapshot name valid, else OperationFailed."""
+    if "resume token contents" not in output:
+        raise OperationFailed("no resume token contents in zfs send -nvP -t output")
+    fields = dict(_TOKEN_FIELD.findall(output.split("resume token contents", 1)[1]))
+    try:
+        toname = validate_snapshot_name(fields["toname"])
+        numbers = {k: int(fields[k], 0) for k in ("toguid", "bytes") if k in fields}
+        fromguid = int(fields["fromguid"], 0) if "fromguid" in fields else None
+        return ResumeInfo(toname=toname, toguid=numbers["toguid"], fromguid=fromguid,
+                          bytes=numbers.get("bytes", 0),
+                          remaining=parse_send_estimate(output))
+    except (KeyError, ValueError, InvalidInput) as error:
+        raise OperationFailed(f"unexpected resume token contents: {error}") from None
+
+
+# --- bookmarks (OpenZFS, illumos) -------------------------------------------
+
+# Constant script: the names arrive as positional parameters.
+_REPLACE_WITH_BOOKMARK = 'zfs bookmark "$1" "$2" && zfs destroy "$1"'
+
+
+def replace_with_bookmark(snap: str) -> list[str]:
+    """Bookmark `ds@x` as `ds#x`, then destroy the snapshot: one step, so that a
+    snapshot without its bookmark is never destroyed (exit status: the first
+    command that failed)."""
+    return ["sh", "-c", _REPLACE_WITH_BOOKMARK, "sh", validate_snapshot_name(snap),
+            bookmark_of(snap)]
+
+
+def list_bookmarks(dataset: str) -> list[str]:
+    """Bookmarks of ONE dataset with guid and createtxg; see `parse_bookmarks`."""
+    return ["zfs", "list", "-H", "-p", "-o", "name,guid,createtxg", "-t", "bookmark",
+            "-r", "-d", "1", validate_dataset_name(dataset)]
+
+
+@dataclass(frozen=True)
+class Bookmark:
+    name: str  # dataset#mark
+    guid: int  # the guid of the snapshot it was made from
+    createtxg: int
+
+    @property
+    def mark(self) -> str:
+        return self.name.split("#", 1)[1]
+
+
+def parse_bookmarks(output: str, dataset: str) -> list[Bookmark]:
+    """Bookmarks of `dataset` from `list_bookmarks` output, oldest first; any
+    line that is not `name<TAB>guid<TAB>txg` of that dataset raises."""
+    prefix = validate_dataset_name(dataset) + "#"
+    marks = []
+    for line in output.splitlines():
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) != 3 or not all(f.isdigit() for f in fields[1:]):
+            raise OperationFailed(f"unexpected zfs list output line: {line!r}")
+        try:
+            name = validate_bookmark_name(fields[0])
+        except InvalidInput as error:
+            raise OperationFailed(str(error)) from None
+        if name.startswith(prefix):
+            marks.append(Bookmark(name, int(fields[1]), int(fields[2])))
+    return sorted(marks, key=lambda m: m.createtxg)
 
 
 # --- queries and their parsers ----------------------------------------------
@@ -570,6 +724,7 @@ def capability_probes() -> dict[str, list[str]]:
 
 _OPENZFS_VERSION = re.compile(r"^zfs-(\d\S*)", re.M)
 _POOL_VERSION = re.compile(r"currently running ZFS pool version (\d+)")
+_BOOKMARK_COMMAND = re.compile(r"^\tbookmark <snapshot", re.M)
 _FLAG_CLUSTER = re.compile(r"(?:^|[\s\[|])-([A-Za-z]+)")
 
 
@@ -610,7 +765,9 @@ def parse_capabilities(outputs: Mapping[str, str]) -> dict[str, Any]:
 
     Flags come from the usage text where it is honest; zfs-fuse 0.7 hides
     `receive -u` from its usage yet accepts it (checked on a real pool), and
-    it has no zvols, no `written` and a `zfs holds` that crashes.
+    it has no zvols, no `written` and a `zfs holds` that crashes. `resume`
+    needs `send -t`, `receive -s` and `receive -A`; `bookmarks` the
+    `zfs bookmark` command (zfs-fuse has neither).
     """
     usage = outputs.get("usage", "")
     if "usage: zfs" not in usage:
@@ -630,7 +787,8 @@ def parse_capabilities(outputs: Mapping[str, str]) -> dict[str, Any]:
         "version": version,
         "pool_version": pool_version,
         "send_estimate": {"n", "v", "P"} <= send_flags,
-        "resume": "s" in recv_flags and "t" in send_flags,
+        "resume": "s" in recv_flags and "t" in send_flags and "A" in recv_flags,
+        "bookmarks": modern and _BOOKMARK_COMMAND.search(usage) is not None,
         "raw": "w" in send_flags,
         "compact_send": {"L", "e", "c"} <= send_flags,
         "list_parsable": "p" in usage_flags(usage, "list"),

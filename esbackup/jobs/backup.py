@@ -7,6 +7,7 @@ partial file. Every attempt is recorded in the run history.
 from __future__ import annotations
 
 import os
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -16,7 +17,18 @@ from esbackup import nodes
 from esbackup.catalog import Catalog, utcnow
 from esbackup.drivers import batch, compress, files, zfs
 from esbackup.errors import Busy, EsbackupError, InvalidInput
-from esbackup.jobs import freeze, layout, locks, manifest, paths, recover, retention, runlog
+from esbackup.jobs import (
+    bookmarks,
+    freeze,
+    layout,
+    locks,
+    manifest,
+    paths,
+    recover,
+    resume,
+    retention,
+    runlog,
+)
 from esbackup.models import VM, Backup, Definition, Node, Run, Storage
 
 
@@ -55,6 +67,7 @@ def run_definition(cat: Catalog, d: Definition, *, trigger: str, wait: float = 0
     except BaseException as error:
         runlog.finish(cat, run, "failed", error=str(error) or type(error).__name__)
         raise
+    run.sent, run.resumed = job.sent, job.resumed
     runlog.finish(cat, run, "ok", backup=backup)
     for old in removed:
         _say(reporter, "info", f"retention: removed backup {old.ref}")
@@ -93,6 +106,13 @@ class BackupJob:
     target_used: int = 0
     mount: str | None = None  # where the storage is mounted on the backup node
     held_base: str | None = None  # the target snapshot whose hold moves to the new one
+    source_marks: list[zfs.Bookmark] = field(default_factory=list)  # where `bookmarks`
+    token: str | None = None  # the target's receive_resume_token, before the stream
+    resuming: resume.Resumable | None = None  # a dead run's stream this run finishes
+    superseded: str | None = None  # the snapshot this run took before it chose to resume
+    streamed: bool = False  # the stream reached the target whole
+    sent: int | None = None  # stream bytes that passed through this host
+    resumed: int | None = None  # bytes a resumed stream did not send again
 
     @property
     def name(self) -> str:
@@ -162,10 +182,16 @@ class BackupJob:
 
     # --- before the stream: one call per node, both at once --------------
     def source_steps(self) -> list[batch.Step]:
-        listing = batch.Step("source-snapshots", zfs.list_snapshots(self.source))
+        listing = [batch.Step("source-snapshots", zfs.list_snapshots(self.source))]
+        if self.uses_bookmarks:
+            listing.append(batch.Step("source-bookmarks", zfs.list_bookmarks(self.source)))
         if self.d.fsfreeze:  # the freeze step takes the snapshot, in a call of its own
-            return [listing]
-        return [batch.Step("snapshot", zfs.snapshot(self.snapshot), stop=True), listing]
+            return listing
+        return [batch.Step("snapshot", zfs.snapshot(self.snapshot), stop=True), *listing]
+
+    @property
+    def uses_bookmarks(self) -> bool:
+        return self.d.type == "dataset" and bool(self.compute.capabilities.get("bookmarks"))
 
     def target_steps(self) -> list[batch.Step]:
         """`<pool>/backups` is a dataset of its own (holding `ds/`, files and
@@ -176,8 +202,11 @@ class BackupJob:
         if self.d.type == "file":
             folder = layout.file_dir("", self.vm.uuid, self.d.disk_id)
             return [create, batch.Step("folder", files.prepare_folder(pool, folder))]
-        return [create, batch.Step("mountpoint", zfs.get(pool, "mountpoint")),
-                batch.Step("target-snapshots", zfs.list_snapshots(self.target))]
+        steps = [create, batch.Step("mountpoint", zfs.get(pool, "mountpoint")),
+                 batch.Step("target-snapshots", zfs.list_snapshots(self.target))]
+        if self.target_node.capabilities.get("resume"):
+            steps.append(batch.Step("resume-token", zfs.resume_token(self.target)))
+        return steps
 
     def prepare(self) -> tuple[bool, str]:
         """Snapshot the source (unless frozen) and learn its snapshots; make the
@@ -189,6 +218,10 @@ class BackupJob:
             self.made_snapshot = not self.d.fsfreeze
             src = ask(self.compute, self.source_steps(), self.target_node, [])[0]
         self.read_target(settled(dst))
+        if self.token is not None:
+            self.resuming = self.interrupted_stream()
+            if self.resuming:
+                return False, resume.NOTE
         if self.d.fsfreeze:
             return self.freeze_snapshot()
         return False, ""
@@ -204,6 +237,9 @@ class BackupJob:
         ours = layout.snapshot_name(self.name)
         self.source_snaps = [s for s in zfs.parse_snapshots(
             src.ok("source-snapshots").stdout, self.source) if s.snapname != ours]
+        if self.uses_bookmarks:
+            self.source_marks = zfs.parse_bookmarks(src.ok("source-bookmarks").stdout,
+                                                    self.source)
         if self.d.fsfreeze:
             return any(s.snapname == ours for s in zfs.parse_snapshots(
                 src["source-snapshots"].stdout, self.source))
@@ -220,6 +256,35 @@ class BackupJob:
             self.target_snaps = zfs.parse_snapshots(listing.stdout, self.target)
             used = zfs.parse_get(listing.stdout).get(self.target, {}).get("used")
             self.target_used = used if isinstance(used, int) else 0
+            if "resume-token" in dst:
+                self.token = zfs.parse_resume_token(dst.ok("resume-token").stdout)
+
+    def interrupted_stream(self) -> resume.Resumable | None:
+        """The stream a dead run of this definition left on the target, which
+        this run finishes under that run's name and time (the snapshot this run
+        took is then superseded); any other partial receive there is discarded
+        (`receive -A`) and the run goes on as a new one. One more call per node,
+        only when the target holds a token."""
+        found = resume.judge(nodes.session(self.compute), self.token, self.source, self.d,
+                             self.source_snaps)
+        if not isinstance(found, str) and self.cat.backups(
+                vm=self.vm.uuid, disk_id=self.d.disk_id,
+                name=layout.backup_name(self.d.name, found.created)):
+            found = f"a backup named after {found.snapshot} exists"
+        if isinstance(found, str):
+            _say(self.reporter, "warn", f"{self.d.ref}: interrupted transfer into {self.target} "
+                 f"discarded: {found}; starting over")
+            self.target_snaps = resume.abort(nodes.session(self.target_node), self.target,
+                                             self.target_snaps)
+            return None
+        if self.made_snapshot:
+            self.superseded, self.made_snapshot = self.snapshot, False
+        self.cat.delete_backup(self.row)
+        self.created = found.created
+        self.add_row()
+        _say(self.reporter, "info", f"{self.d.ref}: resuming the interrupted transfer of "
+             f"{found.snapshot} ({found.info.bytes} bytes already on {self.target_node.name})")
+        return found
 
     def freeze_snapshot(self) -> tuple[bool, str]:
         t = nodes.session(self.compute)
@@ -238,23 +303,33 @@ class BackupJob:
     # --- the stream ---------------------------------------------------------
     def dataset_backup(self, started: float, frozen: bool, note: str) -> Backup:
         target = self.target
-        base = self.incremental_base(target)
+        both = zfs.common_features(self.compute.capabilities, self.target_node.capabilities)
+        if self.resuming:  # an incremental's base is the target's newest snapshot
+            info = self.resuming.info
+            base = self.target_snaps[-1].name if info.fromguid and self.target_snaps else None
+            send, total = zfs.send_resume(self.resuming.token), info.remaining
+            self.resumed = info.bytes
+        else:
+            base = self.incremental_base(target)
+            send = zfs.send(self.snapshot, base=base, compact=True, caps=both)
+            total = None
         existing = {s.name for s in self.target_snaps or []}
         used_before = self.target_used if base else 0
-        both = zfs.common_features(self.compute.capabilities, self.target_node.capabilities)
-        send = zfs.send(self.snapshot, base=base, compact=True, caps=both)
         # -F with an incremental only rolls the target back to its newest
         # snapshot, the base: live changes (or a snapshot a failed run removed)
-        # are undone, no backup is touched.
-        receive = zfs.receive(target, force=base is not None, unmounted=True,
+        # are undone, no backup is touched. -s (both ends have `resume`) keeps
+        # what arrived of a stream that dies, for the next run to resume.
+        receive = zfs.receive(target, force=base is not None and not self.resuming,
+                              unmounted=True, resumable=both.get("resume", False),
                               caps=self.target_node.capabilities)
         ours = f"{target}@{layout.snapshot_name(self.name)}"
         if base is not None:
-            self.held_base = f"{target}@{base.split('@', 1)[1]}"
+            self.held_base = f"{target}@{re.split('[@#]', base, maxsplit=1)[1]}"
         if ours not in existing:  # one that was there before is not ours to remove
             self.made_target_snapshot = ours
-        self.move([send], [receive], total=lambda: self.estimate(
+        self.move([send], [receive], total=lambda: total or self.estimate(
             nodes.session(self.compute), base))
+        self.streamed = True
         steps = [batch.Step("readonly", zfs.set_property(target, "readonly", "on"), stop=True)
                  ] if base is None else []
         steps.append(batch.Step("used", zfs.get(target, "used"), stop=True))
@@ -278,10 +353,9 @@ class BackupJob:
         if self.target_snaps is None:
             return None
         if self.target_snaps:
-            newest = self.target_snaps[-1]
-            for snap in self.source_snaps:
-                if snap.snapname == newest.snapname and snap.guid == newest.guid:
-                    return snap.name
+            base = bookmarks.base(self.target_snaps[-1], self.source_snaps, self.source_marks)
+            if base is not None:
+                return base
         dst_t = nodes.session(self.target_node)
         aside = layout.aside_name(target, self.created)
         nodes.rename(dst_t, target, aside)
@@ -334,9 +408,11 @@ class BackupJob:
         return self.finish(steps, done, [], trim=self.trim_steps())
 
     def move(self, source_stages, stages, output=None, total=None):
-        return paths.move(self.compute, self.target_node, source_stages=source_stages,
-                          stages=stages, output=output, rate=self.d.bwlimit,
-                          reporter=self.reporter, total=total)
+        moved = paths.move(self.compute, self.target_node, source_stages=source_stages,
+                           stages=stages, output=output, rate=self.d.bwlimit,
+                           reporter=self.reporter, total=total)
+        self.sent = moved.size if moved is not None else None
+        return moved
 
     def estimate(self, t, base: str | None) -> int | None:
         """Stream size for the progress bar: `send -nvP` where the node has it,
@@ -390,7 +466,7 @@ class BackupJob:
                 self.held = None
                 _say(self.reporter, "warn", f"{self.d.ref}: no hold on {finished[0].location}: "
                      f"{dst['hold'].stderr.strip()}")
-        if trim and self.compute.name != self.target_node.name:
+        if trim:
             self.trim_source(src)
         return finished[0]
 
@@ -407,18 +483,29 @@ class BackupJob:
         return steps
 
     def trim_steps(self) -> list[batch.Step]:
-        """Keep on the source only the snapshot the next incremental needs.
+        """Keep on the source only what the next incremental needs: the new
+        snapshot, or (`bookmarks`) its bookmark instead.
 
         Ours are the snapshots named for this definition, and those of its
         backups made under an earlier name (a dataset backup keeps its new one,
-        a file backup needs none).
+        a file backup needs none); and a snapshot this run superseded by
+        resuming. The new snapshot goes only once its bookmark is made.
         """
         mine = {layout.snapshot_name(b.name) for b in self.cat.backups(
             vm=self.vm.uuid, definition=self.d.name, disk_id=self.d.disk_id)}
+        steps = []
+        if self.uses_bookmarks:
+            mark = zfs.bookmark_of(self.snapshot)
+            steps = [batch.Step("bookmark", zfs.replace_with_bookmark(self.snapshot))]
+            steps += [batch.Step(f"unmark-{i}", zfs.destroy(name)) for i, name in
+                      enumerate(bookmarks.stale(self.source_marks, self.d, mine, keep=mark))]
         done = [] if self.d.type == "dataset" else [self.snapshot]
-        names = [name for name in [s.name for s in self.source_snaps] + done
-                 if (snap := name.split("@", 1)[1]) in mine or layout.owned_by(snap, self.d)]
-        return [batch.Step(f"trim-{i}", zfs.destroy(name)) for i, name in enumerate(names)]
+        names = [name for name in [s.name for s in self.source_snaps if s.name != self.snapshot]
+                 + done if (snap := name.split("@", 1)[1]) in mine
+                 or layout.owned_by(snap, self.d)]
+        names += [self.superseded] if self.superseded else []
+        return steps + [batch.Step(f"trim-{i}", zfs.destroy(name))
+                        for i, name in enumerate(names)]
 
     def trim_source(self, outcome) -> None:
         """A failed trim only warns: the backup is whole, and the next run trims again."""
@@ -426,12 +513,20 @@ class BackupJob:
             _say(self.reporter, "warn", f"{self.d.ref}: old snapshots not trimmed: {outcome}")
         elif isinstance(outcome, BaseException):
             raise outcome
+        elif outcome is not None and "bookmark" in outcome and outcome["bookmark"].status:
+            _say(self.reporter, "warn", f"{self.d.ref}: {self.snapshot} not replaced by a "
+                 f"bookmark: {outcome['bookmark'].stderr.strip()}")
 
     def clean_up(self) -> None:
-        """Remove what this run made; best effort, the original error wins."""
+        """Remove what this run made; best effort, the original error wins.
+
+        A dataset stream that died on its way into a target that kept a resume
+        token keeps its source snapshot: the next run resumes it."""
         steps = []
-        if self.made_snapshot:
+        if self.made_snapshot and not self.resumable_remains():
             steps.append((self.compute, zfs.destroy(self.snapshot)))
+        if self.superseded:
+            steps.append((self.compute, zfs.destroy(self.superseded)))
         if self.made_target_snapshot:
             if self.held:
                 steps.append((self.target_node, zfs.release(layout.HOLD_TAG, self.held)))
@@ -440,6 +535,20 @@ class BackupJob:
         if files_made:
             steps.append((self.target_node, ["rm", "-f", "--", *files_made]))
         recover.best_effort(steps, self.reporter)
+
+
+    def resumable_remains(self) -> bool:
+        if self.d.type != "dataset" or self.streamed or not self.target_node.capabilities.get(
+                "resume"):
+            return False
+        try:
+            kept = resume.token_of(nodes.session(self.target_node), self.target) is not None
+        except Exception:  # noqa: BLE001 - cleanup must not hide the first error
+            return False
+        if kept:
+            _say(self.reporter, "warn", f"{self.d.ref}: {self.snapshot} kept: the next run "
+                 "resumes its transfer")
+        return kept
 
 
 def ask(first: Node, first_steps: list[batch.Step], second: Node | None = None,

@@ -40,6 +40,15 @@ def owned_by(snapname: str, definition: Definition | str) -> bool:
     return re.fullmatch(re.escape(SNAP_PREFIX + name) + r"-\d{8}_\d{6}", snapname) is not None
 
 
+def created_of(snapname: str, definition: Definition | str) -> datetime | None:
+    """When the backup whose snapshot is `snapname` was made, if a backup of
+    `definition` made it (the name carries the second, UTC); else None."""
+    if not owned_by(snapname, definition):
+        return None
+    return datetime.strptime(snapname[-len("YYYYmmdd_HHMMSS"):], STAMP).replace(
+        tzinfo=timezone.utc)
+
+
 def dataset_root(zpool: str) -> str:
     return f"{zpool}/backups/ds"
 

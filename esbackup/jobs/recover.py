@@ -8,7 +8,7 @@ from esbackup import nodes
 from esbackup.catalog import Catalog
 from esbackup.drivers import zfs
 from esbackup.errors import EsbackupError, NotFound
-from esbackup.jobs import layout, locks, presence
+from esbackup.jobs import layout, locks, presence, resume
 from esbackup.models import Backup
 
 
@@ -43,22 +43,26 @@ def after_takeover(cat: Catalog, stale: list[dict], reporter=None) -> None:
 
 
 def discard_pending(cat: Catalog, b: Backup, reporter=None) -> None:
-    """Remove a pending backup's row and whatever part of it reached the nodes."""
+    """Remove a pending backup's row and whatever part of it reached the nodes.
+
+    A dataset stream that the target can resume keeps its source snapshot
+    (and the target its partial receive): the definition's next run resumes
+    it, or discards both (jobs/resume.py)."""
+    target_node = cat.node(b.node)
+    storage = cat.storage(b.node, b.storage)
+    target = layout.dataset_target(storage.zpool, b.vm_uuid, b.disk_id)
     steps = []
     try:
         vm = cat.vm(b.vm_uuid)
         dataset = vm.disks.get(b.disk_id)
-        if dataset:
+        if dataset and not (b.type == "dataset" and _resumable(target_node, target)):
             steps.append((cat.node(vm.node), zfs.destroy(layout.source_snapshot(dataset, b.name))))
     except Exception:  # noqa: BLE001 - the VM may be gone; its backups stay
         pass
-    target_node = cat.node(b.node)
-    storage = cat.storage(b.node, b.storage)
     mount = nodes.mountpoint(nodes.session(target_node), storage.zpool)
     steps.append((target_node, ["rm", "-f", "--", layout.manifest_path(
         mount, b.vm_uuid, b.disk_id, b.name)]))
     if b.type == "dataset":
-        target = layout.dataset_target(storage.zpool, b.vm_uuid, b.disk_id)
         steps.append((target_node, zfs.destroy(f"{target}@{layout.snapshot_name(b.name)}")))
     else:
         for compression in layout.EXTENSIONS:
@@ -68,6 +72,13 @@ def discard_pending(cat: Catalog, b: Backup, reporter=None) -> None:
     cat.delete_backup(b)
     if reporter is not None:
         reporter.warn(f"cleaned up backup {b.ref} left pending by a run that died")
+
+
+def _resumable(node, target: str) -> bool:
+    """Does the target hold a partial receive that a next run may resume?"""
+    if not node.capabilities.get("resume"):
+        return False
+    return resume.token_of(nodes.session(node), target) is not None
 
 
 def recover_disk(cat: Catalog, vm_uuid: str, disk_id: int, reporter=None) -> None:
