@@ -193,7 +193,8 @@ class BackupJob:
             self.held_base = f"{target}@{base.split('@', 1)[1]}"
         if ours not in existing:  # one that was there before is not ours to remove
             self.made_target_snapshot = ours
-        self.move([send], [receive], total=lambda: self.estimate(src_t, base))
+        self.move([send], [receive], total=lambda: self.estimate(src_t, base),
+                  bulk=base is None)
         if base is None:
             dst_t.run(zfs.set_property(target, "readonly", "on"))
         return ours, self.used(dst_t, target) - used_before, None
@@ -257,7 +258,8 @@ class BackupJob:
                    "-delete"])
         filters = compress.compressor(self.d.compression, tools)
         moved = self.move([zfs.send(self.snapshot)], [filters or ["cat"]], output=self.partial,
-                          total=lambda: self.estimate(nodes.session(self.compute), None))
+                          total=lambda: self.estimate(nodes.session(self.compute), None),
+                          checksum=filters is None)
         if moved is not None and filters is None:
             checksum = moved.sha256  # the very bytes `cat` stored, hashed on their way
         else:
@@ -267,10 +269,10 @@ class BackupJob:
         self.partial = None
         return path, nodes.file_size(dst_t, path), checksum
 
-    def move(self, source_stages, stages, output=None, total=None):
+    def move(self, source_stages, stages, output=None, total=None, **options):
         return paths.move(self.compute, self.target_node, source_stages=source_stages,
                           stages=stages, output=output, rate=self.d.bwlimit,
-                          reporter=self.reporter, total=total)
+                          reporter=self.reporter, total=total, **options)
 
     def estimate(self, t, base: str | None) -> int | None:
         """Stream size for the progress bar: `send -nvP` where the node has it,
