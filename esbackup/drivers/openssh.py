@@ -36,6 +36,7 @@ CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com",
            "chacha20-poly1305@openssh.com", "aes128-ctr", "aes192-ctr", "aes256-ctr")
 HOST_ALIAS = "esbackup-node"  # the one name in the temporary known_hosts file
 SSH_FAILED = 255  # ssh's status for its own failures: refused, lost, host key, login
+EXIT_WAIT = 5.0  # ssh exits as soon as its output ended: how long to wait for its status
 PIPE_SIZE = 1 << 20  # our ends of the pipes: fewer, larger reads and writes
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
@@ -93,6 +94,15 @@ class OpenSSHStream(transport.LocalStream):
                 fcntl.fcntl(pipe.fileno(), F_SETPIPE_SZ, PIPE_SIZE)
             except OSError:  # above the system's pipe-max-size: the default pipe will do
                 pass
+
+    def _recv(self, n: int) -> bytes:
+        data = super()._recv(n)
+        if not data:  # an end of output: know whether ssh failed before calling it the end
+            try:
+                self._proc.wait(EXIT_WAIT)
+            except subprocess.TimeoutExpired:
+                pass
+        return data
 
     def _lost(self) -> bool:
         return self._proc.poll() == SSH_FAILED
