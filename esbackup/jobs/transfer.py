@@ -67,7 +67,7 @@ def relay(source, target, *, bwlimit: int = 0,
     try:
         while chunk := source.read(throttle.chunk):
             target.write(chunk)
-            if digest:
+            if digest is not None:
                 digest.update(chunk)
             size += len(chunk)
             throttle(len(chunk))
@@ -81,4 +81,4 @@ def relay(source, target, *, bwlimit: int = 0,
         source.abort("stopped: the transfer failed")
         target.abort("stopped: the transfer failed")
         raise
-    return Moved(size, digest.hexdigest() if digest else None)
+    return Moved(size, digest.hexdigest() if digest is not None else None)
