@@ -406,6 +406,14 @@ class SSHTransport(Transport):
             raise NodeUnreachable(f"node {self.node.name}: cannot start {argv[0]}: {exc}") from exc
         return SSHStream(self.node.name, argv, check, channel)
 
+    def login(self) -> tuple[_Target, paramiko.PKey]:
+        """Where and how this transport logs in, and the host key it checked against
+        the node's pin (logging in first if needed): what an OpenSSH data leg needs."""
+        key = self._connection().get_remote_server_key()
+        if fingerprint(key) != self.node.host_key:  # _PinnedHostKey saw to it; say it here too
+            raise HostKeyMismatch(f"host key mismatch for node {self.node.name}")
+        return _Target.of(self.node), key
+
     def close(self) -> None:
         super().close()
         with self._lock:

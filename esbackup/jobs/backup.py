@@ -328,7 +328,7 @@ class BackupJob:
         if ours not in existing:  # one that was there before is not ours to remove
             self.made_target_snapshot = ours
         self.move([send], [receive], total=lambda: total or self.estimate(
-            nodes.session(self.compute), base))
+            nodes.session(self.compute), base), bulk=base is None)
         self.streamed = True
         steps = [batch.Step("readonly", zfs.set_property(target, "readonly", "on"), stop=True)
                  ] if base is None else []
@@ -390,7 +390,8 @@ class BackupJob:
         self.partial = layout.partial_path(path)
         filters = compress.compressor(self.d.compression, tools)
         moved = self.move([zfs.send(self.snapshot)], [filters or ["cat"]], output=self.partial,
-                          total=lambda: self.estimate(nodes.session(self.compute), None))
+                          total=lambda: self.estimate(nodes.session(self.compute), None),
+                          checksum=filters is None)
         hashed = moved is not None and filters is None  # the very bytes `cat` stored
         steps = [] if hashed else [batch.Step("sha256", files.sha256(self.partial, tools),
                                               stop=True)]
@@ -407,10 +408,10 @@ class BackupJob:
 
         return self.finish(steps, done, [], trim=self.trim_steps())
 
-    def move(self, source_stages, stages, output=None, total=None):
+    def move(self, source_stages, stages, output=None, total=None, **options):
         moved = paths.move(self.compute, self.target_node, source_stages=source_stages,
                            stages=stages, output=output, rate=self.d.bwlimit,
-                           reporter=self.reporter, total=total)
+                           reporter=self.reporter, total=total, **options)
         self.sent = moved.size if moved is not None else None
         return moved
 

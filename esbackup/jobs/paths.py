@@ -1,8 +1,11 @@
 """The three data paths of a transfer (DESIGN.md "Data path").
 
 - same node: the compute node is the backup node; the pipe stays there.
-- relay (default): two SSH channels through this host; limit, progress and
-  checksum here.
+- relay (default): two SSH legs through this host; limit, progress and
+  checksum here. A bulk stream (a full send; any restore) goes through two
+  `ssh` processes (drivers/openssh.py: about twice paramiko's throughput), a
+  small one (an incremental) through paramiko channels of the connections the
+  run already holds (no logins to pay).
 - direct: the backup node pulls from the compute node with its own ssh
   (node-to-node keys); the limit is `mbuffer -r` or `pv -L` on the backup node.
 """
@@ -11,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from esbackup import nodes
-from esbackup.drivers import transport
+from esbackup.drivers import openssh, transport
 from esbackup.errors import OperationFailed
 from esbackup.jobs import transfer
 from esbackup.models import Node
@@ -39,19 +42,22 @@ def mode(source: Node, target: Node) -> str:
 def move(source: Node, target: Node, *, source_stages: list[list[str]],
          stages: list[list[str]], input_path: str | None = None, output: str | None = None,
          rate: int = 0, reporter=None, direct_ok: bool = True,
-         total: Callable[[], int | None] | None = None) -> transfer.Moved | None:
+         total: Callable[[], int | None] | None = None,
+         bulk: bool = True, checksum: bool = False) -> transfer.Moved | None:
     """Stream what `source_stages` print on `source` into `stages` on `target`.
 
     `total` estimates the stream's size, asked only when a progress bar shows.
+    `bulk`: the stream may be large (False for an incremental send).
 
-    Returns the stream's size and SHA-256 when it passed through this host.
+    Returns the stream's size, and with `checksum` its SHA-256, when it passed
+    through this host.
     """
     how = mode(source, target)
     if how == "direct" and not direct_ok:
         how = "relay"
     if how == "relay":
         return relay(source, target, source_stages, stages, input_path, output, rate, reporter,
-                     total)
+                     total, bulk, checksum)
     if how == "direct":
         if len(source_stages) != 1 or input_path is not None:
             raise ValueError("direct mode pulls one command's output")
@@ -64,15 +70,15 @@ def move(source: Node, target: Node, *, source_stages: list[list[str]],
 
 
 def relay(source: Node, target: Node, source_stages, stages, input_path, output, rate,
-          reporter, total: Callable[[], int | None] | None) -> transfer.Moved:
+          reporter, total: Callable[[], int | None] | None, bulk: bool,
+          checksum: bool) -> transfer.Moved:
     send_argv = transport.pipeline_argv(source_stages, input_path=input_path)
     receive_argv = transport.pipeline_argv(stages, output=output)
     progress = reporter.progress(f"{source.name} → {target.name}", total) if reporter else None
-    with nodes.session(source).open_stream(send_argv, check=False) as src, \
-            nodes.session(target).open_stream(receive_argv, check=False) as dst:
+    with leg(source, send_argv, bulk) as src, leg(target, receive_argv, bulk) as dst:
         try:
             moved = transfer.relay(
-                src, dst, bwlimit=rate, progress=progress,
+                src, dst, bwlimit=rate, progress=progress, checksum=checksum,
                 check_source=lambda: transport.check_pipeline(
                     source.name, source_stages, transport.Result(src.status, "", src.stderr)))
         except OperationFailed as error:
@@ -86,6 +92,15 @@ def relay(source: Node, target: Node, source_stages, stages, input_path, output,
         transport.check_pipeline(target.name, stages,
                                  transport.Result(dst.status, "", dst.stderr))
     return moved
+
+
+def leg(node: Node, argv: list[str], bulk: bool) -> transport.Stream:
+    """One side of a relay: an `ssh` process for a bulk stream when this host has
+    `ssh`, else a channel of the node's transport."""
+    session = nodes.session(node)
+    if bulk and isinstance(session, transport.SSHTransport) and openssh.available():
+        return openssh.open_stream(session, argv)
+    return session.open_stream(argv, check=False)
 
 
 def stage_error(*sides) -> OperationFailed | None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from esbackup.drivers import transport
+from esbackup.drivers import openssh, transport
 from esbackup.drivers.transport import Result, connect, fetch_host_key
 from esbackup.errors import (
     HostKeyMismatch,
@@ -247,3 +247,43 @@ def test_importing_the_module_does_not_load_paramiko() -> None:
     code = "import sys, esbackup.drivers.transport; sys.exit('paramiko' in sys.modules)"
     root = Path(__file__).parents[2]
     assert subprocess.run([sys.executable, "-c", code], cwd=root).returncode == 0
+
+
+# --- OpenSSH data legs (drivers/openssh.py) ------------------------------------
+def test_openssh_leg_moves_bytes_intact_and_gives_status_and_stderr(ssh_node: LabNode) -> None:
+    session = connect(ssh_node.node())
+    data = os.urandom(2 * MiB)
+    with openssh.open_stream(session, ["sha256sum"]) as stream:
+        stream.write(data)
+        stream.close_stdin()
+        out = b"".join(iter(stream.read, b""))
+        assert stream.wait() == 0
+    assert out.split()[0].decode() == hashlib.sha256(data).hexdigest()
+    with openssh.open_stream(session, ["sh", "-c", "echo oops >&2; exit 3"]) as stream:
+        assert stream.wait() == 3
+        assert stream.error(3).status == 3 and "oops" in stream.stderr
+
+
+def test_openssh_leg_trusts_only_the_key_the_login_verified(ssh_node: LabNode,
+                                                           tmp_path: Path) -> None:
+    import paramiko
+
+    session = connect(ssh_node.node())
+    target, _ = session.login()
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "k")],
+                   check=True)
+    other = paramiko.Ed25519Key.from_private_key_file(str(tmp_path / "k"))
+    session.login = lambda: (target, other)  # double: a login that had verified another key
+    with openssh.open_stream(session, ["echo", "never"]) as stream, \
+            pytest.raises(NodeUnreachable, match="Host key verification failed"):
+        stream.wait()
+
+
+def test_openssh_leg_lost_when_sshd_dies(lab: Lab, ssh_node: LabNode) -> None:
+    session = connect(ssh_node.node())
+    with openssh.open_stream(session, ["head", "-c", "1000000000", "/dev/zero"]) as reading:
+        assert reading.read()
+        lab.stop_sshd(ssh_node)
+        with pytest.raises(NodeUnreachable, match="connection lost"):
+            while reading.read():
+                pass

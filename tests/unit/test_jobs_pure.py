@@ -184,6 +184,13 @@ def test_relay_of_an_empty_stream():
     assert (moved.size, moved.sha256) == (0, hashlib.sha256(b"").hexdigest())
 
 
+def test_relay_without_checksum_copies_and_counts_only():
+    events: list = []
+    dst = FakeTargetStream(events)
+    moved = relay(FakeSourceStream(b"abc", events), dst, checksum=False)
+    assert (moved.size, moved.sha256, bytes(dst.received)) == (3, None, b"abc")
+
+
 def test_relay_reads_small_chunks_under_a_limit():
     events: list = []
     src = FakeSourceStream(b"x" * 10, events)
