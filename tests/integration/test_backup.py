@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import both_flavours
-from tests.integration.site import snapshots
 
 
 @both_flavours
@@ -39,6 +38,7 @@ def test_full_then_incremental_and_data_equal(site):
         "on", "local"]
 
 
+@both_flavours
 def test_backup_json_fields_and_manifest(site):
     ref = site.define("daily", "--type", "dataset", "--retention", "2")
     site.esb.ok("run", ref)
@@ -78,6 +78,7 @@ def test_file_backup_checksum_and_stream(site, compression, decompress):
     assert site.snapshots(site.source) == []  # file backups leave no snapshot behind
 
 
+@both_flavours
 def test_retention_on_node_and_catalog(site):
     ref = site.define("daily", "--type", "dataset", "--retention", "2")
     for i in range(3):
@@ -93,6 +94,7 @@ def test_retention_on_node_and_catalog(site):
     assert [r["outcome"] for r in history] == ["ok", "ok", "ok"]
 
 
+@both_flavours
 def test_retention_zero_keeps_all(site):
     ref = site.define("daily", "--type", "dataset", "--retention", "0")
     for _ in range(3):
@@ -100,6 +102,7 @@ def test_retention_zero_keeps_all(site):
     assert len(site.backups()) == 3
 
 
+@both_flavours
 def test_inactive_definition_refused_unless_forced(site):
     ref = site.define("daily", "--type", "dataset", "--retention", "1", "--inactive")
     assert "inactive" in site.esb.fails(2, "run", ref)
@@ -107,6 +110,7 @@ def test_inactive_definition_refused_unless_forced(site):
     assert [r["outcome"] for r in site.esb.json("history", ref)] == ["ok", "skipped"]
 
 
+@both_flavours
 def test_same_node_pipe_stays_on_node(site):
     c1 = site.nodes.compute
     site.esb.ok("node", "update", "c1", "--backup")
@@ -120,14 +124,16 @@ def test_same_node_pipe_stays_on_node(site):
     assert site.snapshot_digest(b["location"]) == site.source_digest()
 
 
+@both_flavours
 def test_bandwidth_limited_relay_still_whole(site):
     ref = site.define("slow", "--type", "file", "--bwlimit", "4M", "--retention", "1")
     site.esb.ok("run", ref)
     (b,) = site.backups()
-    assert hashlib.sha256(Path(b["location"]).read_bytes()).hexdigest() == b["checksum"]
+    assert hashlib.sha256(site.read(b["location"])).hexdigest() == b["checksum"]
     assert b["duration"] >= 0.8  # over 4 MiB at 4 MiB/s: the limit held
 
 
+@both_flavours
 def test_freeze_flag_shown_in_table(site):
     site.esb.ok("vm", "update", "web01", "--qga-socket", "/nonexistent/qga.sock")
     ref = site.define("frozen", "--type", "dataset", "--retention", "1", "--freeze")
@@ -137,31 +143,39 @@ def test_freeze_flag_shown_in_table(site):
     assert b["fsfreeze"] is False and b["note"].startswith("not frozen")
 
 
+@both_flavours
 def test_direct_mode_backup_node_pulls(site, tmp_path):
-    lab = site.lab
-    config = tmp_path / "ssh_config"  # on the backup node (the lab's nodes share this host)
-    config.write_text(f"IdentityFile {lab.key_path}\nIdentitiesOnly yes\n"
-                      f"UserKnownHostsFile {lab.known_hosts}\n")
+    lab, b1 = site.lab, site.nodes.backup
+    if site.zvol:  # guest to guest through b1's guestfwd (lab/guest_link.py)
+        config = lab.link_guests(b1, site.nodes.compute)
+    else:  # on the backup node (the lab's zfs-fuse nodes share this host)
+        config = tmp_path / "ssh_config"
+        config.write_text(f"IdentityFile {lab.key_path}\nIdentitiesOnly yes\n"
+                          f"UserKnownHostsFile {lab.known_hosts}\n")
     site.esb.ok("node", "update", "b1", "--transfer", "direct", "--ssh-config", str(config))
     for kind in ("dataset", "file"):
         ref = site.define(f"pull-{kind}", "--type", kind, "--retention", "1", "--bwlimit", "32M")
         site.esb.ok("run", ref)
     dataset, file = site.backups()
     assert site.snapshot_digest(dataset["location"]) == site.source_digest()
-    assert hashlib.sha256(Path(file["location"]).read_bytes()).hexdigest() == file["checksum"]
+    assert hashlib.sha256(site.read(file["location"])).hexdigest() == file["checksum"]
+    if site.zvol:  # both pulls went guest to guest, not through this host
+        assert lab.peer_dials(b1) == 2
 
 
+@both_flavours
 def test_direct_mode_without_trust_fails_cleanly(site, tmp_path):
-    config = tmp_path / "ssh_config"
-    config.write_text("IdentityFile /nonexistent\nIdentitiesOnly yes\n"
-                      "UserKnownHostsFile /dev/null\n")
-    site.esb.ok("node", "update", "b1", "--transfer", "direct", "--ssh-config", str(config))
+    config = "/tmp/esbtest-untrusted.conf" if site.zvol else str(tmp_path / "ssh_config")
+    site.put(site.nodes.backup, config, b"IdentityFile /nonexistent\nIdentitiesOnly yes\n"
+             b"UserKnownHostsFile /dev/null\n")
+    site.esb.ok("node", "update", "b1", "--transfer", "direct", "--ssh-config", config)
     ref = site.define("pull", "--type", "dataset", "--retention", "1")
     err = site.esb.fails(1, "run", ref)
     assert "ssh" in err
-    assert site.backups() == [] and snapshots(site.source) == []
+    assert site.backups() == [] and site.snapshots(site.source) == []
 
 
+@both_flavours
 def test_tick_runs_what_is_due_once(site):
     every = site.define("minutely", "--type", "dataset", "--retention", "2")
     site.esb.ok("definition", "update", every, "--schedule", "* * * * *")
@@ -174,6 +188,7 @@ def test_tick_runs_what_is_due_once(site):
     assert len(minutes) == len(set(minutes))  # never twice for one firing
 
 
+@both_flavours
 def test_backup_now_runs_inactive_definitions(site):
     ref = site.define("manual", "--type", "dataset", "--retention", "1", "--inactive")
     site.esb.ok("backup", "now", ref)
