@@ -264,6 +264,13 @@ def candidate_addresses() -> Iterator[tuple[str, int]]:
         yield host, 22 if port_free(host, 22) else free_port(host)
 
 
+def control_path(guest_dir: str | Path) -> str:
+    """The socket of a guest's shared ssh connection. Not in the guest's dir: under
+    pytest's deep temporary paths ssh's socket name passed the 108 bytes a Unix
+    socket may have, and ssh then silently connected afresh for every command."""
+    return f"/tmp/esblab-{hashlib.sha256(str(guest_dir).encode()).hexdigest()[:16]}.ssh"
+
+
 def sshd_answers(address: str, port: int) -> bool:
     try:
         with socket.create_connection((address, port), timeout=1) as sock:
@@ -476,7 +483,7 @@ class Lab:
         """OpenSSH client argv for the node (strict host key checking, the lab's key only)."""
         # a guest's TCG CPU makes each ssh handshake slow: share the connection that
         # _lease_guest opens (without it, ssh simply connects on its own)
-        shared = ["-o", "ControlMaster=no", "-o", f"ControlPath={node.guest['dir']}/ssh-%C"
+        shared = ["-o", "ControlMaster=no", "-o", f"ControlPath={control_path(node.guest['dir'])}"
                   ] if node.guest else []
         return ["ssh", "-F", "/dev/null", "-i", node.key_path, "-p", str(node.port),
                 "-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "StrictHostKeyChecking=yes",
@@ -599,7 +606,7 @@ class Lab:
                     continue  # the address was taken: try another
                 raise LabError(f"OpenZFS guest did not boot: {exc}") from exc
             # one shared connection for every later command (each handshake is slow in TCG)
-            control = ["-o", "ControlMaster=yes", "-o", f"ControlPath={guest_dir}/ssh-%C",
+            control = ["-o", "ControlMaster=yes", "-o", f"ControlPath={control_path(guest_dir)}",
                        "-o", "ControlPersist=yes", "-f", "-N"]
             subprocess.run([*argv[:-1], *control, argv[-1]], stdin=subprocess.DEVNULL,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
@@ -631,7 +638,8 @@ class Lab:
         self._save()
 
     def _stop_guest(self, guest: dict[str, Any]) -> None:
-        for control in Path(guest["dir"]).glob("ssh-*"):  # the shared connection's master
+        control = control_path(guest["dir"])  # the shared connection's master
+        if os.path.exists(control):
             subprocess.run(["ssh", "-o", f"ControlPath={control}", "-O", "exit", "x"],
                            capture_output=True, stdin=subprocess.DEVNULL, check=False)
         if openzfs_guest.owns(guest["pid"], guest["dir"]):
