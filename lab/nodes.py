@@ -11,9 +11,11 @@ uses the CLI, which keeps the lab's state in a JSON file:
 
 With `openzfs=True` a node is a QEMU TCG guest running Debian's OpenZFS 2.x
 instead (lab/openzfs_guest.py): its pool lives inside the guest on the guest's
-own disk, and `run` reaches it over ssh. A lab made with `reuse_guests` keeps
-a removed node's guest running (pool destroyed) for the next node, since a
-guest takes half a minute or more to boot.
+own disk, and `run` reaches it over ssh. A guest keeps its pool while it runs;
+a lab made with `reuse_guests` keeps a removed node's guest running (its pool
+emptied) for the next node, since a guest takes a minute or more to boot.
+`link_guests` lets one guest's ssh reach another's (direct mode) through QEMU's
+`guestfwd` (lab/guest_link.py); nothing else leaves a guest.
 
 Other labs (other test runs, other engineers) share zfs-fuse at the same
 time: pool names are unique, and teardown touches only this lab's own pools,
@@ -710,6 +712,8 @@ def main(argv: list[str] | None = None) -> int:
         if (args.dir / STATE_FILE).exists():
             raise LabError(f"a lab already lives in {args.dir}: take it down first")
         lab = Lab(args.dir, zfs=not args.openzfs)
+        if args.openzfs:
+            lab.boot_guests(len(args.names))
         for name in args.names:
             lab.add_node(name, pool_size=None if args.pool_size == "0" else args.pool_size,
                          openzfs=args.openzfs)
