@@ -83,7 +83,8 @@ done
 """
 # Empties a guest's pool between tests, in one ssh call: holds released, every
 # dataset below the pool destroyed (a zvol udev still holds may be busy for a
-# moment), the files in the pool's own file system removed.
+# moment), the files in the pool's own file system removed, sshd running (a
+# test that stopped it may have failed before it started it again).
 GUEST_POOL_RESET = """set -u
 pool=$1
 zfs list -H -o name -t snapshot -r "$pool" | xargs -r zfs holds -H |
@@ -96,6 +97,7 @@ for attempt in 1 2 3 4 5; do
 done
 [ -z "$(zfs list -H -o name -d 1 "$pool" | tail -n +2)" ] || exit 1
 find "/$pool" -mindepth 1 -delete
+systemctl is-active -q ssh.service || systemctl start ssh.service
 """
 
 
