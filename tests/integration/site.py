@@ -79,7 +79,8 @@ class Site:
             for node in (self.nodes.compute, self.nodes.backup):
                 pool = node.pool or ""
                 if name == pool or name.startswith((f"{pool}/", f"{pool}@")) or (
-                        node.mountpoint and name.startswith(f"{node.mountpoint}/")):
+                        node.mountpoint and (name == node.mountpoint
+                                             or name.startswith(f"{node.mountpoint}/"))):
                     return node
         raise AssertionError(f"none of {names} is on a node of the site")
 

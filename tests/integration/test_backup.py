@@ -38,7 +38,6 @@ def test_full_then_incremental_and_data_equal(site):
         "on", "local"]
 
 
-@both_flavours
 def test_backup_json_fields_and_manifest(site):
     ref = site.define("daily", "--type", "dataset", "--retention", "2")
     site.esb.ok("run", ref)
@@ -78,7 +77,6 @@ def test_file_backup_checksum_and_stream(site, compression, decompress):
     assert site.snapshots(site.source) == []  # file backups leave no snapshot behind
 
 
-@both_flavours
 def test_retention_on_node_and_catalog(site):
     ref = site.define("daily", "--type", "dataset", "--retention", "2")
     for i in range(3):
@@ -94,7 +92,6 @@ def test_retention_on_node_and_catalog(site):
     assert [r["outcome"] for r in history] == ["ok", "ok", "ok"]
 
 
-@both_flavours
 def test_retention_zero_keeps_all(site):
     ref = site.define("daily", "--type", "dataset", "--retention", "0")
     for _ in range(3):
@@ -102,7 +99,6 @@ def test_retention_zero_keeps_all(site):
     assert len(site.backups()) == 3
 
 
-@both_flavours
 def test_inactive_definition_refused_unless_forced(site):
     ref = site.define("daily", "--type", "dataset", "--retention", "1", "--inactive")
     assert "inactive" in site.esb.fails(2, "run", ref)
@@ -110,7 +106,6 @@ def test_inactive_definition_refused_unless_forced(site):
     assert [r["outcome"] for r in site.esb.json("history", ref)] == ["ok", "skipped"]
 
 
-@both_flavours
 def test_same_node_pipe_stays_on_node(site):
     c1 = site.nodes.compute
     site.esb.ok("node", "update", "c1", "--backup")
@@ -124,7 +119,6 @@ def test_same_node_pipe_stays_on_node(site):
     assert site.snapshot_digest(b["location"]) == site.source_digest()
 
 
-@both_flavours
 def test_bandwidth_limited_relay_still_whole(site):
     ref = site.define("slow", "--type", "file", "--bwlimit", "4M", "--retention", "1")
     site.esb.ok("run", ref)
@@ -133,7 +127,6 @@ def test_bandwidth_limited_relay_still_whole(site):
     assert b["duration"] >= 0.8  # over 4 MiB at 4 MiB/s: the limit held
 
 
-@both_flavours
 def test_freeze_flag_shown_in_table(site):
     site.esb.ok("vm", "update", "web01", "--qga-socket", "/nonexistent/qga.sock")
     ref = site.define("frozen", "--type", "dataset", "--retention", "1", "--freeze")
@@ -163,7 +156,6 @@ def test_direct_mode_backup_node_pulls(site, tmp_path):
         assert lab.peer_dials(b1) == 2
 
 
-@both_flavours
 def test_direct_mode_without_trust_fails_cleanly(site, tmp_path):
     config = "/tmp/esbtest-untrusted.conf" if site.zvol else str(tmp_path / "ssh_config")
     site.put(site.nodes.backup, config, b"IdentityFile /nonexistent\nIdentitiesOnly yes\n"
@@ -175,7 +167,6 @@ def test_direct_mode_without_trust_fails_cleanly(site, tmp_path):
     assert site.backups() == [] and site.snapshots(site.source) == []
 
 
-@both_flavours
 def test_tick_runs_what_is_due_once(site):
     every = site.define("minutely", "--type", "dataset", "--retention", "2")
     site.esb.ok("definition", "update", every, "--schedule", "* * * * *")
@@ -188,7 +179,6 @@ def test_tick_runs_what_is_due_once(site):
     assert len(minutes) == len(set(minutes))  # never twice for one firing
 
 
-@both_flavours
 def test_backup_now_runs_inactive_definitions(site):
     ref = site.define("manual", "--type", "dataset", "--retention", "1", "--inactive")
     site.esb.ok("backup", "now", ref)

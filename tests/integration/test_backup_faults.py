@@ -29,7 +29,6 @@ def slow_definition(site, name="slow", kind="file"):
     return site.define(name, "--type", kind, "--bwlimit", "1M", "--retention", "3")
 
 
-@both_flavours
 def test_backup_node_unreachable_at_start(site):
     ref = site.define("daily", "--type", "dataset", "--retention", "2")
     site.lab.stop_sshd(site.nodes.backup)
@@ -44,7 +43,6 @@ def test_backup_node_unreachable_at_start(site):
     assert len(site.backups()) == 1
 
 
-@both_flavours
 def test_sshd_killed_mid_transfer(site):
     ref = slow_definition(site)
     proc = site.spawn("run", ref)
@@ -60,7 +58,6 @@ def test_sshd_killed_mid_transfer(site):
     nothing_left(site, ref)
 
 
-@both_flavours
 def test_backup_pool_full(site):
     small = f"{site.nodes.backup.pool}/small"
     site.zfs("create", "-o", "quota=1M", small)
@@ -75,7 +72,6 @@ def test_backup_pool_full(site):
     assert site.backups() == []
 
 
-@both_flavours
 def test_source_dataset_missing(site):
     site.esb.ok("vm", "update", "web01", "--disk", f"1={site.source}-gone")
     ref = site.define("daily", "--type", "dataset", "--retention", "1")
@@ -84,7 +80,6 @@ def test_source_dataset_missing(site):
     assert site.backups() == []
 
 
-@both_flavours
 def test_second_run_of_same_disk_is_busy(site):
     ref = slow_definition(site)
     other = site.define("other", "--type", "dataset", "--retention", "1")
@@ -100,7 +95,6 @@ def test_second_run_of_same_disk_is_busy(site):
     site.esb.ok("run", other, "--wait", "5")
 
 
-@both_flavours
 def test_killed_run_leaves_nothing_and_next_run_succeeds(site):
     ref = slow_definition(site, kind="dataset")
     site.esb.ok("definition", "update", ref, "--bwlimit", "1M")
@@ -121,7 +115,6 @@ def test_killed_run_leaves_nothing_and_next_run_succeeds(site):
     assert outcomes[0] == "ok"
 
 
-@both_flavours
 def test_node_slots_limit_backups_across_processes(site):
     dataset = site.add_disk("vm2-disk1", os.urandom(1000))
     site.esb.ok("vm", "create", "web02", "--node", "c1", "--disk", f"1={dataset}")

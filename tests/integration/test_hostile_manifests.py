@@ -100,6 +100,8 @@ def test_hostile_manifests_skipped_good_ones_imported(site):
     names = [b["name"] for b in site.backups()]
     top = str(Path(site.backups()[0]["manifest"]).parents[2])
     good = json.loads(site.read(f"{top}/{VM_UUID}/disk1/{names[0]}.json"))
+    if site.zvol:  # OpenZFS: the newest backup holds its snapshot
+        site.zfs("release", "esbackup", f"{site.target}@esb-{names[1]}")
     site.zfs("destroy", f"{site.target}@esb-{names[1]}")  # its data is gone
 
     fresh = fresh_catalog(site)

@@ -57,7 +57,6 @@ def test_restore_brings_back_exactly_that_backup(site):
     assert props == before and props.split()[-1] == "ops"
 
 
-@both_flavours
 def test_restore_file_backup(site):
     # gzip runs at 6.5 MB/s in a TCG guest: on OpenZFS uncompressed (gzip onto a zvol:
     # test_mixed_flavours.py)
@@ -68,7 +67,6 @@ def test_restore_file_backup(site):
     assert site.snapshots(site.source) == []
 
 
-@both_flavours
 def test_restore_to_another_vm(site):
     _, names, digests = three_backups(site)
     dataset = site.add_disk("vm2-disk1", b"old data", size=ZVOL_SIZE)
@@ -78,7 +76,6 @@ def test_restore_to_another_vm(site):
     assert site.source_digest() == digests[2]  # the source VM is untouched
 
 
-@both_flavours
 def test_backups_before_restore_stay_restorable(site):
     ref, names, digests = three_backups(site)
     restore(site, names[0])
@@ -94,7 +91,6 @@ def test_backups_before_restore_stay_restorable(site):
     assert site.source_digest() == digests[1]
 
 
-@both_flavours
 def test_restore_needs_confirmation_and_force(site):
     site.esb.ok("run", site.define("daily", "--type", "dataset", "--retention", "0"))
     names = [b["name"] for b in site.backups()]
@@ -104,7 +100,6 @@ def test_restore_needs_confirmation_and_force(site):
     assert "--force" in err
 
 
-@both_flavours
 def test_corrupted_file_backup_refused_target_untouched(site):
     _, names, digests = three_backups(site, "file")
     path = site.backups()[0]["location"]
@@ -139,7 +134,6 @@ def test_zvol_target_smaller_than_backup_refused(site, lab):
     assert not [n for n in names_left if "esbrestore" in n]
 
 
-@both_flavours
 def test_backup_node_unreachable_during_restore(site):
     _, names, digests = three_backups(site)
     site.lab.stop_sshd(site.nodes.backup)
@@ -170,7 +164,6 @@ def test_killed_restore_leaves_target_as_it_was(site):
     assert "esbrestore" not in leftovers and "esbold" not in leftovers
 
 
-@both_flavours
 def test_restore_while_disk_busy(site):
     _, names, _ = three_backups(site)
     slow = site.define("slow", "--type", "file", "--bwlimit", "1M", "--retention", "1")
@@ -181,7 +174,6 @@ def test_restore_while_disk_busy(site):
     proc.communicate(timeout=60)
 
 
-@both_flavours
 def test_delete_removes_data_and_base_delete_makes_next_full(site):
     ref, names, _ = three_backups(site)
     first = site.backups()[0]
@@ -201,7 +193,6 @@ def test_delete_removes_data_and_base_delete_makes_next_full(site):
     restore(site, names[1])  # kept aside, still restorable
 
 
-@both_flavours
 def test_sync_marks_lost_and_found(site):
     _, names, _ = three_backups(site)
     snap = f"{site.target}@esb-{names[1]}"
@@ -222,7 +213,6 @@ def test_sync_marks_lost_and_found(site):
     assert len(site.backups()) == 2
 
 
-@both_flavours
 def test_deleted_catalog_rebuilt_from_backup_node(site, tmp_path):
     from tests.conftest import Esbackup
 

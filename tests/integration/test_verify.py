@@ -117,7 +117,6 @@ def test_sync_settles_a_dead_restore_over_missing_data_as_lost(site):
     assert [b["status"] for b in site.backups()] == ["lost", "ok"]
 
 
-@both_flavours
 def test_a_run_taking_over_a_dead_restore_judges_its_rows_by_their_data(site):
     ref = site.define("daily", "--type", "dataset", "--retention", "0")
     rows = backups_of(site, ref, 2)
