@@ -11,9 +11,11 @@ uses the CLI, which keeps the lab's state in a JSON file:
 
 With `openzfs=True` a node is a QEMU TCG guest running Debian's OpenZFS 2.x
 instead (lab/openzfs_guest.py): its pool lives inside the guest on the guest's
-own disk, and `run` reaches it over ssh. A lab made with `reuse_guests` keeps
-a removed node's guest running (pool destroyed) for the next node, since a
-guest takes half a minute or more to boot.
+own disk, and `run` reaches it over ssh. A guest keeps its pool while it runs;
+a lab made with `reuse_guests` keeps a removed node's guest running (its pool
+emptied) for the next node, since a guest takes a minute or more to boot.
+`link_guests` lets one guest's ssh reach another's (direct mode) through QEMU's
+`guestfwd` (lab/guest_link.py); nothing else leaves a guest.
 
 Other labs (other test runs, other engineers) share zfs-fuse at the same
 time: pool names are unique, and teardown touches only this lab's own pools,
@@ -37,8 +39,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,6 +58,47 @@ PACKAGES = ("zfs-fuse", "openssh-server")
 SBIN_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
 NAME_RE = re.compile(r"[a-z][a-z0-9_-]{0,30}")
 START_TIMEOUT = 10.0
+PEER_FILE = "peer"  # in a guest's dir: "address port" its guestfwd dials (link_guests)
+# Writes a guest's ssh client side of direct mode: the key (stdin), known_hosts
+# and the config that `link_guests` returns. Args: source address, peer address,
+# host key line.
+GUEST_LINK_SETUP = """set -eu
+umask 077
+cat > /root/.ssh/esblab_peer
+echo "esblab-peer $3" > /root/.ssh/esblab_known_hosts
+printf '%s\\n' "Host $1" "  HostName $2" "  HostKeyAlias esblab-peer" \\
+  "  IdentityFile /root/.ssh/esblab_peer" "  IdentitiesOnly yes" \\
+  "  UserKnownHostsFile /root/.ssh/esblab_known_hosts" > /root/.ssh/esblab_direct.conf
+"""
+# Stops a guest's sshd and kills every sshd process but this script's own
+# ancestors (the lab's shared connection): esbackup's sessions die as in a crash.
+GUEST_SSHD_STOP = """systemctl stop ssh.service
+mine=" $$ " pid=$$
+while [ "$pid" -gt 1 ]; do read -r _ _ _ pid _ < "/proc/$pid/stat"; mine="$mine$pid "; done
+for dir in /proc/[0-9]*; do
+  read -r comm < "$dir/comm" 2>/dev/null && [ "$comm" = sshd ] || continue
+  pid=${dir#/proc/}
+  case "$mine" in *" $pid "*) ;; *) kill -9 "$pid" ;; esac
+done
+"""
+# Empties a guest's pool between tests, in one ssh call: holds released, every
+# dataset below the pool destroyed (a zvol udev still holds may be busy for a
+# moment), the files in the pool's own file system removed, sshd running (a
+# test that stopped it may have failed before it started it again).
+GUEST_POOL_RESET = """set -u
+pool=$1
+zfs list -H -o name -t snapshot -r "$pool" | xargs -r zfs holds -H |
+  while IFS='	' read -r snap tag _; do zfs release "$tag" "$snap"; done
+for attempt in 1 2 3 4 5; do
+  children=$(zfs list -H -o name -d 1 "$pool" | tail -n +2)
+  [ -z "$children" ] && break
+  [ "$attempt" = 1 ] || { udevadm settle; sleep "$attempt"; }
+  for child in $children; do zfs destroy -R -f "$child" 2>/dev/null; done
+done
+[ -z "$(zfs list -H -o name -d 1 "$pool" | tail -n +2)" ] || exit 1
+find "/$pool" -mindepth 1 -delete
+systemctl is-active -q ssh.service || systemctl start ssh.service
+"""
 
 
 class LabError(RuntimeError):
@@ -223,6 +268,13 @@ def candidate_addresses() -> Iterator[tuple[str, int]]:
         yield host, 22 if port_free(host, 22) else free_port(host)
 
 
+def control_path(guest_dir: str | Path) -> str:
+    """The socket of a guest's shared ssh connection. Not in the guest's dir: under
+    pytest's deep temporary paths ssh's socket name passed the 108 bytes a Unix
+    socket may have, and ssh then silently connected afresh for every command."""
+    return f"/tmp/esblab-{hashlib.sha256(str(guest_dir).encode()).hexdigest()[:16]}.ssh"
+
+
 def sshd_answers(address: str, port: int) -> bool:
     try:
         with socket.create_connection((address, port), timeout=1) as sock:
@@ -244,6 +296,8 @@ class Lab:
         self.authorized_keys = self.workdir / "authorized_keys"
         self.known_hosts = self.workdir / "known_hosts"
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._booting: list[dict[str, Any]] = []  # guests not yet answering ssh
+        self._lock = threading.RLock()  # guests boot in threads
         if _load:
             return
         ensure_packages()
@@ -310,8 +364,9 @@ class Lab:
         self.reuse_guests = False
         for node in list(self.nodes.values()):
             self.remove_node(node)
-        while self.idle_guests:
-            self._stop_guest(self.idle_guests.pop())
+        for guests in (self.idle_guests, self._booting):
+            while guests:
+                self._stop_guest(guests.pop())
         for path in (self.key_path, self.key_path.with_suffix(".pub"), self.authorized_keys,
                      self.known_hosts, self.workdir / STATE_FILE):
             path.unlink(missing_ok=True)
@@ -322,6 +377,9 @@ class Lab:
 
     def start_sshd(self, node: LabNode) -> None:
         """Start the node's sshd; a new node gets a free 127.0.0.x address, a restart keeps it."""
+        if node.guest:
+            self.run(node, "systemctl", "start", "ssh.service")
+            return
         if node.sshd_pid and alive(node.sshd_pid):
             return
         places = [(node.address, node.port)] if node.address else candidate_addresses()
@@ -338,6 +396,9 @@ class Lab:
 
     def stop_sshd(self, node: LabNode) -> None:
         """Kill the node's sshd and all its sessions (a node crash, as far as SSH sees it)."""
+        if node.guest:  # all but the lab's own shared connection, which runs the script
+            self.run(node, "sh", "-c", GUEST_SSHD_STOP)
+            return
         if node.sshd_pid and self._owns(node, node.sshd_pid):
             kill_tree(node.sshd_pid)
         proc = self._procs.pop(node.name, None)
@@ -386,17 +447,47 @@ class Lab:
             raise LabError(f"node {node.name} has no OpenZFS pool")
         dataset = f"{node.pool}/{name}"
         device = f"/dev/zvol/{dataset}"
-        self.run(node, "zfs", "create", "-V", size, dataset)
-        self.run(node, "udevadm", "settle")
-        self.run(node, "dd", f"of={device}", "bs=64k", "conv=notrunc,fsync", "status=none",
-                 input=data)
+        self.run(node, "sh", "-c", 'zfs create -V "$1" "$2" && udevadm settle && '
+                 'dd of="$3" bs=64k conv=notrunc,fsync status=none', "sh", size, dataset,
+                 device, input=data)  # one ssh call, not three
         return dataset, device
+
+    def link_guests(self, puller: LabNode, source: LabNode) -> str:
+        """Let `puller`'s guest ssh to `source`'s guest (direct mode); return the path of
+        the ssh config, in `puller`, for `esbackup node update --ssh-config`.
+
+        The puller dials the source's registered address and port (OpenSSH `-p`);
+        the config sends that to PEER_ADDRESS, which the puller's guestfwd joins
+        to the source's loopback forward (the peer file). Both guests are made
+        from one image, so the image's client key and host key are the trust.
+        """
+        if not (puller.guest and source.guest):
+            raise LabError("link_guests joins two OpenZFS guests")
+        image = openzfs_guest.ensure_image()
+        self.unlink_guests(puller)
+        (Path(puller.guest["dir"]) / PEER_FILE).write_text(f"{source.address} {source.port}\n")
+        config = "/root/.ssh/esblab_direct.conf"
+        self.run(puller, "sh", "-c", GUEST_LINK_SETUP, "sh", source.address,
+                 openzfs_guest.PEER_ADDRESS, image.host_key_pub.read_text().strip(),
+                 input=image.client_key.read_bytes())
+        return config
+
+    def unlink_guests(self, node: LabNode) -> None:
+        """Forget the peer of the node's guest (a later lease starts unlinked)."""
+        if node.guest:
+            for name in (PEER_FILE, f"{PEER_FILE}.log"):
+                (Path(node.guest["dir"]) / name).unlink(missing_ok=True)
+
+    def peer_dials(self, node: LabNode) -> int:
+        """How many connections the node's guest made to its peer since link_guests."""
+        log = Path(node.guest["dir"]) / f"{PEER_FILE}.log"
+        return len(log.read_text().splitlines()) if log.is_file() else 0
 
     def ssh_argv(self, node: LabNode) -> list[str]:
         """OpenSSH client argv for the node (strict host key checking, the lab's key only)."""
         # a guest's TCG CPU makes each ssh handshake slow: share the connection that
         # _lease_guest opens (without it, ssh simply connects on its own)
-        shared = ["-o", "ControlMaster=no", "-o", f"ControlPath={node.guest['dir']}/ssh-%C"
+        shared = ["-o", "ControlMaster=no", "-o", f"ControlPath={control_path(node.guest['dir'])}"
                   ] if node.guest else []
         return ["ssh", "-F", "/dev/null", "-i", node.key_path, "-p", str(node.port),
                 "-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "StrictHostKeyChecking=yes",
@@ -455,8 +546,21 @@ class Lab:
                 lines.append(f"{host} {key}\n")
         self.known_hosts.write_text("".join(lines))
 
+    def boot_guests(self, count: int) -> None:
+        """Have `count` idle guests, booting the missing ones side by side (a TCG boot
+        mostly waits on one vCPU at a time, so two boots take far less than twice one)."""
+        missing = count - len(self.idle_guests)
+        if missing <= 0:
+            return
+        image = openzfs_guest.ensure_image()
+        with ThreadPoolExecutor(missing) as pool:
+            booted = list(pool.map(lambda _: self._boot_guest(image), range(missing)))
+        with self._lock:
+            self.idle_guests.extend(booted)
+            self._save()
+
     def _lease_guest(self, node: LabNode, *, pool: bool) -> None:
-        """Give the node an idle guest (or boot one) and, with `pool`, a fresh pool in it."""
+        """Give the node an idle guest (or boot one) and, with `pool`, the guest's pool."""
         image = openzfs_guest.ensure_image()
         guest = self.idle_guests.pop() if self.idle_guests else self._boot_guest(image)
         node.guest, node.flavour = guest, "openzfs"
@@ -465,61 +569,71 @@ class Lab:
         shutil.copy(image.host_key_pub, f"{node.host_key_file}.pub")
         node.host_key = fingerprint_of(image.host_key_pub.read_text())
         self._write_known_hosts()
-        self._save()
-        master = [a.replace("ControlMaster=no", "ControlMaster=yes") for a in self.ssh_argv(node)]
-        subprocess.run([*master[:-1], "-o", "ControlPersist=yes", "-f", "-N", master[-1]],
-                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, check=False)
         if pool:
-            name = f"esblab_{node.name}_{secrets.token_hex(3)}"
-            self.run(node, "zpool", "create", "-f", "-m", f"/{name}", name, "/dev/vdb")
-            node.pool, node.mountpoint = name, f"/{name}"
-            self._save()
+            node.pool, node.mountpoint = guest["pool"], f"/{guest['pool']}"
+        self._save()
 
     def _boot_guest(self, image: openzfs_guest.GuestImage) -> dict[str, Any]:
-        """Boot a new guest on a free 127.0.0.x address; wait for its sshd."""
-        (self.workdir / "guests").mkdir(exist_ok=True)
-        guest_dir = Path(tempfile.mkdtemp(prefix="g", dir=self.workdir / "guests"))
+        """Boot a new guest on a free 127.0.0.x address; wait for its sshd; make its pool.
+
+        The pool lives as long as the guest: a node that leases the guest gets
+        it, and its release empties it (GUEST_POOL_RESET) rather than making a
+        new one, which took seconds of TCG each time.
+        """
+        with self._lock:
+            (self.workdir / "guests").mkdir(exist_ok=True)
+            guest_dir = Path(tempfile.mkdtemp(prefix="g", dir=self.workdir / "guests"))
         errors = []
         for address, port in itertools.islice(candidate_addresses(), 20):
-            proc = openzfs_guest.boot(image, guest_dir, address, port, pool_size="512M")
-            guest = {"dir": str(guest_dir), "pid": proc.pid, "address": address, "port": port}
-            self.idle_guests.append(guest)  # saved first, so close() stops a half-booted guest
-            self._save()
+            if port != 22:
+                continue  # guest to guest, direct mode dials port 22 (see link_guests)
+            proc = openzfs_guest.boot(image, guest_dir, address, port, pool_size="512M",
+                                      peer_file=guest_dir / PEER_FILE)
+            guest = {"dir": str(guest_dir), "pid": proc.pid, "address": address, "port": port,
+                     "pool": f"esblab_{guest_dir.name}"}
+            with self._lock:
+                self._booting.append(guest)  # saved first, so close() stops a half-booted guest
+                self._save()
             known_hosts = guest_dir / "known_hosts"
-            host = address if port == 22 else f"[{address}]:{port}"
-            known_hosts.write_text(f"{host} {image.host_key_pub.read_text().strip()}\n")
+            known_hosts.write_text(f"{address} {image.host_key_pub.read_text().strip()}\n")
             argv = ["ssh", "-F", "/dev/null", "-i", str(image.client_key), "-p", str(port),
                     "-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=yes",
                     "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", f"root@{address}"]
             try:
                 openzfs_guest.wait_for_ssh(proc, argv, guest_dir)
             except openzfs_guest.GuestError as exc:
-                self.idle_guests.remove(guest)
+                with self._lock:
+                    self._booting.remove(guest)
                 proc.wait()
                 errors.append(str(exc))
                 if "hostfwd" in str(exc) or "in use" in str(exc):
                     continue  # the address was taken: try another
                 raise LabError(f"OpenZFS guest did not boot: {exc}") from exc
-            self.idle_guests.remove(guest)
-            self._save()
+            # one shared connection for every later command (each handshake is slow in TCG)
+            control = ["-o", "ControlMaster=yes", "-o", f"ControlPath={control_path(guest_dir)}",
+                       "-o", "ControlPersist=yes", "-f", "-N"]
+            subprocess.run([*argv[:-1], *control, argv[-1]], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+            made = subprocess.run([*argv, shlex.join(
+                ["zpool", "create", "-f", "-m", f"/{guest['pool']}", guest["pool"], "/dev/vdb"])],
+                capture_output=True, stdin=subprocess.DEVNULL)
+            with self._lock:
+                self._booting.remove(guest)
+            if made.returncode != 0:
+                self._stop_guest(guest)
+                raise LabError(f"zpool create in a guest failed: {made.stderr.decode().strip()}")
             return guest
-        raise LabError(f"OpenZFS guest did not boot: {errors[-1]}")
+        raise LabError(f"OpenZFS guest did not boot: {errors[-1] if errors else 'no address'}")
 
     def _release_guest(self, node: LabNode) -> None:
-        """Destroy the node's pool in its guest; keep the guest for the next node or stop it."""
+        """Empty the guest's pool; keep the guest for the next node, or stop it."""
         guest = node.guest
         clean = True
         if node.pool:
-            clean = False
-            for attempt in range(5):  # a zvol udev still holds may keep the pool busy a moment
-                self.run(node, "zpool", "destroy", "-f", node.pool, check=False)
-                pools = self.run(node, "zpool", "list", "-H", "-o", "name", check=False)
-                if node.pool not in pools.stdout.decode().split():
-                    clean = True
-                    break
-                time.sleep(attempt + 1)
+            reset = self.run(node, "sh", "-c", GUEST_POOL_RESET, "sh", node.pool, check=False)
+            clean = reset.returncode == 0
             node.pool = node.mountpoint = None
+        self.unlink_guests(node)
         node.guest = None
         if clean and self.reuse_guests and alive(guest["pid"]):
             self.idle_guests.append(guest)
@@ -528,7 +642,8 @@ class Lab:
         self._save()
 
     def _stop_guest(self, guest: dict[str, Any]) -> None:
-        for control in Path(guest["dir"]).glob("ssh-*"):  # the shared connection's master
+        control = control_path(guest["dir"])  # the shared connection's master
+        if os.path.exists(control):
             subprocess.run(["ssh", "-o", f"ControlPath={control}", "-O", "exit", "x"],
                            capture_output=True, stdin=subprocess.DEVNULL, check=False)
         if openzfs_guest.owns(guest["pid"], guest["dir"]):
@@ -573,7 +688,7 @@ class Lab:
     def _save(self) -> None:
         state = {"client_key": str(self.key_path), "known_hosts": str(self.known_hosts),
                  "nodes": [asdict(n) for n in self.nodes.values()],
-                 "idle_guests": self.idle_guests}
+                 "idle_guests": self.idle_guests + self._booting}
         (self.workdir / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
 
 
@@ -599,6 +714,8 @@ def main(argv: list[str] | None = None) -> int:
         if (args.dir / STATE_FILE).exists():
             raise LabError(f"a lab already lives in {args.dir}: take it down first")
         lab = Lab(args.dir, zfs=not args.openzfs)
+        if args.openzfs:
+            lab.boot_guests(len(args.names))
         for name in args.names:
             lab.add_node(name, pool_size=None if args.pool_size == "0" else args.pool_size,
                          openzfs=args.openzfs)

@@ -20,24 +20,57 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 CACHE_DIR = Path(os.environ.get("ESBACKUP_LAB_CACHE", "/var/cache/esbackup-lab"))
-RECIPE = "openzfs-guest 1"  # bump when the build below changes: the cache key changes with it
+BASE_RECIPE = "openzfs-guest 1"  # bump when ensure_base_root changes: its cache key does
+RECIPE = "openzfs-guest 2"  # bump when _build changes: the image's cache key changes with it
 GUEST_PACKAGES = ("systemd-sysv", "udev", "kmod", "openssh-server", "zfsutils-linux", "python3",
                   "ifupdown", "iproute2", "gzip", "bzip2", "pv", "mbuffer")
 HOST_PACKAGES = ("zfs-dkms", "debootstrap", "qemu-utils", "qemu-system-x86")
 APT_SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list"))
 ROOT_SIZE = "2G"  # sparse; the root file system uses about 600 MiB
 BOOT_TIMEOUT = float(os.environ.get("ESBACKUP_GUEST_BOOT_TIMEOUT", "600"))
+# Units a test guest never needs; TCG makes each cost seconds of boot (systemd-analyze
+# blame in a guest: udev-settle and ifupdown-pre waited 37 s each, the gettys, timers
+# and pseudo-file-system mounts a few seconds each). Pools are made after boot, so
+# none of zfs's own import/mount units is needed either; zfs.ko is loaded by
+# modules-load.d.
+MASKED_UNITS = (
+    "systemd-udev-settle.service", "ifupdown-pre.service", "systemd-journal-flush.service",
+    "getty@tty1.service", "serial-getty@ttyS0.service", "getty-static.service",
+    "e2scrub_reap.service", "e2scrub_all.timer", "fstrim.timer", "apt-daily.timer",
+    "apt-daily-upgrade.timer", "dpkg-db-backup.timer", "systemd-pstore.service",
+    "systemd-binfmt.service", "proc-sys-fs-binfmt_misc.automount",
+    "dev-hugepages.mount", "dev-mqueue.mount", "sys-kernel-debug.mount",
+    "sys-kernel-tracing.mount", "sys-kernel-config.mount", "sys-fs-fuse-connections.mount",
+    "modprobe@loop.service", "modprobe@dm_mod.service", "modprobe@fuse.service",
+    "modprobe@efi_pstore.service", "modprobe@configfs.service", "modprobe@drm.service",
+    "systemd-update-utmp.service", "systemd-update-utmp-runlevel.service",
+    "zfs-load-module.service", "zfs-import-cache.service", "zfs-import-scan.service",
+    "zfs-mount.service", "zfs-share.service", "zfs-volume-wait.service", "zfs-zed.service",
+)
+# Every ssh session into a guest costs its sshd a fork under TCG; PAM's session
+# modules (loginuid, motd, env, limits) added 0.1-0.2 s to each.
+SSHD_CONFIG = """PermitRootLogin prohibit-password
+UseDNS no
+UsePAM no
+PrintMotd no
+PrintLastLog no
+"""
+PEER_ADDRESS = "10.0.2.100"  # in a guest: the other guest's sshd (guestfwd)
+KERNEL_ARGS = "root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet mitigations=off"
+# eth0 comes up when udev sees it (ifup@eth0), not after a whole `udevadm settle`
 INTERFACES = """auto lo
 iface lo inet loopback
-auto eth0
+allow-hotplug eth0
 iface eth0 inet static
   address 10.0.2.15/24
   gateway 10.0.2.2
@@ -125,7 +158,7 @@ def ensure_base_root() -> Path:
 
     It does not depend on the kernel, so it can be made while dkms builds.
     """
-    key = hashlib.sha256(f"{RECIPE}\n{','.join(GUEST_PACKAGES)}".encode()).hexdigest()[:12]
+    key = hashlib.sha256(f"{BASE_RECIPE}\n{','.join(GUEST_PACKAGES)}".encode()).hexdigest()[:12]
     tar = CACHE_DIR / f"bookworm-root-{key}.tar"
     if tar.is_file():
         return tar
@@ -174,8 +207,14 @@ def _build(image: GuestImage, release: str) -> None:
         (rootfs / "etc/modules-load.d/zfs.conf").write_text("zfs\n")
         (rootfs / "etc/network/interfaces").write_text(INTERFACES)
         (rootfs / "etc/hostname").write_text("esblab-openzfs\n")
-        (rootfs / "etc/ssh/sshd_config.d/esblab.conf").write_text(
-            "PermitRootLogin prohibit-password\nUseDNS no\n")
+        (rootfs / "etc/ssh/sshd_config.d/esblab.conf").write_text(SSHD_CONFIG)
+        for unit in MASKED_UNITS:
+            masked = rootfs / "etc/systemd/system" / unit
+            masked.unlink(missing_ok=True)
+            masked.symlink_to("/dev/null")
+        (rootfs / "etc/systemd/journald.conf.d").mkdir(exist_ok=True)
+        (rootfs / "etc/systemd/journald.conf.d/esblab.conf").write_text(
+            "[Journal]\nStorage=volatile\n")
         _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "esblab-openzfs",
              "-f", str(work / "client_ed25519"))
         ssh_dir = rootfs / "root/.ssh"
@@ -206,11 +245,14 @@ def owns(pid: int, overlay: str) -> bool:
 
 
 def boot(image: GuestImage, guest_dir: Path, address: str, port: int, *,
-         pool_size: str, memory: str = "1024", cpus: int = 2) -> subprocess.Popen[bytes]:
+         pool_size: str, peer_file: Path | None = None, memory: str = "1024",
+         cpus: int = 2) -> subprocess.Popen[bytes]:
     """Start QEMU on an overlay of `image` and a fresh pool disk (/dev/vdb) in `guest_dir`.
 
     The guest's sshd is forwarded from address:port on the host; the guest
-    reaches nothing (restrict=on). Returns at once: see `wait_for_ssh`.
+    reaches nothing (restrict=on) but, with `peer_file`, PEER_ADDRESS:22, which
+    lab/guest_link.py joins to the loopback address and port that file names
+    (another guest's sshd). Returns at once: see `wait_for_ssh`.
     """
     overlay, pool_disk = guest_dir / "root.qcow2", guest_dir / "pool.img"
     overlay.unlink(missing_ok=True)
@@ -218,13 +260,18 @@ def boot(image: GuestImage, guest_dir: Path, address: str, port: int, *,
     _run("qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(image.root),
          str(overlay))
     _run("truncate", "-s", pool_size, str(pool_disk))
+    netdev = f"user,id=n0,restrict=on,hostfwd=tcp:{address}:{port}-:22"
+    if peer_file is not None:
+        link = shlex.join([sys.executable, str(Path(__file__).with_name("guest_link.py")),
+                           str(peer_file)])
+        netdev += f",guestfwd=tcp:{PEER_ADDRESS}:22-cmd:{link.replace(',', ',,')}"
     argv = ["qemu-system-x86_64", "-accel", "tcg,thread=multi", "-cpu", "max",
             "-m", memory, "-smp", str(cpus), "-nodefaults", "-display", "none",
             "-kernel", str(image.kernel), "-initrd", str(image.initrd),
-            "-append", "root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet",
+            "-append", KERNEL_ARGS,
             "-drive", f"file={overlay},if=virtio,format=qcow2",
             "-drive", f"file={pool_disk},if=virtio,format=raw",
-            "-netdev", f"user,id=n0,restrict=on,hostfwd=tcp:{address}:{port}-:22",
+            "-netdev", netdev,
             "-device", "virtio-net-pci,netdev=n0",
             "-serial", f"file:{guest_dir / 'console.log'}"]
     with open(guest_dir / "qemu.log", "wb") as log:

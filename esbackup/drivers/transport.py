@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import os
 import shlex
 import socket
@@ -54,6 +55,11 @@ MAX_PACKET_SIZE = 256 * 1024
 CIPHERS: tuple[str, ...] = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr")
 NEVER_REKEY = 1 << 62
 TAKE_ALL = 1 << 32  # more than any window: a channel recv() of it empties paramiko's buffer
+
+# paramiko's transport thread logs a failed handshake (a node whose sshd resets the
+# connection) with a traceback; with no handler, Python printed it to stderr under
+# our one-line error. The error reaches the user as NodeUnreachable instead.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 _cache: dict[str, Transport] = {}
 _cache_lock = threading.RLock()  # Transport.close() takes it too

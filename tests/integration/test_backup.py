@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import both_flavours
-from tests.integration.site import snapshots
 
 
 @both_flavours
@@ -131,7 +130,7 @@ def test_bandwidth_limited_relay_still_whole(site):
     ref = site.define("slow", "--type", "file", "--bwlimit", "4M", "--retention", "1")
     site.esb.ok("run", ref)
     (b,) = site.backups()
-    assert hashlib.sha256(Path(b["location"]).read_bytes()).hexdigest() == b["checksum"]
+    assert hashlib.sha256(site.read(b["location"])).hexdigest() == b["checksum"]
     assert b["duration"] >= 0.8  # over 4 MiB at 4 MiB/s: the limit held
 
 
@@ -144,29 +143,35 @@ def test_freeze_flag_shown_in_table(site):
     assert b["fsfreeze"] is False and b["note"].startswith("not frozen")
 
 
+@both_flavours
 def test_direct_mode_backup_node_pulls(site, tmp_path):
-    lab = site.lab
-    config = tmp_path / "ssh_config"  # on the backup node (the lab's nodes share this host)
-    config.write_text(f"IdentityFile {lab.key_path}\nIdentitiesOnly yes\n"
-                      f"UserKnownHostsFile {lab.known_hosts}\n")
+    lab, b1 = site.lab, site.nodes.backup
+    if site.zvol:  # guest to guest through b1's guestfwd (lab/guest_link.py)
+        config = lab.link_guests(b1, site.nodes.compute)
+    else:  # on the backup node (the lab's zfs-fuse nodes share this host)
+        config = tmp_path / "ssh_config"
+        config.write_text(f"IdentityFile {lab.key_path}\nIdentitiesOnly yes\n"
+                          f"UserKnownHostsFile {lab.known_hosts}\n")
     site.esb.ok("node", "update", "b1", "--transfer", "direct", "--ssh-config", str(config))
     for kind in ("dataset", "file"):
         ref = site.define(f"pull-{kind}", "--type", kind, "--retention", "1", "--bwlimit", "32M")
         site.esb.ok("run", ref)
     dataset, file = site.backups()
     assert site.snapshot_digest(dataset["location"]) == site.source_digest()
-    assert hashlib.sha256(Path(file["location"]).read_bytes()).hexdigest() == file["checksum"]
+    assert hashlib.sha256(site.read(file["location"])).hexdigest() == file["checksum"]
+    if site.zvol:  # both pulls went guest to guest, not through this host
+        assert lab.peer_dials(b1) == 2
 
 
 def test_direct_mode_without_trust_fails_cleanly(site, tmp_path):
-    config = tmp_path / "ssh_config"
-    config.write_text("IdentityFile /nonexistent\nIdentitiesOnly yes\n"
-                      "UserKnownHostsFile /dev/null\n")
-    site.esb.ok("node", "update", "b1", "--transfer", "direct", "--ssh-config", str(config))
+    config = "/tmp/esbtest-untrusted.conf" if site.zvol else str(tmp_path / "ssh_config")
+    site.put(site.nodes.backup, config, b"IdentityFile /nonexistent\nIdentitiesOnly yes\n"
+             b"UserKnownHostsFile /dev/null\n")
+    site.esb.ok("node", "update", "b1", "--transfer", "direct", "--ssh-config", config)
     ref = site.define("pull", "--type", "dataset", "--retention", "1")
     err = site.esb.fails(1, "run", ref)
     assert "ssh" in err
-    assert site.backups() == [] and snapshots(site.source) == []
+    assert site.backups() == [] and site.snapshots(site.source) == []
 
 
 def test_tick_runs_what_is_due_once(site):

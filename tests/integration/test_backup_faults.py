@@ -4,7 +4,7 @@ import signal
 import time
 from pathlib import Path
 
-from tests.integration.site import snapshots, zfs
+from tests.integration.conftest import both_flavours
 
 
 def wait_for(predicate, timeout=30.0, what="condition"):
@@ -20,9 +20,8 @@ def nothing_left(site, ref):
     """No backup rows of a failed run, no new snapshots, no partial files."""
     assert all(b["status"] == "ok" for b in site.backups())
     names = {b["name"] for b in site.backups()}
-    assert {s.split("@esb-")[1] for s in snapshots(site.source)} <= names
-    root = Path(site.nodes.backup.mountpoint)
-    assert not list(root.rglob("*.part"))
+    assert {s.split("@esb-")[1] for s in site.snapshots(site.source)} <= names
+    assert site.find(site.nodes.backup.mountpoint, "*.part") == []
 
 
 def slow_definition(site, name="slow", kind="file"):
@@ -61,7 +60,7 @@ def test_sshd_killed_mid_transfer(site):
 
 def test_backup_pool_full(site):
     small = f"{site.nodes.backup.pool}/small"
-    zfs("create", "-o", "quota=1M", small)
+    site.zfs("create", "-o", "quota=1M", small)
     site.esb.ok("storage", "create", "b1", "small", "--zpool", small)
     for kind in ("dataset", "file"):
         site.esb.ok("definition", "create", f"web01/{kind}", "--disk-id", "1", "--type", kind,
@@ -109,15 +108,15 @@ def test_killed_run_leaves_nothing_and_next_run_succeeds(site):
     assert "left pending by a run that died" in result.stderr
     (b,) = site.backups()
     assert b["status"] == "ok"
-    assert snapshots(site.source) == [f"{site.source}@esb-{b['name']}"]
-    assert snapshots(site.target) == [f"{site.target}@esb-{b['name']}"]
-    assert not list(Path(site.nodes.backup.mountpoint).rglob("*.part"))
+    assert site.snapshots(site.source) == [f"{site.source}@esb-{b['name']}"]
+    assert site.snapshots(site.target) == [f"{site.target}@esb-{b['name']}"]
+    assert site.find(site.nodes.backup.mountpoint, "*.part") == []
     outcomes = [r["outcome"] for r in site.esb.json("history", ref)]
     assert outcomes[0] == "ok"
 
 
-def test_node_slots_limit_backups_across_processes(site, lab):
-    dataset, _ = lab.create_dataset(site.nodes.compute, "vm2-disk1", {"d": os.urandom(1000)})
+def test_node_slots_limit_backups_across_processes(site):
+    dataset = site.add_disk("vm2-disk1", os.urandom(1000))
     site.esb.ok("vm", "create", "web02", "--node", "c1", "--disk", f"1={dataset}")
     site.esb.ok("node", "update", "b1", "--max-backups", "1")
     slow = slow_definition(site)
@@ -135,24 +134,25 @@ def test_node_slots_limit_backups_across_processes(site, lab):
     assert first["vm"] == "web01" and second["vm"] == "web02"
 
 
+@both_flavours
 def test_failure_after_receive_keeps_incrementals_going(site):
     ref = site.define("daily", "--type", "dataset", "--retention", "5")
     site.esb.ok("run", ref)
-    manifests = Path(site.backups()[0]["manifest"]).parents[2]
-    broken = manifests.parent / "manifests.moved"
-    manifests.rename(broken)
-    manifests.write_text("a file where the manifests folder belongs")
+    manifests = str(Path(site.backups()[0]["manifest"]).parents[2])
+    backup_node = site.node_of(manifests)
+    site.sh(backup_node, 'mv "$1" "$1.moved" && echo "a file where the folder belongs" > "$1"',
+            manifests)
     site.write("more.bin", os.urandom(100_000))
     site.esb.fails(1, "run", ref)  # received, then the manifest failed: all undone
-    assert len(site.backups()) == 1 and len(snapshots(site.target)) == 1
-    manifests.unlink()
-    broken.rename(manifests)
+    assert len(site.backups()) == 1 and len(site.snapshots(site.target)) == 1
+    site.sh(backup_node, 'rm "$1" && mv "$1.moved" "$1"', manifests)
     site.esb.ok("run", ref)  # incremental again (-F rolls back only live changes)
     first, second = site.backups()
     assert second["size"] < 1 << 20
     assert site.snapshot_digest(second["location"]) == site.source_digest()
 
 
+@both_flavours
 def test_sync_leaves_a_running_backup_alone(site):
     ref = slow_definition(site)
     proc = site.spawn("run", ref)

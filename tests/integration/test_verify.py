@@ -6,7 +6,8 @@ from pathlib import Path
 
 from esbackup.catalog import Catalog
 from esbackup.jobs import locks
-from tests.integration.site import snapshots, zfs
+from tests.integration.conftest import both_flavours
+from tests.integration.site import snapshots
 
 
 def backups_of(site, ref: str, runs: int) -> list[dict]:
@@ -100,6 +101,7 @@ def test_verify_takes_a_slot_of_the_backup_node(site):
     assert site.esb.json("backup", "verify", f"web01/{name}")[0]["result"] == "ok"
 
 
+@both_flavours
 def test_sync_settles_a_dead_restore_over_missing_data_as_lost(site):
     ref = site.define("daily", "--type", "dataset", "--retention", "0")
     rows = backups_of(site, ref, 2)
@@ -107,7 +109,7 @@ def test_sync_settles_a_dead_restore_over_missing_data_as_lost(site):
     dead = cat.backup("web01", rows[0]["name"])
     cat.update_backup(dead, status="restore")  # a restore killed before it could reset it
     cat.update_backup(cat.backup("web01", rows[1]["name"]), status="restore")
-    zfs("destroy", rows[0]["location"])
+    site.zfs("destroy", rows[0]["location"])
     changes = site.esb.json("backup", "sync")
     assert {(c["backup"], c["was"], c["now"]) for c in changes} == {
         (f"web01/{rows[0]['name']}", "restore", "lost"),
@@ -121,7 +123,7 @@ def test_a_run_taking_over_a_dead_restore_judges_its_rows_by_their_data(site):
     cat = Catalog.open(site.esb.catalog)
     for row in rows:
         cat.update_backup(cat.backup("web01", row["name"]), status="restore")
-    zfs("destroy", rows[0]["location"])
+    site.zfs("destroy", rows[0]["location"])
     dead = subprocess.Popen(["true"])
     dead.wait()  # a pid that no longer runs: the restore's process died
     vm = cat.vm("web01")
