@@ -2,9 +2,10 @@
 
 One test, to spend the guests' time once: a full backup of a zvol killed at
 about half resumes from the target's receive_resume_token, and the source then
-keeps only a bookmark of the backup's snapshot. (The next incremental, sent
+keeps only a bookmark of the backup's snapshot; an incremental of compressible
+data then sends its blocks compressed (-L -e -c). (The next incremental, sent
 from such a bookmark: test_backup.py's OpenZFS case. A token whose snapshot is
-gone is discarded: tests/unit/test_resume.py, on recorded outputs.)
+gone is discarded: tests/unit/test_resume_rules.py, on recorded outputs.)
 """
 import os
 import re
@@ -96,3 +97,19 @@ def test_killed_backup_resumes_and_leaves_a_bookmark(site):
     # the source holds no snapshot, only the bookmark of the target's newest one
     assert site.snapshots(site.source) == []
     assert bookmarks(site) == [f"{site.source}#esb-{b['name']}\t{guid(site, b['location'])}"]
+
+    # Compressed sends (-L -e -c, both ends OpenZFS): blocks cross the wire as
+    # the source stores them. 8 MiB of text, lz4-compressed on the source, sent
+    # from the bookmark: the plain stream of the same change would carry it all.
+    site.zfs("set", "compression=lz4", site.source)
+    site.write("text.txt", b"esbackup sends compressed blocks as they are\n" * (8 * MiB // 45))
+    probe = f"{site.source}@probe"  # not esbackup's: only to size the plain stream
+    site.zfs("snapshot", probe)
+    plain = site.zfs("send", "-n", "-v", "-P", "-i", f"{site.source}#esb-{b['name']}", probe)
+    plain_size = int(re.search(r"^size\t(\d+)", plain, re.M).group(1))
+    site.esb.ok("backup", "now", ref)
+    run = site.esb.json("history", ref)[0]
+    assert run["outcome"] == "ok" and plain_size > 8 * MiB, (run, plain_size)
+    assert run["sent"] < 0.5 * plain_size, (run, plain_size)
+    newest = site.backups()[-1]
+    assert site.snapshot_digest(newest["location"]) == site.source_digest()
