@@ -24,8 +24,9 @@ def due(cat: Catalog, now: datetime) -> list[tuple[Definition, datetime]]:
     """Active definitions whose schedule fired since their newest run, with that
     firing: one light query over all of them, one more for the records of those due."""
     fired_at: dict[int, datetime] = {}
+    until = now + timedelta(microseconds=1)  # a firing at `now` is due, one a second ahead is not
     for def_id, expr, tz, last in cat.last_starts(active=True):
-        fired = schedule.runs_between(expr, tz, now - LOOKBACK, now + timedelta(seconds=1))
+        fired = schedule.runs_between(expr, tz, now - LOOKBACK, until)
         if fired and not (last and datetime.fromisoformat(last) >= fired[-1]):
             fired_at[def_id] = fired[-1]
     if not fired_at:

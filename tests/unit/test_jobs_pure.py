@@ -614,6 +614,15 @@ def test_not_due_after_a_run_since_the_firing(scheduled):
 
 
 @BOTH_BACKENDS
+def test_due_at_its_minute_never_before(scheduled):
+    """A firing is due from its very second; a tick a moment before it (second
+    59.5 of the minute before) leaves it to the next tick."""
+    at = datetime(2026, 11, 26, 1, 45, tzinfo=UTC)  # "later" fires at 01:45
+    assert "later" in due_names(scheduled, at)
+    assert "later" not in due_names(scheduled, at - timedelta(milliseconds=500))
+
+
+@BOTH_BACKENDS
 def test_inactive_never_due(scheduled):
     for minute in range(0, 60, 7):
         assert "off" not in due_names(scheduled, NOW.replace(hour=1, minute=minute))
