@@ -23,6 +23,16 @@ from tests.conftest import Esbackup
 VM_UUID = "3f2a5a4e-0000-4000-8000-0000000000a1"
 
 
+def wait_for(predicate, timeout: float = 30.0, what: str = "condition") -> None:
+    """Poll `predicate` every 0.1 s until it holds; AssertionError after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def zfs(*args: str, check: bool = True) -> str:
     result = subprocess.run(["zfs", *args], capture_output=True, text=True)
     if check and result.returncode != 0:

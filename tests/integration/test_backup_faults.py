@@ -5,15 +5,7 @@ import time
 from pathlib import Path
 
 from tests.integration.conftest import both_flavours
-
-
-def wait_for(predicate, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+from tests.integration.site import wait_for
 
 
 def nothing_left(site, ref):

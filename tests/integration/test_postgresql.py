@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Esbackup
-from tests.integration.site import VM_UUID, register, snapshots
-from tests.integration.test_backup_faults import slow_definition, wait_for
+from tests.integration.site import VM_UUID, register, snapshots, wait_for
+from tests.integration.test_backup_faults import slow_definition
 
 LEASE_S = 4
 

@@ -7,8 +7,7 @@ import time
 import pytest
 
 from tests.integration.conftest import ZVOL_SIZE, both_flavours
-from tests.integration.site import VM_UUID, zfs
-from tests.integration.test_backup_faults import wait_for
+from tests.integration.site import VM_UUID, wait_for, zfs
 
 
 def three_backups(site, kind="dataset", *extra):

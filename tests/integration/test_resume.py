@@ -12,9 +12,10 @@ import re
 import shlex
 import signal
 import subprocess
-import time
 
 import pytest
+
+from tests.integration.site import wait_for
 
 MiB = 1 << 20
 KILL_AT = 8 * MiB  # of a stream of about 16.6 MiB: the fixture's 4 MiB and 12 more
@@ -23,15 +24,6 @@ KILL_AT = 8 * MiB  # of a stream of about 16.6 MiB: the fixture's 4 MiB and 12 m
 WATCH = ("while :; do n=0; for p in $(pgrep -f '^zfs receive'); do "
          "r=$(sed -n 's/^rchar: //p' /proc/$p/io 2>/dev/null); n=$((n + ${r:-0})); done; "
          "echo $n; sleep 0.1; done")
-
-
-def wait_for(predicate, timeout=120.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def kill_at_half(site, proc) -> int:
