@@ -19,8 +19,18 @@ class RemoteCommandError(OperationFailed):
 
     def __init__(self, node: str, argv: list[str], status: int, stderr: str):
         self.node, self.argv, self.status, self.stderr = node, argv, status, stderr
-        detail = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit status {status}"
-        super().__init__(f"{node}: {argv[0]} failed: {detail}")
+        super().__init__(f"{node}: {argv[0]} failed: {summary(stderr, status)}")
+
+
+def summary(stderr: str, status: int) -> str:
+    """The line of a failed command's stderr that says why: its last, unless a usage
+    text follows the reason (OpenZFS prints `zfs snapshot`'s usage after "cannot open
+    'x': dataset does not exist"), then the last line before that text."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    usage = next((i for i, line in enumerate(lines) if line.lower().startswith("usage:")), None)
+    if usage:
+        lines = lines[:usage]
+    return lines[-1] if lines else f"exit status {status}"
 
 
 class NodeUnreachable(OperationFailed):
