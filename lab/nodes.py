@@ -17,14 +17,18 @@ emptied) for the next node, since a guest takes a minute or more to boot.
 `link_guests` lets one guest's ssh reach another's (direct mode) through QEMU's
 `guestfwd` (lab/guest_link.py); nothing else leaves a guest.
 
-Other labs (other test runs, other engineers) share zfs-fuse at the same
-time: pool names are unique, and teardown touches only this lab's own pools,
-files and processes. zfs-fuse itself is left running.
+Other labs (other test runs, other engineers) share zfs-fuse: pool names are
+unique, and teardown touches only this lab's own pools, files and processes.
+zfs-fuse itself is left running. It wedges (requests stuck, `zfs create` in D
+state) when two processes create and destroy pools at once, so a lab holds
+ZFS_FUSE_LOCK (an flock) from its first zfs-fuse pool until it closes: another
+lab that wants a zfs-fuse pool meanwhile waits. OpenZFS guests need no lock.
 """
 from __future__ import annotations
 
 import argparse
 import base64
+import fcntl
 import hashlib
 import itertools
 import json
@@ -53,6 +57,7 @@ if TYPE_CHECKING:
     from esbackup.models import Node
 
 STATE_FILE = "lab.json"
+ZFS_FUSE_LOCK = Path(os.environ.get("ESBACKUP_LAB_LOCK", "/run/esbackup-lab-zfs-fuse.lock"))
 SSHD = "/usr/sbin/sshd"
 PACKAGES = ("zfs-fuse", "openssh-server")
 SBIN_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
@@ -298,6 +303,7 @@ class Lab:
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._booting: list[dict[str, Any]] = []  # guests not yet answering ssh
         self._lock = threading.RLock()  # guests boot in threads
+        self._zfs_fuse_lock: int | None = None  # fd holding ZFS_FUSE_LOCK
         if _load:
             return
         ensure_packages()
@@ -359,6 +365,16 @@ class Lab:
         del self.nodes[node.name]
         self._save()
 
+    def remove_nodes(self, nodes: list[LabNode]) -> None:
+        """remove_node for each; the guests' pools are emptied side by side first (a
+        second or more each under TCG)."""
+        pooled = [node for node in nodes if node.guest and node.pool]
+        if pooled:
+            with ThreadPoolExecutor(len(pooled)) as pool:
+                list(pool.map(self._empty_guest_pool, pooled))
+        for node in nodes:
+            self.remove_node(node)
+
     def close(self) -> None:
         """Remove every node and every file the lab made."""
         self.reuse_guests = False
@@ -374,6 +390,22 @@ class Lab:
                      self.workdir):
             if path.is_dir() and not any(path.iterdir()):
                 path.rmdir()
+        if self._zfs_fuse_lock is not None:
+            os.close(self._zfs_fuse_lock)  # releases the flock
+            self._zfs_fuse_lock = None
+
+    def _hold_zfs_fuse(self) -> None:
+        """Take ZFS_FUSE_LOCK unless this lab holds it: wait while another lab uses zfs-fuse."""
+        if self._zfs_fuse_lock is not None:
+            return
+        fd = os.open(ZFS_FUSE_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"lab: waiting for another lab to finish with zfs-fuse ({ZFS_FUSE_LOCK})",
+                  file=sys.stderr, flush=True)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        self._zfs_fuse_lock = fd
 
     def start_sshd(self, node: LabNode) -> None:
         """Start the node's sshd; a new node gets a free 127.0.0.x address, a restart keeps it."""
@@ -625,14 +657,19 @@ class Lab:
             return guest
         raise LabError(f"OpenZFS guest did not boot: {errors[-1] if errors else 'no address'}")
 
+    def _empty_guest_pool(self, node: LabNode) -> bool:
+        """Empty the pool of a guest node (GUEST_POOL_RESET); the node keeps no pool if it
+        worked. False if it did not: the guest is then not reused."""
+        reset = self.run(node, "sh", "-c", GUEST_POOL_RESET, "sh", node.pool, check=False)
+        if reset.returncode == 0:
+            node.pool = node.mountpoint = None
+        return reset.returncode == 0
+
     def _release_guest(self, node: LabNode) -> None:
         """Empty the guest's pool; keep the guest for the next node, or stop it."""
         guest = node.guest
-        clean = True
-        if node.pool:
-            reset = self.run(node, "sh", "-c", GUEST_POOL_RESET, "sh", node.pool, check=False)
-            clean = reset.returncode == 0
-            node.pool = node.mountpoint = None
+        clean = not node.pool or self._empty_guest_pool(node)
+        node.pool = node.mountpoint = None
         self.unlink_guests(node)
         node.guest = None
         if clean and self.reuse_guests and alive(guest["pid"]):
@@ -659,6 +696,7 @@ class Lab:
         return str(node.config).encode() in cmdline
 
     def _create_pool(self, node: LabNode, size: str) -> None:
+        self._hold_zfs_fuse()
         pool = f"esblab_{node.name}_{secrets.token_hex(3)}"
         image = self.workdir / "pools" / f"{pool}.img"
         mountpoint = self.workdir / "mnt" / pool
@@ -672,6 +710,7 @@ class Lab:
 
     def _destroy_pool(self, node: LabNode) -> None:
         """`zpool destroy -f` this node's pool (retrying while zfs-fuse says busy)."""
+        self._hold_zfs_fuse()
         for attempt in range(10):
             proc = sh(tool("zpool"), "destroy", "-f", node.pool, check=False)
             pools = sh(tool("zpool"), "list", "-H", "-o", "name").stdout.split()

@@ -66,7 +66,12 @@ PrintMotd no
 PrintLastLog no
 """
 PEER_ADDRESS = "10.0.2.100"  # in a guest: the other guest's sshd (guestfwd)
-KERNEL_ARGS = "root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet mitigations=off"
+# The TSC as clocksource: with two vCPUs the kernel calls their TSCs unsynchronized and
+# falls back to the HPET, whose every read is an emulated MMIO access (and no vDSO);
+# measured in a guest: b2sum of a 32 MiB zvol 2.97 -> 1.19 s, a 4 MiB zvol send|recv
+# 1.0 -> 0.68 s. A test guest's clock drifting a little is harmless.
+KERNEL_ARGS = ("root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet mitigations=off "
+               "tsc=reliable clocksource=tsc")
 # eth0 comes up when udev sees it (ifup@eth0), not after a whole `udevadm settle`
 INTERFACES = """auto lo
 iface lo inet loopback

@@ -2,10 +2,13 @@
 dataset stream the receiver cannot take is refused before any data moves."""
 import os
 
+import pytest
+
 from tests.integration.conftest import ZVOL_SIZE, TwoNodes
 from tests.integration.site import register
 from tests.integration.test_restore import restore
 
+pytestmark = [pytest.mark.guests, pytest.mark.mixed]
 REFUSED = "zfs-fuse (pool version 23) cannot receive a dataset stream from openzfs"
 
 

@@ -56,6 +56,7 @@ def test_restore_brings_back_exactly_that_backup(site):
     assert props == before and props.split()[-1] == "ops"
 
 
+@both_flavours
 def test_restore_file_backup(site):
     # gzip runs at 6.5 MB/s in a TCG guest: on OpenZFS uncompressed (gzip onto a zvol:
     # test_mixed_flavours.py)
@@ -75,6 +76,7 @@ def test_restore_to_another_vm(site):
     assert site.source_digest() == digests[2]  # the source VM is untouched
 
 
+@both_flavours
 def test_backups_before_restore_stay_restorable(site):
     ref, names, digests = three_backups(site)
     restore(site, names[0])
@@ -173,6 +175,7 @@ def test_restore_while_disk_busy(site):
     proc.communicate(timeout=60)
 
 
+@both_flavours
 def test_delete_removes_data_and_base_delete_makes_next_full(site):
     ref, names, _ = three_backups(site)
     first = site.backups()[0]

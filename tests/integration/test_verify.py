@@ -7,7 +7,6 @@ from pathlib import Path
 from esbackup.catalog import Catalog
 from esbackup.jobs import locks
 from tests.integration.conftest import both_flavours
-from tests.integration.site import snapshots
 
 
 def backups_of(site, ref: str, runs: int) -> list[dict]:
@@ -33,6 +32,12 @@ def reopen(pool: str, image: str) -> None:
     assert imported.returncode == 0, imported.stderr
 
 
+# In a guest: export and import its pool, so ZFS reads its disk again, not its cache.
+GUEST_REOPEN = """for attempt in 1 2 3 4 5; do zpool export "$1" && break; sleep 1; done
+zpool import "$1"
+"""
+
+
 def damage_where(image: str, sample: bytes) -> int:
     """Overwrite, in the pool's file, the 64 KiB around where `sample` is stored."""
     data = Path(image).read_bytes()
@@ -52,16 +57,16 @@ def test_verify_finds_a_corrupted_file_backup(site):
     assert [r["result"] for r in result] == ["ok", "ok"]
     assert all(b["verify_result"] == "ok" and b["verified"] for b in site.backups())
     site.esb.ok("definition", "update", ref, "--bwlimit", "64M")  # read through mbuffer/pv
-    path = Path(rows[0]["location"])
-    data = bytearray(path.read_bytes())
+    path = rows[0]["location"]
+    data = bytearray(site.read(path))
     data[len(data) // 3] ^= 0x01
-    path.write_bytes(bytes(data))
+    site.put(site.node_of(path), path, bytes(data))
     failed = site.esb("backup", "verify", f"web01/{rows[0]['name']}", "-f", "json")
     assert failed.exit_code == 1 and "1 damaged backup" in failed.stderr
     assert "SHA-256 mismatch" in failed.stdout
     first = site.esb.json("backup", "show", f"web01/{rows[0]['name']}")
     assert first["verify_result"] == "failed" and "mismatch" in first["verify_error"]
-    assert first["status"] == "ok" and path.read_bytes() == bytes(data)  # left alone
+    assert first["status"] == "ok" and site.read(path) == bytes(data)  # left alone
     assert "Verify error" in site.esb.ok("backup", "list", "--full").stdout
     check = site.esb("check")
     assert check.exit_code == 2 and "failed verify" in check.stdout
@@ -69,21 +74,28 @@ def test_verify_finds_a_corrupted_file_backup(site):
     assert site.esb.json("backup", "verify", "--older-than", "7") == []  # just verified
 
 
+@both_flavours
 def test_verify_finds_a_damaged_dataset_backup(site):
     ref = site.define("daily", "--type", "dataset", "--retention", "0")
     row = backups_of(site, ref, 1)[0]
     site.esb.ok("definition", "update", ref, "--bwlimit", "64M")
     assert site.esb.json("backup", "verify")[0]["result"] == "ok"
     backup = site.nodes.backup
-    sample = (site.source_dir / "disk.img").read_bytes()[1 << 20:(1 << 20) + 512]
-    damage_where(backup.pool_file, sample)
-    reopen(backup.pool, backup.pool_file)
+    if site.zvol:  # the backup guest's pool disk is a file of this host: damage it there
+        sample = site.lab.run(site.nodes.compute, "dd", f"if={site.nodes.device}", "bs=512",
+                              "skip=2048", "count=1", "status=none").stdout
+        damage_where(str(Path(backup.guest["dir"]) / "pool.img"), sample)
+        site.sh(backup, GUEST_REOPEN, backup.pool)
+    else:
+        sample = (site.source_dir / "disk.img").read_bytes()[1 << 20:(1 << 20) + 512]
+        damage_where(backup.pool_file, sample)
+        reopen(backup.pool, backup.pool_file)
     failed = site.esb("backup", "verify", "--node", "b1", "-f", "json")
     assert failed.exit_code == 1, failed.output
     shown = site.esb.json("backup", "show", f"web01/{row['name']}")
     assert shown["verify_result"] == "failed"
     assert "checksum errors" in shown["verify_error"] or "I/O error" in shown["verify_error"]
-    assert row["location"] in snapshots(site.target)  # the damaged backup stays
+    assert row["location"] in site.snapshots(site.target)  # the damaged backup stays
     check = site.esb("check")
     assert check.exit_code == 2 and check.stdout.startswith("ESBACKUP CRITICAL")
 
