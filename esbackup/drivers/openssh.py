@@ -29,6 +29,7 @@ checked to hold nothing of the kind before it goes there.
 from __future__ import annotations
 
 import fcntl
+import functools
 import re
 import shlex
 import shutil
@@ -47,15 +48,33 @@ HOST_ALIAS = "esbackup-node"  # the host name of that line
 ECHO_PATH = re.compile(r"(/[A-Za-z0-9._+-]+)+")
 KEY_TYPE = re.compile(r"[a-z][a-z0-9-]*(@[a-z0-9.-]+)?")  # ssh-ed25519, sk-...@openssh.com
 BASE64 = re.compile(r"([A-Za-z0-9+/]{4})+([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+MIN_VERSION = (8, 5)  # the first OpenSSH with KnownHostsCommand
 SSH_FAILED = 255  # ssh's status for its own failures: refused, lost, host key, login
 EXIT_WAIT = 5.0  # ssh exits as soon as its output ended: how long to wait for its status
 PIPE_SIZE = 1 << 20  # our ends of the pipes: fewer, larger reads and writes
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 
+@functools.lru_cache(maxsize=1)
 def available() -> bool:
-    """True when this host has an OpenSSH client (and the `echo` it is given)."""
-    return shutil.which(SSH) is not None and shutil.which(ECHO) is not None
+    """True when this host has an OpenSSH client that knows KnownHostsCommand (8.5 or
+    newer; older ones refuse the option) and the `echo` it is given. Otherwise the
+    data stays on paramiko channels."""
+    if shutil.which(SSH) is None or shutil.which(ECHO) is None:
+        return False
+    try:
+        said = subprocess.run([SSH, "-V"], capture_output=True, text=True, timeout=10,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return client_version(said.stderr + said.stdout) >= MIN_VERSION
+
+
+def client_version(banner: str) -> tuple[int, int]:
+    """(major, minor) of an `ssh -V` banner ("OpenSSH_9.2p1 Debian-2, OpenSSL ..."); (0, 0)
+    for anything else."""
+    found = re.match(r"\s*OpenSSH_(\d+)\.(\d+)", banner)
+    return (int(found[1]), int(found[2])) if found else (0, 0)
 
 
 def known_hosts_command(echo: str, key_type: str, key_base64: str) -> str:

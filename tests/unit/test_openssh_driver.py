@@ -69,3 +69,19 @@ def test_bad_argv_is_invalid_input():
     with pytest.raises(InvalidInput):
         openssh.ssh_argv("h", 22, "root", (), True, KEY, ["a\0b"], echo="/bin/echo",
                          timeout=10)
+
+
+@pytest.mark.parametrize("banner, version", [
+    ("OpenSSH_9.2p1 Debian-2+deb12u3, OpenSSL 3.0.15 3 Sep 2024", (9, 2)),
+    ("OpenSSH_8.4p1 Debian-5+deb11u3, OpenSSL 1.1.1w  11 Sep 2023", (8, 4)),
+    ("OpenSSH_10.0p2", (10, 0)),
+    ("Sun_SSH_1.5", (0, 0)),
+    ("", (0, 0)),
+])
+def test_client_version_of_the_banner(banner, version):
+    assert openssh.client_version(banner) == version
+
+
+def test_debian_12s_client_carries_data_and_debian_11s_does_not():
+    assert openssh.client_version("OpenSSH_8.4p1") < openssh.MIN_VERSION
+    assert openssh.client_version("OpenSSH_9.2p1") >= openssh.MIN_VERSION
