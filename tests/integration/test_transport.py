@@ -277,6 +277,8 @@ def test_openssh_leg_trusts_only_the_key_the_login_verified(ssh_node: LabNode,
     with openssh.open_stream(session, ["echo", "never"]) as stream, \
             pytest.raises(NodeUnreachable, match="Host key verification failed"):
         stream.wait()
+    # refused as a changed key: ssh compared the node's key with the one it was given
+    assert "Host key for esbackup-node has changed" in stream.stderr
 
 
 def test_openssh_leg_lost_when_sshd_dies(lab: Lab, ssh_node: LabNode) -> None:
