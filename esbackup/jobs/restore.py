@@ -196,7 +196,7 @@ class RestoreJob:
             except BaseException:
                 t.run(zfs.mount(self.target), check=False)
                 raise
-            done = self.swap_batch(t, old, steps[2:])
+            done = self.swap_batch(t, old, steps[2:])  # from unmount-new on
         came_in = done["in"]
         if came_in.status:
             try:
@@ -207,7 +207,7 @@ class RestoreJob:
                 nodes.rename(t, old, self.target)  # put the disk back
                 t.run(zfs.mount(self.target), check=False)
                 raise
-            done = batch.run(t, steps[4:])
+            done = batch.run(t, steps[4:])  # after_steps
         for i, (prop, value) in enumerate(self.local.items()):
             result = done[f"set-{i}"]
             if result.status and self.reporter is not None:
