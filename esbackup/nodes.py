@@ -5,13 +5,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from esbackup.drivers import files, zfs
+from esbackup.drivers import batch, files, probe, zfs
 from esbackup.errors import HostKeyMismatch, InvalidInput, RemoteCommandError
 from esbackup.models import Node, Storage
 
 TOOLS = ("gzip", "bzip2", "pigz", "pbzip2", "pv", "mbuffer", "sha256sum", "digest", "python3")
-# Constant scripts: data only ever arrives as positional parameters.
-WHICH_SCRIPT = 'for t in "$@"; do command -v "$t" >/dev/null 2>&1 && echo "$t"; done; true'
 
 
 def session(node: Node):
@@ -54,28 +52,46 @@ def _terminal_confirm(question: str) -> bool:
 
 
 def detect(node: Node) -> dict:
-    """ZFS flavour, features and tools of a node; stored as its capabilities."""
-    t = session(node)
-    outputs = {}
-    for key, argv in zfs.capability_probes().items():
-        result = t.run(argv, check=False)
-        outputs[key] = result.stdout + result.stderr
-    caps = zfs.parse_capabilities(outputs)
-    found = t.run(["sh", "-c", WHICH_SCRIPT, "sh", *TOOLS]).stdout.split()
-    caps["tools"] = {tool: tool in found for tool in TOOLS}
+    """ZFS flavour, features and tools of a node (one remote call); stored as its
+    capabilities."""
+    return _capabilities(node, batch.run(session(node), detect_steps()))
+
+
+def detect_steps() -> list[batch.Step]:
+    """Each capability probe, whatever the one before did, then the tools."""
+    probes = [batch.Step(_probe_step(key), argv) for key, argv in zfs.capability_probes().items()]
+    return [*probes, batch.Step("tools", probe.which(TOOLS))]
+
+
+def _probe_step(key: str) -> str:
+    return "probe-" + key.replace("_", "-")
+
+
+def _capabilities(node: Node, results: batch.Results) -> dict:
+    """A probe's failure is a clue (`zfs version` on zfs-fuse): its stdout and
+    stderr go to the parser together."""
+    caps = zfs.parse_capabilities({
+        key: results[_probe_step(key)].stdout + results[_probe_step(key)].stderr
+        for key in zfs.capability_probes()})
+    caps["tools"] = probe.parse_which(results.ok("tools").stdout, TOOLS)
     node.capabilities = caps
     return caps
 
 
-def check(node: Node, storages: list[Storage]) -> dict:
-    """A fresh look at a node: capabilities, pools, free space per storage."""
-    caps = detect(node)
-    t = session(node)
-    pools = zfs.parse_pools(t.run(zfs.list_pools()).stdout)
-    space = {}
+def check_steps(storages: list[Storage]) -> list[batch.Step]:
+    steps = [*detect_steps(), batch.Step("pools", zfs.list_pools())]
     if storages:
-        result = t.run(zfs.space([s.zpool for s in storages]), check=False)
-        space = zfs.parse_get(result.stdout)
+        steps.append(batch.Step("space", zfs.space([s.zpool for s in storages])))
+    return steps
+
+
+def check(node: Node, storages: list[Storage]) -> dict:
+    """A fresh look at a node in one remote call: capabilities, pools, free space
+    per storage (a missing pool fails `zfs get` for itself only)."""
+    results = batch.run(session(node), check_steps(storages))
+    caps = _capabilities(node, results)
+    pools = zfs.parse_pools(results.ok("pools").stdout)
+    space = zfs.parse_get(results["space"].stdout) if storages else {}
     return {
         "node": node.name, "address": node.address, "port": node.port,
         "host_key": node.host_key, "capabilities": caps,
@@ -124,14 +140,6 @@ def write_file(t, path: str, data: bytes) -> None:
 
 def remove_files(t, *paths: str) -> None:
     t.run(["rm", "-f", "--", *paths])
-
-
-def file_size(t, path: str) -> int:
-    return files.parse_size(t.run(files.size(path)).stdout)
-
-
-def sha256(t, path: str, tools: dict) -> str:
-    return files.parse_sha256(t.run(files.sha256(path, tools)).stdout)
 
 
 MAX_READ = 1024 * 1024  # manifests are a few KiB; a node's file is untrusted input

@@ -18,6 +18,7 @@ import pytest
 
 from esbackup import nodes
 from esbackup.drivers import files, zfs
+from tests.integration.conftest import both_flavours
 from tests.integration.site import VM_UUID
 
 BATCH_STEP = re.compile(r'^b \d+; (.*?)(?: </dev/null)?; s=\$\?; e \d+ "\$s"', re.M)
@@ -170,3 +171,39 @@ def test_calls_of_a_same_node_run(site, recorded):
         ("stream", [["zfs", "send", "-i", "{src}@esb-{old}", SNAP],
                     ["zfs", "receive", "-F", "-u", "{target}"]]),
         ("batch", [used("{target}"), write(MANIFEST), ["zfs", "destroy", "{src}@esb-{old}"]])]}
+
+
+@both_flavours
+def test_calls_of_a_restore(site, recorded):
+    """Before the stream one batch per node (both at once), the stream, then one
+    batch on the compute node that swaps the disk; a dataset backup restored
+    onto its own disk keeps its received snapshot (the next backup's base)."""
+    ref = site.define("daily", "--type", "dataset", "--retention", "5")
+    site.esb.ok("run", ref)
+    new = site.backups()[-1]["name"]
+    site.zfs("set", "esbackup:owner=ops", site.source)
+    local = [line.split("\t") for line in site.zfs(
+        "get", "-H", "-p", "-o", "property,value", "-s", "local", "all", site.source).splitlines()]
+    recorded.clear()
+    site.esb.ok("backup", "restore", f"web01/{new}", "--yes", "--force")
+    (stamp,) = {m for call in recorded["c1"] for m in re.findall(
+        r"-esbrestore-(\d{8}_\d{6})", repr(call))}
+    calls = {node: normalized(c, src=site.source, target=site.target, new=new,
+                              temp=f"{site.source}-esbrestore-{stamp}",
+                              old=f"{site.source}-esbold-{stamp}")
+             for node, c in recorded.items()}
+    get = ["zfs", "get", "-H", "-p", "-o", "name,property,value"]
+    assert calls == {
+        "c1": [("batch", [["zfs", "list", "-H", "-o", "name", "-r", "-d", "1", "{src}"],
+                          [*get, "refquota,quota,available,volsize", "{src}"],
+                          ["zfs", "get", "-H", "-p", "-o", "property,value", "-s", "local",
+                           "all", "{src}"]]),
+               ("stream", [["zfs", "receive", "-u", "{temp}"]]),
+               ("batch", [["zfs", "unmount", "{src}"], ["zfs", "rename", "{src}", "{old}"],
+                          ["zfs", "unmount", "{temp}"], ["zfs", "rename", "{temp}", "{src}"],
+                          *[["zfs", "set", f"{prop}={value}", "{src}"]
+                            for prop, value in local],
+                          ["zfs", "mount", "{src}"],
+                          ["zfs", "destroy", "-r", "-f", "{old}"]])],
+        "b1": [("batch", [[*get, "referenced,volsize", "{target}@esb-{new}"]]),
+               ("stream", [["zfs", "send", "{target}@esb-{new}"]])]}
