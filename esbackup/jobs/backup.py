@@ -217,7 +217,10 @@ class BackupJob:
             self.rename_row()
             self.made_snapshot = not self.d.fsfreeze
             src = ask(self.compute, self.source_steps(), self.target_node, [])[0]
-        self.read_target(settled(dst))
+        dst = settled(dst)
+        if lost_race(dst):  # made by another run meanwhile: now it is there
+            dst = settled(ask(self.target_node, self.target_steps())[0])
+        self.read_target(dst)
         if self.token is not None:
             self.resuming = self.interrupted_stream()
             if self.resuming:
@@ -550,6 +553,15 @@ class BackupJob:
             _say(self.reporter, "warn", f"{self.d.ref}: {self.snapshot} kept: the next run "
                  "resumes its transfer")
         return kept
+
+
+def lost_race(dst: batch.Results) -> bool:
+    """True if `zfs create -p <pool>/backups/ds` failed with "already exists": two runs
+    of one tick made it on a fresh storage at once (zfs checks, then creates), and
+    the other won. Asking again finds it made (-p takes an existing one quietly)."""
+    made = dst.get("create")
+    return made is not None and made.status != 0 and zfs.classify_error(
+        made.stderr) == zfs.EXISTS
 
 
 def ask(first: Node, first_steps: list[batch.Step], second: Node | None = None,

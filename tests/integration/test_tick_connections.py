@@ -95,12 +95,10 @@ def test_a_tick_of_40_definitions_shares_a_connection_per_node_and_slots_hold(
 
     runs = esb.json("history")
     assert len(runs) == DEFINITIONS
-    failed = [r["error"] for r in runs if r["outcome"] != "ok"]
-    # Known, not this test's subject: two runs preparing the same backup node at
-    # once can meet zfs-fuse's "dataset already exists" for <pool>/backups/ds.
-    assert all("backups/ds': dataset already exists" in e for e in failed), failed
-    assert len(failed) <= DEFINITIONS // 10 and tick.exit_code == (1 if failed else 0)
-    assert len(esb.json("backup", "list", "--status", "ok")) == DEFINITIONS - len(failed)
+    # runs that made <pool>/backups/ds at the same moment all went on (jobs/backup.py)
+    assert [r["error"] for r in runs if r["outcome"] != "ok"] == []
+    assert tick.exit_code == 0, tick.stderr
+    assert len(esb.json("backup", "list", "--status", "ok")) == DEFINITIONS
     assert sampler.samples > 10
     for name, slots in SLOTS.items():
         assert sampler.slots[name] <= slots, (name, sampler.slots)
