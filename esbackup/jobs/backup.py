@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
@@ -19,6 +18,7 @@ from esbackup.drivers import batch, compress, files, zfs
 from esbackup.errors import Busy, EsbackupError, InvalidInput
 from esbackup.jobs import (
     bookmarks,
+    calls,
     freeze,
     layout,
     locks,
@@ -154,7 +154,7 @@ class BackupJob:
             self.cat.delete_backup(self.row)
             raise
         if self.d.type == "dataset" and self.compute.name != self.target_node.name:
-            self.trim_source(ask(self.compute, self.trim_steps())[0])
+            self.trim_source(calls.ask(self.compute, self.trim_steps())[0])
         return row
 
     def add_row(self) -> None:
@@ -212,14 +212,15 @@ class BackupJob:
         """Snapshot the source (unless frozen) and learn its snapshots; make the
         storage's datasets and folders and learn the target's snapshots."""
         self.made_snapshot = not self.d.fsfreeze  # a new name (add_row): removing it is safe
-        src, dst = ask(self.compute, self.source_steps(), self.target_node, self.target_steps())
-        while self.snapshot_taken(settled(src)):
+        src, dst = calls.ask(self.compute, self.source_steps(), self.target_node,
+                             self.target_steps())
+        while self.snapshot_taken(calls.settled(src)):
             self.rename_row()
             self.made_snapshot = not self.d.fsfreeze
-            src = ask(self.compute, self.source_steps(), self.target_node, [])[0]
-        dst = settled(dst)
+            src = calls.ask(self.compute, self.source_steps(), self.target_node, [])[0]
+        dst = calls.settled(dst)
         if lost_race(dst):  # made by another run meanwhile: now it is there
-            dst = settled(ask(self.target_node, self.target_steps())[0])
+            dst = calls.settled(calls.ask(self.target_node, self.target_steps())[0])
         self.read_target(dst)
         if self.token is not None:
             self.resuming = self.interrupted_stream()
@@ -456,11 +457,11 @@ class BackupJob:
 
         if self.compute.name == self.target_node.name:  # one call: trim after the manifest
             trim = trim or (self.trim_steps() if self.d.type == "dataset" else [])
-            dst, src = ask(self.target_node, [*steps, *trim, *after], feed=feed)
+            dst, src = calls.ask(self.target_node, [*steps, *trim, *after], feed=feed)
         else:
-            dst, src = ask(self.target_node, [*steps, *after], self.compute, trim or [],
+            dst, src = calls.ask(self.target_node, [*steps, *after], self.compute, trim or [],
                            feed=feed)
-        dst = settled(dst)
+        dst = calls.settled(dst)
         for step in steps:
             dst.ok(step.name)
         self.partial = None
@@ -562,31 +563,3 @@ def lost_race(dst: batch.Results) -> bool:
     made = dst.get("create")
     return made is not None and made.status != 0 and zfs.classify_error(
         made.stderr) == zfs.EXISTS
-
-
-def ask(first: Node, first_steps: list[batch.Step], second: Node | None = None,
-        second_steps: list[batch.Step] = (), *, feed=None) -> list:
-    """One batch on each node, both at once (on one node: one batch of both,
-    `feed` for the first's input step). Returns each node's Results, or the
-    error its call raised, or None when it had no steps; `settled` raises."""
-    second = second or first
-    if first.name == second.name:
-        if not [*first_steps, *second_steps]:
-            return [None, None]
-        try:
-            merged = batch.run(nodes.session(first), [*first_steps, *second_steps], feed=feed)
-        except Exception as error:  # noqa: BLE001 - handed to the caller
-            merged = error
-        return [merged, merged]
-    jobs = [(first, first_steps, feed), (second, second_steps, None)]
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = [pool.submit(batch.run, nodes.session(node), steps, feed=f) if steps else None
-                   for node, steps, f in jobs]
-        return [None if f is None else f.exception() or f.result() for f in futures]
-
-
-def settled(outcome):
-    """A node's Results; its call's error raises."""
-    if isinstance(outcome, BaseException):
-        raise outcome
-    return outcome

@@ -15,8 +15,7 @@ from esbackup.catalog import Catalog
 from esbackup.drivers import batch, compress, files, hypervisor, zfs
 from esbackup.drivers.transport import Result
 from esbackup.errors import InvalidInput, OperationFailed
-from esbackup.jobs import layout, locks, paths, recover
-from esbackup.jobs.backup import ask, settled
+from esbackup.jobs import calls, layout, locks, paths, recover
 from esbackup.models import VM, Backup, Node
 
 
@@ -100,8 +99,9 @@ class RestoreJob:
         """Refuse before touching anything: a VM not stopped, corrupt file, small
         disk, no space, or datasets below the disk (not in the backup, and not
         named for loss)."""
-        dst, src = ask(self.compute, self.compute_steps(force), self.source, self.source_steps())
-        dst = settled(dst)
+        dst, src = calls.ask(self.compute, self.compute_steps(force), self.source,
+                             self.source_steps())
+        dst = calls.settled(dst)
         if "state" in dst.steps:
             check_stopped(self.compute, self.vm, dst["state"])
         why = self.b.type == "dataset" and zfs.stream_refusal(self.source.capabilities,
@@ -112,7 +112,7 @@ class RestoreJob:
         if children:
             raise InvalidInput(f"target disk {self.target} has datasets below it "
                                f"({children[0]}); restore refuses to destroy them")
-        src = settled(src)
+        src = calls.settled(src)
         if self.b.type == "file":
             actual = files.parse_sha256(src.ok("sha256").stdout)
             if actual != self.b.checksum:
