@@ -159,11 +159,15 @@ class RestoreJob:
     def swap_steps(self, old: str) -> list[batch.Step]:
         """The disk renamed aside, the new data renamed in (a failed rename ends
         the batch), then what follows a swap (`after_steps`)."""
+        return [*self.aside_steps(old), *self.in_steps(), *self.after_steps(old)]
+
+    def aside_steps(self, old: str) -> list[batch.Step]:
         return [batch.Step("unmount-disk", zfs.unmount(self.target)),  # a volume: fails, fine
-                batch.Step("aside", zfs.rename(self.target, old), stop=True),
-                batch.Step("unmount-new", zfs.unmount(self.temp)),
-                batch.Step("in", zfs.rename(self.temp, self.target), stop=True),
-                *self.after_steps(old)]
+                batch.Step("aside", zfs.rename(self.target, old), stop=True)]
+
+    def in_steps(self) -> list[batch.Step]:
+        return [batch.Step("unmount-new", zfs.unmount(self.temp)),
+                batch.Step("in", zfs.rename(self.temp, self.target), stop=True)]
 
     def after_steps(self, old: str) -> list[batch.Step]:
         """The disk's own local properties (quotas, mountpoint, user properties:
@@ -185,8 +189,7 @@ class RestoreJob:
         `nodes.rename`, which retries; any other failure puts the disk back."""
         t = nodes.session(self.compute)
         old = layout.restore_old(self.target, self.when)
-        steps = self.swap_steps(old)
-        done = self.swap_batch(t, old, steps)
+        done = self.swap_batch(t, old, self.swap_steps(old))
         aside = done["aside"]
         if aside.status:
             try:
@@ -196,7 +199,7 @@ class RestoreJob:
             except BaseException:
                 t.run(zfs.mount(self.target), check=False)
                 raise
-            done = self.swap_batch(t, old, steps[2:])  # from unmount-new on
+            done = self.swap_batch(t, old, [*self.in_steps(), *self.after_steps(old)])
         came_in = done["in"]
         if came_in.status:
             try:
@@ -207,7 +210,7 @@ class RestoreJob:
                 nodes.rename(t, old, self.target)  # put the disk back
                 t.run(zfs.mount(self.target), check=False)
                 raise
-            done = batch.run(t, steps[4:])  # after_steps
+            done = batch.run(t, self.after_steps(old))
         for i, (prop, value) in enumerate(self.local.items()):
             result = done[f"set-{i}"]
             if result.status and self.reporter is not None:
