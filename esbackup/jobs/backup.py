@@ -543,11 +543,10 @@ class BackupJob:
 
 
     def resumable_remains(self) -> bool:
-        if self.d.type != "dataset" or self.streamed or not self.target_node.capabilities.get(
-                "resume"):
+        if self.d.type != "dataset" or self.streamed:
             return False
         try:
-            kept = resume.token_of(nodes.session(self.target_node), self.target) is not None
+            kept = resume.kept(self.target_node, self.target)
         except Exception:  # noqa: BLE001 - cleanup must not hide the first error
             return False
         if kept:

@@ -55,7 +55,7 @@ def discard_pending(cat: Catalog, b: Backup, reporter=None) -> None:
     try:
         vm = cat.vm(b.vm_uuid)
         dataset = vm.disks.get(b.disk_id)
-        if dataset and not (b.type == "dataset" and _resumable(target_node, target)):
+        if dataset and not (b.type == "dataset" and resume.kept(target_node, target)):
             steps.append((cat.node(vm.node), zfs.destroy(layout.source_snapshot(dataset, b.name))))
     except Exception:  # noqa: BLE001 - the VM may be gone; its backups stay
         pass
@@ -72,13 +72,6 @@ def discard_pending(cat: Catalog, b: Backup, reporter=None) -> None:
     cat.delete_backup(b)
     if reporter is not None:
         reporter.warn(f"cleaned up backup {b.ref} left pending by a run that died")
-
-
-def _resumable(node, target: str) -> bool:
-    """Does the target hold a partial receive that a next run may resume?"""
-    if not node.capabilities.get("resume"):
-        return False
-    return resume.token_of(nodes.session(node), target) is not None
 
 
 def recover_disk(cat: Catalog, vm_uuid: str, disk_id: int, reporter=None) -> None:

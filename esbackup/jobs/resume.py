@@ -15,10 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from esbackup import nodes
 from esbackup.drivers import batch, zfs
 from esbackup.errors import OperationFailed
 from esbackup.jobs import layout
-from esbackup.models import Definition
+from esbackup.models import Definition, Node
 
 NOTE = "resumed the transfer of a run that died (freeze state unknown)"
 
@@ -36,15 +37,18 @@ class Resumable:
         return self.info.toname
 
 
-def token_of(t, target: str) -> str | None:
-    """The target's resume token, None when it has none or does not exist."""
-    result = t.run(zfs.resume_token(target), check=False)
+def kept(node: Node, target: str) -> bool:
+    """Does `target` on `node` hold a partial receive that a next run may resume?
+    False on a node without `resume` or a target that does not exist."""
+    if not node.capabilities.get("resume"):
+        return False
+    result = nodes.session(node).run(zfs.resume_token(target), check=False)
     if result.status and zfs.classify_error(result.stderr) == zfs.NOT_FOUND:
-        return None
+        return False
     if result.status:
         raise OperationFailed(f"cannot read the resume token of {target}: "
                               f"{result.stderr.strip()}")
-    return zfs.parse_resume_token(result.stdout)
+    return zfs.parse_resume_token(result.stdout) is not None
 
 
 def judge(src_t, token: str, source: str, d: Definition,
