@@ -228,8 +228,8 @@ _guest_nodes_created: dict[tuple, bytes] = {}
 def register(esb: Esbackup, two_nodes, lab) -> Site:
     """The site's nodes, storage and VM, created through the CLI. Two OpenZFS guests that
     an earlier test of the session registered in the same roles start from a copy of
-    that catalog instead: `node create` logs in twice per node and asks five questions,
-    about 5 s of TCG per test, and what it would store is the same."""
+    that catalog instead: `node create` logs in twice per node (host key, then one
+    batch of questions), seconds of TCG per test, and what it would store is the same."""
     c1, b1 = two_nodes.compute, two_nodes.backup
     where = None
     if c1.guest and b1.guest and isinstance(esb.catalog, Path):
