@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from esbackup import balance  # noqa: E402
+from esbackup.domain import balance  # noqa: E402
 
 START = datetime(2026, 11, 26, tzinfo=timezone.utc)
 

@@ -21,9 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from esbackup.catalog import Catalog  # noqa: E402
-from esbackup.jobs import copy, locks, tick  # noqa: E402
-from esbackup.models import VM, Backup, Definition, Node, Run, Storage  # noqa: E402
+from esbackup.actions import copy, tick
+from esbackup.catalog.core import Catalog  # noqa: E402
+from esbackup.domain.models import VM, Backup, Definition, Node, Run, Storage  # noqa: E402
+from esbackup.engine import locks  # noqa: E402
 from lab.postgres import Server  # noqa: E402
 
 

@@ -33,8 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from esbackup.catalog import Catalog  # noqa: E402
-from esbackup.models import VM, Backup, Definition, Node, Run, Storage  # noqa: E402
+from esbackup.catalog.core import Catalog  # noqa: E402
+from esbackup.domain.models import VM, Backup, Definition, Node, Run, Storage  # noqa: E402
 
 COMPUTE_NODES, BACKUP_NODES, VMS, DEFS_PER_VM, BACKUPS_PER_DEF, RUNS_PER_DEF = (
     150, 50, 5000, 2, 10, 10)
@@ -113,7 +113,7 @@ def make_due(path: Path, round_: int) -> None:
 TICK_DRIVER = """
 import os, sys, time
 t0 = float(sys.argv[1])
-import esbackup.jobs.backup as job
+import esbackup.actions.backup as job
 import threading
 calls, lock = [], threading.Lock()
 def run_definition(cat, d, **kw):  # a double: notes when the first transfer would start

@@ -31,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from esbackup.domain.models import Node  # noqa: E402
 from esbackup.drivers.transport import (  # noqa: E402
     CHUNK,
     CIPHERS,
@@ -40,7 +41,6 @@ from esbackup.drivers.transport import (  # noqa: E402
     SSHTransport,
     Transport,
 )
-from esbackup.models import Node  # noqa: E402
 from lab.nodes import Lab, LabNode  # noqa: E402
 
 KiB, MiB = 1024, 1024 * 1024

@@ -32,7 +32,7 @@ class EsbackupClickError(click.ClickException):
     """An `esbackup.errors` exception, shown as one line with its exit code."""
 
     def __init__(self, error: EsbackupError):
-        from esbackup.output import escape_controls
+        from esbackup.commands.output import escape_controls
 
         super().__init__(escape_controls(str(error)))  # it may quote what a user typed
         self.exit_code = error.exit_code
@@ -102,8 +102,8 @@ class AppContext:
     @property
     def catalog(self):
         if self._catalog is None:
-            from esbackup.auth import via_sudo
-            from esbackup.catalog import Catalog
+            from esbackup.catalog.core import Catalog
+            from esbackup.domain.auth import via_sudo
 
             try:
                 self._catalog = Catalog.open(self.catalog_path, system_only=via_sudo())
@@ -119,7 +119,7 @@ class AppContext:
     @property
     def identity(self):
         if self._identity is None:
-            from esbackup.auth import identify
+            from esbackup.domain.auth import identify
 
             self._identity = identify(self.catalog)
         return self._identity
@@ -135,7 +135,7 @@ class AppContext:
     def progress(self, label: str, total=None):
         if self.verbosity < 0:
             return None
-        from esbackup.output import progress_bar
+        from esbackup.commands.output import progress_bar
 
         return progress_bar(label, total)
 
@@ -166,7 +166,7 @@ def main() -> None:
         status = cli.main(prog_name="esbackup", standalone_mode=False)
     except click.UsageError as error:
         where = error.ctx.command_path if error.ctx else "esbackup"
-        from esbackup.output import escape_controls
+        from esbackup.commands.output import escape_controls
 
         message = escape_controls(" ".join(error.format_message().split()))
         click.echo(f"Error: {message} (see {where} --help)", err=True)

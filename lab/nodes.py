@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any
 from lab import openzfs_guest
 
 if TYPE_CHECKING:
-    from esbackup.models import Node
+    from esbackup.domain.models import Node
 
 STATE_FILE = "lab.json"
 ZFS_FUSE_LOCK = Path(os.environ.get("ESBACKUP_LAB_LOCK", "/run/esbackup-lab-zfs-fuse.lock"))
@@ -139,7 +139,7 @@ class LabNode:
 
     def node(self, **overrides: Any) -> Node:
         """The esbackup record of this node, pinned to its current host key."""
-        from esbackup.models import Node
+        from esbackup.domain.models import Node
 
         fields = dict(name=self.name, address=self.address, port=self.port, user=self.user,
                       key_path=self.key_path, host_key=self.host_key)

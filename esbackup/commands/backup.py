@@ -1,10 +1,10 @@
 import click
 
-from esbackup import backups
 from esbackup.commands.common import Seconds, WholeNumber, app, confirm_destructive, known
+from esbackup.commands.output import Column, echo_record, echo_records, output_options
+from esbackup.domain.models import MAX_DISK_ID, STATUSES, parse_ref, validate_text
 from esbackup.errors import InvalidInput, OperationFailed
-from esbackup.models import MAX_DISK_ID, STATUSES, parse_ref, validate_text
-from esbackup.output import Column, echo_record, echo_records, output_options
+from esbackup.services import backup_access as backups
 
 COLUMNS = [
     Column("vm", "VM"), Column("name", "Name"), Column("disk_id", "Disk ID"),
@@ -82,7 +82,7 @@ def now(ref, wait) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def delete(ref, yes) -> None:
     """Remove a backup's data from its node, and its record."""
-    from esbackup.jobs import delete as delete_job
+    from esbackup.actions import delete as delete_job
 
     a = app()
     b = backups.lookup(a.catalog, a.identity, ref, write=True)
@@ -102,7 +102,7 @@ def delete(ref, yes) -> None:
 @click.option("--wait", type=Seconds(), default=0, help="Seconds to wait for a busy disk.")
 def restore(ref, target_vm, target_disk_id, yes, force, wait) -> None:
     """Restore a disk from a backup. ALL data on the target disk is lost."""
-    from esbackup.jobs import restore as restore_job
+    from esbackup.actions import restore as restore_job
 
     a = app()
     b = backups.lookup(a.catalog, a.identity, ref, write=False)
@@ -110,7 +110,7 @@ def restore(ref, target_vm, target_disk_id, yes, force, wait) -> None:
         raise InvalidInput(f"backup {b.ref} is {b.status}: only ok backups can be restored")
     vm = a.catalog.vm(target_vm or b.vm_uuid)
     disk_id = target_disk_id or b.disk_id
-    from esbackup import auth
+    from esbackup.domain import auth
 
     auth.require_vm(a.identity, vm, write=True)
     warning = (f"restoring {b.ref} to disk {disk_id} of {vm.hostname} destroys ALL data on "
@@ -127,8 +127,8 @@ def restore(ref, target_vm, target_disk_id, yes, force, wait) -> None:
 @output_options
 def sync(node, fmt, full) -> None:
     """Compare the catalog with the nodes: mark lost backups, find returned ones."""
-    from esbackup import auth
-    from esbackup.jobs import sync as sync_job
+    from esbackup.actions import sync as sync_job
+    from esbackup.domain import auth
 
     a = app()
     auth.require_superadmin(a.identity, "backup sync")
@@ -159,9 +159,9 @@ def verify(ref, node, older_than, wait, fmt, full) -> None:
     backup is left as it is, noted, and makes `check` CRITICAL."""
     from datetime import datetime, timezone
 
-    from esbackup import auth
+    from esbackup.actions import verify as verify_job
+    from esbackup.domain import auth
     from esbackup.errors import Busy
-    from esbackup.jobs import verify as verify_job
 
     a = app()
     known(a.catalog, node=node)

@@ -15,8 +15,8 @@ def rebuild(node: str) -> None:
     node's manifests. Safe to run again: existing rows are kept. Manifests are
     checked like the CLI's own input; a bad one is skipped with a warning, and
     a backup whose data is gone comes back as lost."""
-    from esbackup import auth
-    from esbackup.jobs import rebuild as rebuild_job
+    from esbackup.actions import rebuild as rebuild_job
+    from esbackup.domain import auth
 
     a = app()
     auth.require_superadmin(a.identity, "catalog rebuild")
@@ -32,9 +32,9 @@ def copy(target: str) -> None:
     """Copy the whole catalog into TARGET: a new SQLite file, or an empty
     PostgreSQL database (postgresql://USER@HOST:PORT/DB). Refuses a target that
     holds data; prints the rows copied per table after checking them there."""
-    from esbackup import auth
-    from esbackup.catalog_pg import redact
-    from esbackup.jobs import copy as copy_job
+    from esbackup.actions import copy as copy_job
+    from esbackup.catalog.postgresql import redact
+    from esbackup.domain import auth
 
     a = app()
     auth.require_superadmin(a.identity, "catalog copy")

@@ -4,10 +4,11 @@ from datetime import datetime, timedelta, timezone
 
 import click
 
-from esbackup import health, schedule
 from esbackup.commands.common import app
-from esbackup.health import CRITICAL, WARNING, Finding
-from esbackup.jobs import locks
+from esbackup.domain import schedule
+from esbackup.engine import locks
+from esbackup.services import health
+from esbackup.services.health import CRITICAL, WARNING, Finding
 
 LOOKBACK = timedelta(days=8)  # a weekly schedule still shows a missed run
 
@@ -52,8 +53,8 @@ def cli() -> None:
     import sqlite3
     from pathlib import Path
 
-    from esbackup import auth
-    from esbackup.catalog import default_path, is_url
+    from esbackup.catalog.core import default_path, is_url
+    from esbackup.domain import auth
     from esbackup.errors import EsbackupError
 
     a = app()

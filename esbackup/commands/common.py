@@ -6,8 +6,8 @@ import sys
 
 import click
 
+from esbackup.domain.models import DIGITS_RE, MAX_WAIT_S
 from esbackup.errors import InvalidInput
-from esbackup.models import DIGITS_RE, MAX_WAIT_S
 
 SECONDS_RE = re.compile(r"[0-9]+(\.[0-9]*)?|\.[0-9]+", re.ASCII)
 

@@ -6,8 +6,8 @@ import sys
 import click
 
 from esbackup.commands.common import app
+from esbackup.domain.models import CONTROL_RE
 from esbackup.errors import InvalidInput
-from esbackup.models import CONTROL_RE
 
 USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}", re.ASCII)  # useradd's rule, no trailing $
 

@@ -1,8 +1,8 @@
 import click
 
-from esbackup import inventory
 from esbackup.commands.common import app
-from esbackup.output import Column, echo_records, output_options
+from esbackup.commands.output import Column, echo_records, output_options
+from esbackup.services import inventory
 
 COLUMNS = [Column("name", "Name"), Column("desc", "Description")]
 

@@ -1,8 +1,8 @@
 import click
 
-from esbackup import definitions
 from esbackup.commands.common import WholeNumber, app, confirm_destructive, known
-from esbackup.models import (
+from esbackup.commands.output import Column, echo_record, echo_records, output_options
+from esbackup.domain.models import (
     BACKUP_TYPES,
     COMPRESSIONS,
     MAX_DISK_ID,
@@ -10,7 +10,7 @@ from esbackup.models import (
     Definition,
     parse_ref,
 )
-from esbackup.output import Column, echo_record, echo_records, output_options
+from esbackup.services import definitions
 
 COLUMNS = [
     Column("vm", "VM"), Column("name", "Name"), Column("disk_id", "Disk ID"),
@@ -69,7 +69,7 @@ def cli() -> None:
 @definition_options(create=True)
 def create(ref: str, **options) -> None:
     """Create a backup definition."""
-    from esbackup.schedule import local_timezone
+    from esbackup.domain.schedule import local_timezone
 
     a = app()
     vm, name = parse_ref(ref, "definition")
@@ -95,7 +95,7 @@ def list_(vm, dc, node, fmt, full) -> None:
 def lookup(ref: str):
     a = app()
     d = definitions.find(a.catalog, ref)
-    from esbackup import auth
+    from esbackup.domain import auth
 
     auth.require_vm(a.identity, a.catalog.vm(d.vm), write=False)
     return d
@@ -130,7 +130,7 @@ def delete(ref, yes) -> None:
     """Delete a backup definition. Its backups are kept."""
     a = app()
     d = lookup(ref)
-    from esbackup import auth
+    from esbackup.domain import auth
 
     auth.require_vm(a.identity, a.catalog.vm(d.vm), write=True)
     confirm_destructive(f"definition {d.ref} will be deleted (its backups are kept)", yes)

@@ -1,11 +1,11 @@
 import click
 
-from esbackup import definitions
 from esbackup.commands.common import WholeNumber, app
+from esbackup.commands.output import Column, echo_records, output_options
+from esbackup.engine import runlog
+from esbackup.engine.runlog import KEEP_DAYS
 from esbackup.errors import InvalidInput
-from esbackup.jobs import runlog
-from esbackup.jobs.runlog import KEEP_DAYS
-from esbackup.output import Column, echo_records, output_options
+from esbackup.services import definitions
 
 COLUMNS = [
     Column("started", "Started", "time"), Column("definition", "Definition"),
@@ -35,7 +35,7 @@ def cli(ref, failed, limit, prune, keep_days, fmt, full) -> None:
 
     With --prune, forgets old runs instead (the nightly cron line does this).
     """
-    from esbackup import auth
+    from esbackup.domain import auth
 
     a = app()
     if keep_days is not None and not prune:

@@ -15,8 +15,9 @@ def cli(textfile: Path) -> None:
     """Write Prometheus metrics: per definition the last success time, duration,
     size and run outcome; per backup node the backups by status and the failed
     verifies. The file is replaced whole (written beside it, then renamed)."""
-    from esbackup import auth, metrics
+    from esbackup.domain import auth
     from esbackup.errors import NotFound
+    from esbackup.services import metrics
 
     a = app()
     auth.require_superadmin(a.identity, "metrics")

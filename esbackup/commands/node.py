@@ -1,10 +1,11 @@
 import click
 
-from esbackup import auth, inventory
 from esbackup.commands.common import WholeNumber, app
+from esbackup.commands.output import Column, echo_record, echo_records, output_options
+from esbackup.domain import auth
+from esbackup.domain.models import HYPERVISORS, MAX_BACKUPS_PER_NODE, TRANSFERS
 from esbackup.errors import PermissionDenied
-from esbackup.models import HYPERVISORS, MAX_BACKUPS_PER_NODE, TRANSFERS
-from esbackup.output import Column, echo_record, echo_records, output_options
+from esbackup.services import inventory
 
 COLUMNS = [
     Column("name", "Name"), Column("address", "Address"), Column("port", "Port", full_only=True),
@@ -80,7 +81,7 @@ def create(name, address, no_connect, accept_host_key, host_key, **options) -> N
     if no_connect:
         node.host_key = inventory.validate_fingerprint(host_key) if host_key else None
     else:
-        from esbackup import nodes
+        from esbackup.services import nodes
 
         nodes.pin_host_key(node, accept=accept_host_key, expected=host_key)
         nodes.detect(node)
@@ -135,7 +136,7 @@ def update(name: str, **options) -> None:
 @output_options
 def check(name, accept_host_key, host_key, fmt, full) -> None:
     """Connect, verify the host key, report ZFS, tools and free space."""
-    from esbackup import nodes
+    from esbackup.services import nodes
 
     a = app()
     auth.require_superadmin(a.identity, "node check")

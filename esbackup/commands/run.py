@@ -2,22 +2,22 @@ import sys
 
 import click
 
-from esbackup import definitions
 from esbackup.commands.common import Seconds, app
 from esbackup.errors import InvalidInput
+from esbackup.services import definitions
 
 
 def run_one(ref: str, *, wait: float, force: bool, trigger: str) -> None:
     """Run one definition and print what it made (shared with `backup now`)."""
-    from esbackup import auth
-    from esbackup.jobs import backup as backup_job
+    from esbackup.actions import backup as backup_job
+    from esbackup.domain import auth
 
     a = app()
     d = definitions.find(a.catalog, ref)
     auth.require_vm(a.identity, a.catalog.vm(d.vm), write=True)
     b = backup_job.run_definition(a.catalog, d, trigger=trigger, wait=wait, force=force,
                                   reporter=a)
-    from esbackup.output import human_duration, human_size
+    from esbackup.commands.output import human_duration, human_size
 
     a.info(f"backup {b.ref}: {human_size(b.size)} in {human_duration(b.duration)}")
     if sys.stdout.isatty():
@@ -44,8 +44,8 @@ def cli(ref, due, wait, force) -> None:
         run_one(ref, wait=wait or 0, force=force,
                 trigger="cron" if not sys.stdin.isatty() else "manual")
         return
-    from esbackup import auth
-    from esbackup.jobs import tick
+    from esbackup.actions import tick
+    from esbackup.domain import auth
 
     a = app()
     auth.require_superadmin(a.identity, "run --due")

@@ -3,11 +3,12 @@ from datetime import datetime, timezone
 
 import click
 
-from esbackup import definitions, schedule
 from esbackup.commands.common import app, known
+from esbackup.commands.output import Column, echo_records, output_options
+from esbackup.domain import schedule
+from esbackup.domain.models import parse_ref
 from esbackup.errors import InvalidInput
-from esbackup.models import parse_ref
-from esbackup.output import Column, echo_records, output_options
+from esbackup.services import definitions
 
 NEXT_COLUMNS = [Column("local", "Run (definition's zone)"), Column("run", "UTC", "time")]
 OVERVIEW_COLUMNS = [
@@ -44,7 +45,7 @@ def cli() -> None:
 @output_options
 def next_(ref, count, after, fmt, full) -> None:
     """The next runs of a definition, as Debian's cron would fire them."""
-    from esbackup import auth
+    from esbackup.domain import auth
 
     a = app()
     d = a.catalog.definition(*parse_ref(ref, "definition"))
@@ -99,7 +100,8 @@ def load(node, days, fmt, full) -> None:
     --days, against the node's slots. A definition occupies its compute node and
     its backup node for its expected duration (median of its last 5 ok runs, else
     estimated from its disk's used size)."""
-    from esbackup import auth, workload
+    from esbackup.domain import auth
+    from esbackup.services import planning as workload
 
     a = app()
     auth.require_superadmin(a.identity, "schedule load")
@@ -161,8 +163,9 @@ def balance(node, window, apply_, fmt, full) -> None:
     """
     import json
 
-    from esbackup import auth, workload
-    from esbackup import balance as balancer
+    from esbackup.domain import auth
+    from esbackup.domain import balance as balancer
+    from esbackup.services import planning as workload
 
     a = app()
     auth.require_superadmin(a.identity, "schedule balance")

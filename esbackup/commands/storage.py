@@ -1,8 +1,9 @@
 import click
 
-from esbackup import auth, inventory
 from esbackup.commands.common import app
-from esbackup.output import Column, echo_records, output_options
+from esbackup.commands.output import Column, echo_records, output_options
+from esbackup.domain import auth
+from esbackup.services import inventory
 
 COLUMNS = [Column("node", "Node"), Column("name", "Name"), Column("zpool", "Zpool")]
 

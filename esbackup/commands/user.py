@@ -1,9 +1,10 @@
 import click
 
-from esbackup import auth, inventory
 from esbackup.commands.common import app
-from esbackup.models import ROLES
-from esbackup.output import Column, echo_records, output_options
+from esbackup.commands.output import Column, echo_records, output_options
+from esbackup.domain import auth
+from esbackup.domain.models import ROLES
+from esbackup.services import inventory
 
 COLUMNS = [Column("name", "Name"), Column("role", "Role"), Column("dcs", "DCs", "list")]
 

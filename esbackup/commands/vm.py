@@ -1,9 +1,10 @@
 import click
 
-from esbackup import auth, inventory
 from esbackup.commands.common import app, confirm_destructive, known
-from esbackup.models import BRANDS
-from esbackup.output import Column, echo_record, echo_records, output_options
+from esbackup.commands.output import Column, echo_record, echo_records, output_options
+from esbackup.domain import auth
+from esbackup.domain.models import BRANDS
+from esbackup.services import inventory
 
 COLUMNS = [
     Column("hostname", "Hostname"), Column("uuid", "UUID", full_only=True), Column("dc", "DC"),

@@ -39,7 +39,7 @@ from esbackup.errors import (
 if TYPE_CHECKING:
     import paramiko
 
-    from esbackup.models import Node
+    from esbackup.domain.models import Node
 
 LOCAL = "local"
 SSH_CONFIG = Path("~/.ssh/config")

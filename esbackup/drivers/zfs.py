@@ -19,15 +19,21 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from esbackup.domain.zfs_names import (
+    bad_name,
+    bookmark_of,
+    validate_any,
+    validate_bookmark_name,
+    validate_dataset_name,
+    validate_property_name,
+    validate_snapshot_name,
+    validate_tag,
+    validate_value,
+)
 from esbackup.errors import InvalidInput, OperationFailed
 
-MAX_NAME_LEN = 255
-MAX_VALUE_LEN = 8191
 BACKUP_PROP = "esbackup:backup"
 
-_COMPONENT = re.compile(r"[A-Za-z0-9_.:-]+")
-_NATIVE_PROP = re.compile(r"[a-z][a-z0-9_]*")
-_USER_PROP = re.compile(r"[a-z][a-z0-9_.-]*:[a-z0-9_.:-]+")
 
 # Native properties whose `zfs get -p` values are integers.
 NUMERIC_PROPS = frozenset({
@@ -103,102 +109,6 @@ class Pool:
     health: str  # ONLINE, DEGRADED, FAULTED, ...
 
 
-# --- validation -------------------------------------------------------------
-
-def _bad(kind: str, name: str, why: str) -> InvalidInput:
-    return InvalidInput(f"invalid ZFS {kind} name {name!r}: {why}")
-
-
-def _check_component(kind: str, name: str, part: str) -> None:
-    if not part:
-        raise _bad(kind, name, "empty component")
-    if not _COMPONENT.fullmatch(part):
-        raise _bad(kind, name, "only letters, digits and _ . : - are allowed")
-    if part.startswith("-"):
-        raise _bad(kind, name, "a component may not start with '-'")
-    if part in (".", ".."):
-        raise _bad(kind, name, f"'{part}' is not a valid component")
-
-
-def _check_length(kind: str, name: str) -> None:
-    if not isinstance(name, str) or not name:
-        raise _bad(kind, str(name), "empty")
-    if len(name) > MAX_NAME_LEN:
-        raise _bad(kind, name, f"longer than {MAX_NAME_LEN} characters")
-    if ".." in name:
-        raise _bad(kind, name, "'..' is not allowed")
-
-
-def validate_dataset_name(name: str) -> str:
-    """Check a filesystem/volume name (`pool/a/b`) and return it unchanged."""
-    _check_length("dataset", name)
-    if "@" in name:
-        raise _bad("dataset", name, "'@' belongs in snapshot names only")
-    for part in name.split("/"):
-        _check_component("dataset", name, part)
-    if not name[0].isalpha():
-        raise _bad("dataset", name, "the pool name must start with a letter")
-    return name
-
-
-def validate_snapshot_name(name: str) -> str:
-    """Check a full snapshot name (`pool/a@snap`) and return it unchanged."""
-    _check_length("snapshot", name)
-    dataset, sep, snap = name.partition("@")
-    if not sep:
-        raise _bad("snapshot", name, "missing '@'")
-    if "@" in snap:
-        raise _bad("snapshot", name, "more than one '@'")
-    validate_dataset_name(dataset)
-    _check_component("snapshot", name, snap)
-    return name
-
-
-def validate_bookmark_name(name: str) -> str:
-    """Check a full bookmark name (`pool/a#mark`) and return it unchanged."""
-    _check_length("bookmark", name)
-    dataset, sep, mark = name.partition("#")
-    if not sep or "@" in name:
-        raise _bad("bookmark", name, "a bookmark is `dataset#name`")
-    validate_dataset_name(dataset)
-    _check_component("bookmark", name, mark)
-    return name
-
-
-def bookmark_of(snap: str) -> str:
-    """The bookmark that stands for a snapshot once it is gone: `ds@x` -> `ds#x`."""
-    return validate_bookmark_name(validate_snapshot_name(snap).replace("@", "#", 1))
-
-
-def _validate_any(name: str) -> str:
-    if isinstance(name, str) and "@" in name:
-        return validate_snapshot_name(name)
-    return validate_dataset_name(name)
-
-
-def validate_property_name(prop: str) -> str:
-    """Check a native (`readonly`) or user (`esbackup:backup`) property name."""
-    if not isinstance(prop, str) or len(prop) > MAX_NAME_LEN or not (
-        _NATIVE_PROP.fullmatch(prop) or _USER_PROP.fullmatch(prop)
-    ):
-        raise InvalidInput(f"invalid ZFS property name {prop!r}")
-    return prop
-
-
-def _validate_value(prop: str, value: str) -> str:
-    # Tabs and newlines would corrupt the tab-separated `zfs get -H` output.
-    if len(value) > MAX_VALUE_LEN or any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise InvalidInput(f"invalid value for ZFS property {prop}: {value!r}")
-    return value
-
-
-def _validate_tag(tag: str) -> str:
-    if not isinstance(tag, str) or not tag or len(tag) > MAX_NAME_LEN:
-        raise InvalidInput(f"invalid ZFS hold tag {tag!r}")
-    _check_component("hold tag", tag, tag)
-    return tag
-
-
 def _as_list(items: str | Iterable[str]) -> list[str]:
     return [items] if isinstance(items, str) else list(items)
 
@@ -224,7 +134,7 @@ def destroy(name: str, recursive: bool = False, force: bool = False) -> list[str
     """
     if isinstance(name, str) and "#" in name:
         return ["zfs", "destroy", validate_bookmark_name(name)]
-    _validate_any(name)
+    validate_any(name)
     if "/" not in name and "@" not in name:
         raise InvalidInput(f"refusing to destroy the pool root {name!r}")
     flags = (["-r"] if recursive else []) + (["-f"] if force else [])
@@ -256,20 +166,20 @@ def rename(old: str, new: str) -> list[str]:
 
 def set_property(name: str, prop: str, value: str) -> list[str]:
     validate_property_name(prop)
-    return ["zfs", "set", f"{prop}={_validate_value(prop, value)}", _validate_any(name)]
+    return ["zfs", "set", f"{prop}={validate_value(prop, value)}", validate_any(name)]
 
 
 def inherit(name: str, prop: str) -> list[str]:
     """Clear a local property; for a user property this removes it."""
-    return ["zfs", "inherit", validate_property_name(prop), _validate_any(name)]
+    return ["zfs", "inherit", validate_property_name(prop), validate_any(name)]
 
 
 def hold(tag: str, snap: str) -> list[str]:
-    return ["zfs", "hold", _validate_tag(tag), validate_snapshot_name(snap)]
+    return ["zfs", "hold", validate_tag(tag), validate_snapshot_name(snap)]
 
 
 def release(tag: str, snap: str) -> list[str]:
-    return ["zfs", "release", _validate_tag(tag), validate_snapshot_name(snap)]
+    return ["zfs", "release", validate_tag(tag), validate_snapshot_name(snap)]
 
 
 def mount(dataset: str) -> list[str]:
@@ -284,7 +194,7 @@ def _opts(properties: Mapping[str, str] | None) -> list[str]:
     argv: list[str] = []
     for prop, value in (properties or {}).items():
         validate_property_name(prop)
-        argv += ["-o", f"{prop}={_validate_value(prop, value)}"]
+        argv += ["-o", f"{prop}={validate_value(prop, value)}"]
     return argv
 
 
@@ -366,7 +276,7 @@ def receive(target: str, force: bool = False, unmounted: bool = False,
         flags.append("-u")
     if resumable and _can(caps, "resume"):
         flags.append("-s")
-    return ["zfs", "receive", *flags, _validate_any(target)]
+    return ["zfs", "receive", *flags, validate_any(target)]
 
 
 _TOKEN = re.compile(r"[0-9a-f]+-[0-9a-f]+-[0-9a-f]+-[0-9a-f]+")
@@ -503,7 +413,7 @@ def parse_bookmarks(output: str, dataset: str) -> list[Bookmark]:
 
 def get(names: str | Iterable[str], properties: str | Iterable[str]) -> list[str]:
     """`zfs get -H -p -o name,property,value PROPS NAMES...`; see `parse_get`."""
-    targets = [_validate_any(n) for n in _as_list(names)]
+    targets = [validate_any(n) for n in _as_list(names)]
     if not targets:
         raise InvalidInput("no ZFS dataset given")
     return ["zfs", "get", "-H", "-p", "-o", "name,property,value", _props_arg(properties),
@@ -612,7 +522,7 @@ def list_children(dataset: str) -> list[str]:
 
 def exists(name: str) -> list[str]:
     """Exit 0 if the dataset or snapshot exists; interpret with `parse_exists`."""
-    return ["zfs", "list", "-H", "-o", "name", _validate_any(name)]
+    return ["zfs", "list", "-H", "-o", "name", validate_any(name)]
 
 
 def parse_exists(status: int, stderr: str) -> bool:
@@ -640,13 +550,13 @@ def parse_pools(output: str) -> list[Pool]:
 
 
 def pool_of(dataset: str) -> str:
-    return _validate_any(dataset).split("/")[0].split("@")[0]
+    return validate_any(dataset).split("/")[0].split("@")[0]
 
 
 def pool_status(pool: str) -> list[str]:
     """`zpool status -v POOL`: device error counters and damaged files; see `parse_pool_errors`."""
     if "/" in pool or "@" in pool:
-        raise _bad("pool", pool, "a pool name has no '/' or '@'")
+        raise bad_name("pool", pool, "a pool name has no '/' or '@'")
     return ["zpool", "status", "-v", validate_dataset_name(pool)]
 
 

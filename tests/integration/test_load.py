@@ -1,6 +1,6 @@
 """Expected durations from a real node's disk size, without run history."""
-from esbackup import workload
-from esbackup.catalog import Catalog
+from esbackup.catalog.core import Catalog
+from esbackup.services import planning as workload
 from tests.integration.site import zfs
 
 

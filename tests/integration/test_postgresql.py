@@ -71,7 +71,7 @@ def test_two_admin_hosts_tick_each_firing_once_within_node_slots(pg_site, lab):
 
 
 def _slot_holders(site) -> list:
-    from esbackup.catalog import Catalog
+    from esbackup.catalog.core import Catalog
 
     cat = Catalog.open(site.esb.catalog)
     try:

@@ -16,8 +16,8 @@ from collections import defaultdict
 
 import pytest
 
-from esbackup import nodes
 from esbackup.drivers import files, zfs
+from esbackup.services import nodes
 from tests.integration.conftest import both_flavours
 from tests.integration.site import VM_UUID
 

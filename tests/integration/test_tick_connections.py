@@ -14,7 +14,7 @@ import socket
 import threading
 import uuid
 
-from esbackup.catalog import Catalog
+from esbackup.catalog.core import Catalog
 from tests.integration.site import register
 
 DEFINITIONS = 40

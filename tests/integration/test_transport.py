@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from esbackup.domain.models import Node
 from esbackup.drivers import openssh, transport
 from esbackup.drivers.transport import Result, connect, fetch_host_key
 from esbackup.errors import (
@@ -24,7 +25,6 @@ from esbackup.errors import (
     OperationFailed,
     RemoteCommandError,
 )
-from esbackup.models import Node
 from lab.nodes import Lab, LabNode
 
 MiB = 1 << 20

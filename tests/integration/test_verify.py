@@ -4,8 +4,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from esbackup.catalog import Catalog
-from esbackup.jobs import locks
+from esbackup.catalog.core import Catalog
+from esbackup.engine import locks
 from tests.integration.conftest import both_flavours
 
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 import re
 import shlex
 
+from esbackup.domain.models import Node
 from esbackup.drivers import batch, transport
 from esbackup.drivers.transport import Result
-from esbackup.models import Node
 
 DIES = -9
 REPLAY = 'printf %s "$1"; printf %s "$2" >&2; exit "$3"'

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from esbackup import auth
-from esbackup.catalog import SCHEMA_VERSION
+from esbackup.catalog.core import SCHEMA_VERSION
+from esbackup.domain import auth
 
 OTHER = "3f2a5a4e-0000-4000-8000-000000000002"
 
@@ -21,8 +21,8 @@ def as_user(monkeypatch, name, uid=4243):
 @pytest.fixture
 def two_dcs(inventory):
     """web01 (dc admin) with a backup, and db01 in dc2 run by dcadmin dave."""
-    from esbackup.catalog import Catalog
-    from esbackup.models import Backup
+    from esbackup.catalog.core import Catalog
+    from esbackup.domain.models import Backup
 
     inventory.ok("dc", "create", "dc2")
     inventory.ok("vm", "create", "db01", "--node", "c1", "--dc", "dc2", "--uuid", OTHER,
@@ -144,7 +144,7 @@ def test_missing_table_is_one_line(esb):
 
 
 def test_busy_catalog_exits_5(esb, monkeypatch):
-    from esbackup import catalog
+    from esbackup.catalog import core as catalog
 
     esb.ok("dc", "list")
     monkeypatch.setattr(catalog, "BUSY_TIMEOUT_S", 0.1)
@@ -160,7 +160,7 @@ def test_busy_catalog_exits_5(esb, monkeypatch):
 def test_read_only_catalog_is_one_line(esb):
     esb.ok("dc", "list")
     uri = f"file:{esb.catalog}?mode=ro"
-    from esbackup import catalog
+    from esbackup.catalog import core as catalog
 
     real = sqlite3.connect
 
@@ -309,7 +309,7 @@ def test_errors_escape_what_the_user_typed(inventory):
 
 @pytest.mark.parametrize("spoil", ["symlink", "group-writable dir", "missing"])
 def test_sudo_system_catalog_must_be_roots_own_file(inventory, monkeypatch, tmp_path, spoil):
-    from esbackup import catalog
+    from esbackup.catalog import core as catalog
 
     inventory.ok("user", "create", "nobody", "--role", "superadmin")
     system = tmp_path / "system" / "catalog.db"
@@ -331,9 +331,9 @@ def test_sudo_system_catalog_must_be_roots_own_file(inventory, monkeypatch, tmp_
 def test_one_transaction_with_savepoints(esb):
     """rebuild's shape: a failing inner step rolls back only itself; a failing
     outer transaction rolls back everything."""
-    from esbackup.catalog import Catalog
+    from esbackup.catalog.core import Catalog
+    from esbackup.domain.models import DC
     from esbackup.errors import InvalidInput
-    from esbackup.models import DC
 
     esb.ok("dc", "list")
     cat = Catalog.open(esb.catalog)

@@ -1,0 +1,236 @@
+"""Restore a backup onto a VM disk: whole or not at all.
+
+The data goes into a temporary sibling dataset first. Only when it is whole
+is the target renamed aside, the new one renamed in, and the old one (with
+its snapshots, as the product spec warns) destroyed. A restore that fails or
+dies leaves the target disk as it was.
+"""
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime, timezone
+
+from esbackup.catalog.core import Catalog
+from esbackup.domain.models import VM, Backup, Node
+from esbackup.drivers import batch, compress, files, hypervisor, zfs
+from esbackup.drivers.transport import Result
+from esbackup.engine import calls, layout, locks, paths, recover
+from esbackup.errors import InvalidInput, OperationFailed
+from esbackup.services import nodes
+
+
+def state_steps(compute: Node, vm: VM, force: bool) -> list[batch.Step]:
+    """The question whether the VM is stopped; none when its hypervisor cannot
+    tell, which only --force accepts."""
+    argv = hypervisor.state_argv(compute.hypervisor, vm.uuid)
+    if argv is None:
+        if not force:
+            raise InvalidInput(f"cannot tell whether {vm.hostname} is stopped (hypervisor "
+                               f"{compute.hypervisor}): stop it, then restore with --force")
+        return []
+    return [batch.Step("state", argv)]
+
+
+def check_stopped(compute: Node, vm: VM, answer: Result) -> None:
+    state = hypervisor.parse_state(compute.hypervisor, compute.name,
+                                   f"virtual server {vm.hostname} ({vm.uuid})",
+                                   answer.status, answer.stdout, answer.stderr)
+    if state != hypervisor.STOPPED[compute.hypervisor]:
+        raise InvalidInput(f"virtual server {vm.hostname} is {state or 'unknown'}: stop it first")
+
+
+def restore(cat: Catalog, b: Backup, vm: VM, disk_id: int, *, force: bool = False,
+            wait: float = 0, app=None) -> None:
+    if b.status != "ok":
+        raise InvalidInput(f"backup {b.ref} is {b.status}: only ok backups can be restored")
+    if disk_id not in vm.disks:
+        raise InvalidInput(f"virtual server {vm.hostname} has no disk {disk_id}")
+    with locks.Locks(cat, owner=f"restore {b.ref} to {vm.hostname} disk {disk_id}") as held:
+        held.disk(vm.uuid, disk_id, wait, vm=vm.hostname)
+        if (b.vm_uuid, b.disk_id) != (vm.uuid, disk_id):
+            held.disk(b.vm_uuid, b.disk_id, wait, vm=b.vm)
+        recover.after_takeover(cat, held.stale, app)
+        b = cat.backup(b.vm_uuid, b.name)
+        if b.status != "ok":  # it may have changed while we waited for the lock
+            raise InvalidInput(f"backup {b.ref} is {b.status}: only ok backups can be restored")
+        job = RestoreJob(cat, b, vm, disk_id, cat.node(vm.node), cat.node(b.node), app)
+        job.preflight(force)
+        cat.update_backup(b, status="restore")
+        try:
+            job.run()
+        finally:
+            cat.update_backup(b, status="ok")
+
+
+class RestoreJob:
+    """One restore. Remote calls: one batch per node before the stream (both
+    nodes at once), the stream, one batch on the compute node for the swap
+    (more only when a rename fails)."""
+
+    def __init__(self, cat: Catalog, b: Backup, vm: VM, disk_id: int, compute: Node,
+                 source: Node, reporter=None):
+        self.cat, self.b, self.vm, self.compute, self.source = cat, b, vm, compute, source
+        self.reporter = reporter
+        self.target = vm.disks[disk_id]
+        self.own_disk = (vm.uuid, disk_id)  # a dataset backup restored onto its own disk
+        # keeps the received snapshot: the next backup can go on incrementally from it
+        self.when = datetime.now(timezone.utc)
+        self.temp = layout.restore_temp(self.target, self.when)
+        self.local: dict[str, str] = {}  # the disk's own properties, set again after the swap
+
+    def compute_steps(self, force: bool) -> list[batch.Step]:
+        """Whether the VM is stopped, then the target disk: its children, size
+        limits and space, and its own properties (the disk is locked: they stay)."""
+        return [*state_steps(self.compute, self.vm, force),
+                batch.Step("children", zfs.list_children(self.target)),
+                batch.Step("target", zfs.get(self.target, ("refquota", "quota", "available",
+                                                           "volsize"))),
+                batch.Step("local", zfs.get_local(self.target))]
+
+    def source_steps(self) -> list[batch.Step]:
+        """The file backup's checksum and size, or the dataset backup's size."""
+        if self.b.type == "file":
+            tools = self.source.capabilities.get("tools", {})
+            return [batch.Step("sha256", files.sha256(self.b.location, tools)),
+                    batch.Step("size", files.size(self.b.location))]
+        return [batch.Step("backup", zfs.get(self.b.location, ("referenced", "volsize")))]
+
+    def preflight(self, force: bool = False) -> None:
+        """Refuse before touching anything: a VM not stopped, corrupt file, small
+        disk, no space, or datasets below the disk (not in the backup, and not
+        named for loss)."""
+        dst, src = calls.ask(self.compute, self.compute_steps(force), self.source,
+                             self.source_steps())
+        dst = calls.settled(dst)
+        if "state" in dst.steps:
+            check_stopped(self.compute, self.vm, dst["state"])
+        why = self.b.type == "dataset" and zfs.stream_refusal(self.source.capabilities,
+                                                              self.compute.capabilities)
+        if why:
+            raise InvalidInput(f"cannot restore {self.b.ref} onto node {self.compute.name}: {why}")
+        children = dst.ok("children").stdout.split()[1:]
+        if children:
+            raise InvalidInput(f"target disk {self.target} has datasets below it "
+                               f"({children[0]}); restore refuses to destroy them")
+        src = calls.settled(src)
+        if self.b.type == "file":
+            actual = files.parse_sha256(src.ok("sha256").stdout)
+            if actual != self.b.checksum:
+                raise OperationFailed(f"backup {self.b.ref} is corrupt: SHA-256 {actual} != "
+                                      f"recorded {self.b.checksum}; target left untouched")
+            needed, volsize = files.parse_size(src.ok("size").stdout), None
+        else:
+            props = zfs.parse_get(src.ok("backup").stdout)
+            needed = int(props[self.b.location]["referenced"] or 0)
+            volsize = props[self.b.location].get("volsize")
+        props = zfs.parse_get(dst.ok("target").stdout)[self.target]
+        if volsize and props.get("volsize") and props["volsize"] < volsize:
+            raise InvalidInput(f"target disk {self.target} ({props['volsize']} bytes) is smaller "
+                               f"than backup {self.b.ref} ({volsize} bytes)")
+        limit = min([v for v in (props.get("refquota"), props.get("quota")) if v] or [0])
+        if limit and needed > limit:
+            raise InvalidInput(f"target disk {self.target} ({limit} bytes) is smaller than "
+                               f"backup {self.b.ref} ({needed} bytes)")
+        available = int(props.get("available") or 0)
+        if needed > available:
+            raise OperationFailed(f"not enough space for {self.b.ref} on {self.compute.name}: "
+                                  f"{needed} bytes needed, {available} available")
+        self.local = zfs.parse_local(dst.ok("local").stdout)
+
+    def run(self) -> None:
+        receive = zfs.receive(self.temp, unmounted=True, caps=self.compute.capabilities)
+        try:
+            if self.b.type == "dataset":
+                source_stages, input_path = [zfs.send(self.b.location)], None
+            else:
+                compression = layout.compression_of(self.b.location)
+                tools = self.source.capabilities.get("tools", {})
+                source_stages = [compress.decompressor(compression, tools) or ["cat"]]
+                input_path = self.b.location
+            paths.move(self.source, self.compute, source_stages=source_stages,
+                       stages=[receive], input_path=input_path, reporter=self.reporter,
+                       direct_ok=False)
+            self.swap()
+        except BaseException:
+            recover.best_effort([(self.compute, zfs.destroy(self.temp, recursive=True,
+                                                            force=True))], self.reporter)
+            raise
+
+    def swap_steps(self, old: str) -> list[batch.Step]:
+        """The disk renamed aside, the new data renamed in (a failed rename ends
+        the batch), then what follows a swap (`after_steps`)."""
+        return [*self.aside_steps(old), *self.in_steps(), *self.after_steps(old)]
+
+    def aside_steps(self, old: str) -> list[batch.Step]:
+        return [batch.Step("unmount-disk", zfs.unmount(self.target)),  # a volume: fails, fine
+                batch.Step("aside", zfs.rename(self.target, old), stop=True)]
+
+    def in_steps(self) -> list[batch.Step]:
+        return [batch.Step("unmount-new", zfs.unmount(self.temp)),
+                batch.Step("in", zfs.rename(self.temp, self.target), stop=True)]
+
+    def after_steps(self, old: str) -> list[batch.Step]:
+        """The disk's own local properties (quotas, mountpoint, user properties:
+        a plain stream does not carry them) set again, the disk mounted, the old
+        one (with its snapshots, as the product spec warns) destroyed, and the
+        received snapshot unless it is the base of this disk's next backup."""
+        steps = [batch.Step(f"set-{i}", zfs.set_property(self.target, prop, value))
+                 for i, (prop, value) in enumerate(self.local.items())]
+        steps += [batch.Step("mount", zfs.mount(self.target)),
+                  batch.Step("destroy-old", zfs.destroy(old, recursive=True, force=True))]
+        if self.b.type != "dataset" or (self.b.vm_uuid, self.b.disk_id) != self.own_disk:
+            received = f"{self.target}@{layout.snapshot_name(self.b.name)}"
+            steps.append(batch.Step("destroy-received", zfs.destroy(received)))
+        return steps
+
+    def swap(self) -> None:
+        """Rename the whole new data in, in one call. A rename that fails for a
+        busy dataset (zfs-fuse, just after a read) goes on from there with
+        `nodes.rename`, which retries; any other failure puts the disk back."""
+        t = nodes.session(self.compute)
+        old = layout.restore_old(self.target, self.when)
+        done = self.swap_batch(t, old, self.swap_steps(old))
+        aside = done["aside"]
+        if aside.status:
+            try:
+                if zfs.classify_error(aside.stderr) != zfs.BUSY:
+                    done.ok("aside")
+                nodes.rename(t, self.target, old)
+            except BaseException:
+                t.run(zfs.mount(self.target), check=False)
+                raise
+            done = self.swap_batch(t, old, [*self.in_steps(), *self.after_steps(old)])
+        came_in = done["in"]
+        if came_in.status:
+            try:
+                if zfs.classify_error(came_in.stderr) != zfs.BUSY:
+                    done.ok("in")
+                nodes.rename(t, self.temp, self.target)
+            except BaseException:
+                nodes.rename(t, old, self.target)  # put the disk back
+                t.run(zfs.mount(self.target), check=False)
+                raise
+            done = batch.run(t, self.after_steps(old))
+        for i, (prop, value) in enumerate(self.local.items()):
+            result = done[f"set-{i}"]
+            if result.status and self.reporter is not None:
+                self.reporter.warn(f"{self.target}: could not set {prop}={value} again: "
+                                   f"{result.stderr.strip()}")
+        gone = done["destroy-old"]
+        if gone.status and self.reporter is not None:  # e.g. a clone depends on it
+            self.reporter.warn(f"restored; the old disk is kept as {old}: "
+                               f"{gone.stderr.strip()}")
+
+    def swap_batch(self, t, old: str, steps: list[batch.Step]) -> batch.Results:
+        """Run swap steps that begin before the new data is in. A call that breaks
+        off (connection lost, output cut short) leaves unknown which ran: the old
+        disk goes back under its name if it was set aside, as far as it can (a
+        rename never overwrites: with the new data in, this fails, and is fine)."""
+        try:
+            return batch.run(t, steps)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                nodes.rename(t, old, self.target)
+            with contextlib.suppress(Exception):
+                t.run(zfs.mount(self.target), check=False)
+            raise

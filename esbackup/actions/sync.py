@@ -1,0 +1,77 @@
+"""Compare the catalog with the nodes: is every backup's data still there?"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+from esbackup.catalog.core import Catalog
+from esbackup.domain.models import Backup
+from esbackup.engine import locks, recover
+from esbackup.engine.presence import present
+from esbackup.errors import Busy, EsbackupError, NotFound
+from esbackup.services import nodes
+
+SETTLED = {("ok", True), ("lost", False)}  # (status, data found): `settle` leaves these
+
+
+def sync(cat: Catalog, node: str | None = None,
+         reporter=None) -> tuple[list[dict], list[str]]:
+    """Mark ok backups whose data is gone `lost`, lost ones whose data is back `ok`,
+    and resolve pending/restore rows that no live run owns: a restore row by its
+    data (ok or lost), a pending row (never whole, no location yet) is removed
+    with what its run left. Returns the changes, and why nodes that could not be
+    asked were not."""
+    changes: list[dict] = []
+    by_node: dict[str, list[Backup]] = defaultdict(list)
+    for b in cat.backups(node=node):
+        by_node[b.node].append(b)
+    unreachable = []
+    for node_name, backups in sorted(by_node.items()):
+        try:
+            found = present(nodes.session(cat.node(node_name)), backups)
+        except EsbackupError as error:
+            unreachable.append(f"{node_name}: {error}")
+            continue
+        for b in backups:
+            exists = b.location in found
+            if (b.status, exists) in SETTLED:
+                continue  # nothing to change: no lock, no second look
+            change = resolve(cat, b, exists, reporter)
+            if change:
+                changes.append({"backup": b.ref, "was": b.status, "now": change[0],
+                                "why": change[1]})
+    return changes, unreachable
+
+
+def resolve(cat: Catalog, b: Backup, exists: bool, reporter) -> tuple[str, str] | None:
+    """Settle one backup under its disk's lock (a busy disk is left alone): the
+    row is read again there, as a run may have finished or moved it meanwhile."""
+    try:
+        with locks.Locks(cat, owner=f"sync {b.ref}") as held:
+            held.disk(b.vm_uuid, b.disk_id)
+            now = cat.backup(b.vm_uuid, b.name)
+            if now.location != b.location:
+                return None  # moved since we looked: the next sync sees it right
+            change = settle(cat, now, exists, reporter)
+            recover.after_takeover(cat, held.stale, reporter)  # a dead run's leftovers
+            return change
+    except (Busy, NotFound):
+        return None
+
+
+def settle(cat: Catalog, b: Backup, exists: bool, reporter) -> tuple[str, str] | None:
+    if b.status == "ok" and not exists:
+        cat.update_backup(b, status="lost")
+        return "lost", "data missing on the node"
+    if b.status == "lost" and exists:
+        cat.update_backup(b, status="ok")
+        return "ok", "data found again"
+    if b.status == "pending":
+        recover.discard_pending(cat, b, reporter)
+        return "(removed)", "pending, but no run is making it"
+    if b.status == "restore":  # the restore only read it: the data decides
+        if exists:
+            cat.update_backup(b, status="ok")
+            return "ok", "restore no longer running"
+        cat.update_backup(b, status="lost")
+        return "lost", "restore no longer running, and data missing on the node"
+    return None

@@ -1,0 +1,81 @@
+"""`run --due`: one scheduler tick, run from cron every minute.
+
+A definition is due when its schedule fired in the last hour and it has not
+run since that moment; so a missed tick (a reboot, a slow minute) is caught
+up on the next one, and a run is never started twice for one firing: its run
+row names the firing, and the catalog keeps one row per definition and firing,
+so of several admin hosts ticking in the same minute exactly one claims it.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+
+from esbackup.catalog.core import Catalog
+from esbackup.domain import schedule
+from esbackup.domain.models import Definition, Run
+from esbackup.errors import EsbackupError, InvalidInput
+
+LOOKBACK = timedelta(hours=1)
+TICK_WAIT = 50 * 60  # a due run waits this long for its disk or a node slot
+
+
+def due(cat: Catalog, now: datetime) -> list[tuple[Definition, datetime]]:
+    """Active definitions whose schedule fired since their newest run, with that
+    firing: one light query over all of them, one more for the records of those due."""
+    fired_at: dict[int, datetime] = {}
+    until = now + timedelta(microseconds=1)  # a firing at `now` is due, one a second ahead is not
+    for def_id, expr, tz, last in cat.last_starts(active=True):
+        fired = schedule.runs_between(expr, tz, now - LOOKBACK, until)
+        if fired and not (last and datetime.fromisoformat(last) >= fired[-1]):
+            fired_at[def_id] = fired[-1]
+    if not fired_at:
+        return []
+    return [(d, fired_at[d.id]) for d in cat.definitions(ids=tuple(fired_at))]
+
+
+def claim(cat: Catalog, found: list[tuple[Definition, datetime]]
+          ) -> list[tuple[Definition, Run]]:
+    """The run rows of these firings, in one commit; a firing that another tick
+    (another admin host) already has is left out: its claim rolls back alone."""
+    from esbackup.actions.backup import start_run
+
+    claimed = []
+    with cat.transaction():
+        for d, fired in found:
+            try:
+                with cat.transaction():  # a savepoint: a taken firing undoes only itself
+                    claimed.append((d, start_run(cat, d, "tick", firing=fired.isoformat())))
+            except InvalidInput:
+                continue
+    return claimed
+
+
+def run_due(cat: Catalog, reporter=None, wait: float = TICK_WAIT,
+            now: datetime | None = None) -> int:
+    """Run every due definition in parallel; returns how many failed.
+
+    Each gets its run row at once, so the next tick does not pick it again
+    while it waits (up to `wait` seconds) for its disk or a node slot.
+    """
+    from esbackup.actions.backup import run_definition
+
+    todo = claim(cat, due(cat, now or datetime.now(timezone.utc)))
+
+    def one(item: tuple[Definition, Run]) -> bool:
+        d, run = item
+        own = Catalog.open(cat.path)  # one connection per thread
+        try:
+            run_definition(own, d, trigger="tick", wait=wait, reporter=reporter, run=run)
+            return True
+        except EsbackupError as error:
+            if reporter is not None:
+                reporter.warn(f"{d.ref}: {error}")
+            return False
+        finally:
+            own.close()
+
+    if not todo:
+        return 0
+    with ThreadPoolExecutor(max_workers=min(len(todo), 64)) as pool:
+        return sum(not ok for ok in pool.map(one, todo))

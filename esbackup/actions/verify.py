@@ -1,0 +1,134 @@
+"""Read stored backups back whole, on their backup node, and record the outcome.
+
+A file backup is hashed again on the node and compared with its recorded
+SHA-256. A dataset backup's snapshot is sent whole into /dev/null, which
+makes ZFS read and checksum every block of it, and the pool's error counters
+are read afterwards. Each read respects the definition's bandwidth limit (on
+the node, with mbuffer or pv) and takes one of the backup node's slots, under
+the disk's lock so that no restore or delete runs meanwhile.
+
+A failed verify leaves the data alone: it records when and why on the
+backup, where `check` finds it. A node that cannot be reached judges nothing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from esbackup.catalog.core import Catalog, utcnow
+from esbackup.domain.models import Backup, Node
+from esbackup.drivers import transport, zfs
+from esbackup.engine import locks, paths
+from esbackup.errors import Busy, NodeUnreachable, NotFound, RemoteCommandError
+from esbackup.services import nodes
+
+OK, FAILED, SKIPPED, UNREACHABLE = "ok", "failed", "skipped", "unreachable"
+
+
+@dataclass
+class Outcome:
+    backup: Backup
+    result: str  # ok | failed | skipped (busy, or changed meanwhile) | unreachable
+    detail: str = ""
+
+    def record(self) -> dict:
+        return {"backup": self.backup.ref, "type": self.backup.type, "node": self.backup.node,
+                "result": self.result, "detail": self.detail}
+
+
+def due(backups: list[Backup], older_than: float | None, now: datetime) -> list[Backup]:
+    """The ok backups to verify: with `older_than` days, only those not verified since."""
+    limit = None if older_than is None else now - timedelta(days=older_than)
+    return [b for b in backups if b.status == "ok" and (
+        limit is None or b.verified is None or datetime.fromisoformat(b.verified) < limit)]
+
+
+def verify(cat: Catalog, backups: list[Backup], wait: float = 0,
+           reporter=None) -> list[Outcome]:
+    outcomes = []
+    for b in backups:
+        outcome = verify_one(cat, b, wait)
+        if reporter is not None and outcome.result != OK:
+            reporter.warn(f"verify {b.ref}: {outcome.result}: {outcome.detail}")
+        outcomes.append(outcome)
+    return outcomes
+
+
+def verify_one(cat: Catalog, b: Backup, wait: float = 0) -> Outcome:
+    node = cat.node(b.node)
+    try:
+        with locks.Locks(cat, owner=f"verify {b.ref}") as held:
+            held.disk(b.vm_uuid, b.disk_id, wait, vm=b.vm)
+            held.slot(node.name, node.max_backups, wait)
+            b = cat.backup(b.vm_uuid, b.name)  # as it is now that nobody else changes it
+            if b.status != "ok":
+                return Outcome(b, SKIPPED, f"status is {b.status}")
+            problem = read_back(node, b, bwlimit(cat, b))
+    except Busy as error:
+        return Outcome(b, SKIPPED, str(error))
+    except NodeUnreachable as error:
+        return Outcome(b, UNREACHABLE, str(error))
+    except NotFound:
+        return Outcome(b, SKIPPED, "deleted meanwhile")
+    cat.update_backup(b, verified=utcnow(), verify_result=FAILED if problem else OK,
+                      verify_error=problem)
+    return Outcome(b, FAILED if problem else OK, problem or "")
+
+
+def bwlimit(cat: Catalog, b: Backup) -> int:
+    if not b.definition:
+        return 0
+    try:
+        return cat.definition(b.vm_uuid, b.definition).bwlimit
+    except NotFound:
+        return 0  # the definition is gone; its backups stay
+
+
+def read_back(node: Node, b: Backup, rate: int) -> str | None:
+    """Why the backup's data is not whole, or None when it is."""
+    if b.type == "file":
+        return _file(node, b, rate)
+    return _dataset(node, b, rate)
+
+
+def _file(node: Node, b: Backup, rate: int) -> str | None:
+    if not b.checksum:
+        return "no SHA-256 recorded for this file backup"
+    try:
+        out = _run(node, file_stages(node, rate), input_path=b.location)
+    except RemoteCommandError as error:
+        return f"cannot read {b.location}: {error}"
+    digest = out.split()[0] if out.split() else ""
+    if digest != b.checksum:
+        return f"SHA-256 mismatch: stored {b.checksum}, read {digest or 'nothing'}"
+    return None
+
+
+def file_stages(node: Node, rate: int) -> list[list[str]]:
+    """Hash what arrives on stdin, no faster than `rate` bytes/s (0: no limit)."""
+    tools = node.capabilities.get("tools", {})
+    hasher = ["sha256sum"] if tools.get("sha256sum", True) else ["digest", "-a", "sha256"]
+    return [*paths.limiter(rate, node), hasher]
+
+
+def dataset_stages(node: Node, snapshot: str, rate: int) -> list[list[str]]:
+    """Send the snapshot whole (every block read and checksummed) at up to `rate`."""
+    return [zfs.send(snapshot), *paths.limiter(rate, node)]
+
+
+def _dataset(node: Node, b: Backup, rate: int) -> str | None:
+    problems = []
+    try:
+        _run(node, dataset_stages(node, b.location, rate), output="/dev/null")
+    except RemoteCommandError as error:
+        problems.append(f"cannot read {b.location}: {error}")
+    pool = zfs.pool_of(b.location)
+    status = nodes.session(node).run(zfs.pool_status(pool), check=False)
+    problems += [f"pool {pool}: {p}" for p in zfs.parse_pool_errors(status.stdout)]
+    return "; ".join(problems) or None
+
+
+def _run(node: Node, stages: list[list[str]], **where) -> str:
+    result = nodes.session(node).run(transport.pipeline_argv(stages, **where), check=False)
+    transport.check_pipeline(node.name, stages, result)
+    return result.stdout

@@ -1,0 +1,283 @@
+"""Records of the domain, their enums, and validation of what users type.
+
+Validation lives here so that every command (and the engine) applies the same
+rules; it raises `InvalidInput` with one line naming the offending value.
+"""
+from __future__ import annotations
+
+import re
+import uuid as uuidlib
+from dataclasses import asdict, dataclass, field
+
+from esbackup.errors import InvalidInput
+
+ROLES = ("superadmin", "dcadmin", "vmowner")
+BRANDS = ("kvm", "bhyve", "os", "lx")
+FREEZE_BRANDS = ("kvm", "bhyve")
+HYPERVISORS = ("smartos", "libvirt", "qemu", "none")
+TRANSFERS = ("relay", "direct")
+BACKUP_TYPES = ("dataset", "file")
+COMPRESSIONS = ("off", "gzip", "bzip2")
+STATUSES = ("ok", "pending", "restore", "lost")
+RUN_OUTCOMES = ("running", "ok", "failed", "skipped")
+ADMIN_DC = "admin"
+
+# Names that end up in dataset paths, file names and remote argv: a conservative
+# set that needs no quoting anywhere and cannot climb directories.
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+NAME_RULE = "1-63 characters of letters, digits, '.', '_' and '-', starting with a letter or digit"
+SIZE_RE = re.compile(r"^ *([0-9]{1,16}) *([KMGT]?)i?B? *$", re.IGNORECASE | re.ASCII)
+SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+DIGITS_RE = re.compile(r"[0-9]+", re.ASCII)
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+# Ranges of every number a user or a manifest gives (SQLite integers end at
+# 2**63; Python's own limits must never show up as a traceback).
+MAX_SIZE = 2**50  # bytes and bytes/s: 1 PiB
+MAX_RETENTION = 100_000
+MAX_DISK_ID = 9_999
+MAX_BACKUPS_PER_NODE = 1_000
+MAX_WAIT_S = 7 * 86400
+MAX_TEXT = 1_000  # descriptions and notes
+MAX_PATH = 1_024  # key paths, ssh configs, guest agent sockets
+MAX_HOST = 253  # a DNS name
+
+
+def validate_name(value: str, what: str = "name") -> str:
+    if not isinstance(value, str) or not NAME_RE.fullmatch(value) or ".." in value:
+        raise InvalidInput(f"invalid {what} {value!r}: use {NAME_RULE}")
+    return value
+
+
+def validate_hostname(value: str) -> str:
+    """A VM's hostname: a name, and never of a uuid's form, so that hostnames
+    and uuids stay one namespace and a reference means one VM only."""
+    validate_name(value, "hostname")
+    try:
+        uuidlib.UUID(value)
+    except ValueError:
+        return value
+    raise InvalidInput(f"invalid hostname {value!r}: a hostname may not look like a uuid")
+
+
+def validate_dataset(value: str) -> str:
+    """A ZFS filesystem or volume name, by the rule the driver applies at run
+    time (so nothing is accepted at create time that a backup would refuse)."""
+    from esbackup.domain import zfs_names
+
+    rule = "pool/child names of letters, digits, '_.:-', the pool starting with a letter"
+    if not isinstance(value, str) or not value.isascii():
+        raise InvalidInput(f"invalid dataset {value!r}: {rule}")
+    try:
+        return zfs_names.validate_dataset_name(value)
+    except InvalidInput as error:
+        raise InvalidInput(f"invalid dataset {value!r}: {str(error).rpartition(': ')[2]}") \
+            from None
+
+
+def validate_text(value: str, what: str, limit: int = MAX_TEXT) -> str:
+    """Free text that is stored and shown (descriptions, notes): no control
+    characters (a newline or ESC would forge lines or drive a terminal)."""
+    if not isinstance(value, str):
+        raise InvalidInput(f"invalid {what}: text expected")
+    if CONTROL_RE.search(value):
+        raise InvalidInput(f"invalid {what} {value!r}: control characters are not allowed")
+    if len(value) > limit:
+        raise InvalidInput(f"invalid {what}: longer than {limit} characters")
+    return value
+
+
+def validate_int(value, what: str, low: int, high: int) -> int:
+    """An integer in [low, high] from an int or a string of ASCII digits."""
+    if isinstance(value, str) and DIGITS_RE.fullmatch(value.strip()):
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidInput(f"invalid {what} {value!r}: a whole number from {low} to {high}")
+    return value
+
+
+def validate_uuid(value: str) -> str:
+    try:
+        return str(uuidlib.UUID(value))
+    except (ValueError, AttributeError):
+        raise InvalidInput(f"invalid uuid {value!r}") from None
+
+
+def validate_choice(value: str, choices: tuple[str, ...], what: str) -> str:
+    if value not in choices:
+        raise InvalidInput(f"invalid {what} {value!r}: one of {', '.join(choices)}")
+    return value
+
+
+def parse_size(value: str | int, what: str = "size") -> int:
+    """Bytes from '1048576', '512K', '10M', '1G' (1024-based); must be >= 0."""
+    if isinstance(value, bool):
+        raise InvalidInput(f"invalid {what} {value!r}: a number of bytes")
+    if isinstance(value, int):
+        number = value
+    else:
+        match = SIZE_RE.match(str(value))
+        if not match:
+            raise InvalidInput(f"invalid {what} {value!r}: a number of bytes, optionally K, M, G")
+        number = int(match.group(1)) * SIZE_UNITS[match.group(2).upper()]
+    if not 0 <= number <= MAX_SIZE:
+        raise InvalidInput(f"invalid {what} {value!r}: from 0 to {MAX_SIZE} (1P)")
+    return number
+
+
+def parse_address(value: str) -> tuple[str, int]:
+    """HOST[:PORT] (IPv6 as [addr]:port); 'local' means the admin host itself."""
+    match = re.fullmatch(r"\[([0-9A-Fa-f:.]{2,45})\](?::([0-9]{1,5}))?"
+                         rf"|([A-Za-z0-9_.-]{{1,{MAX_HOST}}})(?::([0-9]{{1,5}}))?", value or "",
+                         flags=re.ASCII)
+    if not match:
+        raise InvalidInput(f"invalid address {value!r}: HOST or HOST:PORT")
+    host = match.group(1) or match.group(3)
+    port = int(match.group(2) or match.group(4) or 22)
+    if host.startswith("-"):
+        raise InvalidInput(f"invalid address {value!r}: a host may not start with '-'")
+    if not 0 < port < 65536:
+        raise InvalidInput(f"invalid port {port} in address {value!r}")
+    return host, port
+
+
+def parse_ref(value: str, what: str) -> tuple[str, str]:
+    """'VM/NAME' -> (vm, name) for definitions and backups."""
+    vm, sep, name = (value or "").partition("/")
+    if not sep or not vm or not name:
+        raise InvalidInput(f"invalid {what} reference {value!r}: expected VM/NAME")
+    return vm, name
+
+
+@dataclass
+class Record:
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class DC(Record):
+    name: str
+    desc: str = ""
+    id: int | None = None
+
+
+@dataclass
+class Node(Record):
+    name: str
+    address: str  # host name or IP; "local" runs commands with subprocess
+    port: int = 22
+    user: str = "root"
+    key_path: str | None = None
+    host_key: str | None = None  # pinned fingerprint, "SHA256:..." as OpenSSH prints it
+    compute: bool = True
+    backup: bool = False
+    max_backups: int = 2
+    transfer: str = "relay"  # relay | direct
+    hypervisor: str = "none"  # smartos | libvirt | qemu | none
+    ssh_config: str | None = None  # on this node: `ssh -F` config for its direct pulls
+    capabilities: dict = field(default_factory=dict)
+    created: str | None = None
+    id: int | None = None
+
+
+@dataclass
+class Storage(Record):
+    node: str
+    name: str
+    zpool: str
+    id: int | None = None
+
+
+@dataclass
+class VM(Record):
+    hostname: str
+    uuid: str
+    dc: str
+    node: str
+    owner: str | None = None
+    brand: str = "kvm"
+    disks: dict[int, str] = field(default_factory=dict)  # disk id -> dataset
+    qga_socket: str | None = None  # hypervisor qemu: the guest agent's socket on the node
+    created: str | None = None
+    id: int | None = None
+
+
+@dataclass
+class Definition(Record):
+    vm: str
+    name: str
+    disk_id: int
+    type: str
+    node: str
+    storage: str
+    schedule: str
+    timezone: str
+    retention: int
+    active: bool = True
+    desc: str = ""
+    compression: str = "off"
+    bwlimit: int = 0
+    fsfreeze: bool = False
+    created: str | None = None
+    id: int | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.vm}/{self.name}"
+
+
+@dataclass
+class Backup(Record):
+    name: str
+    vm: str
+    vm_uuid: str
+    disk_id: int
+    type: str
+    created: str
+    status: str
+    node: str
+    storage: str
+    duration: float | None = None
+    size: int | None = None
+    note: str = ""
+    fsfreeze: bool = False
+    definition: str | None = None
+    location: str | None = None
+    checksum: str | None = None
+    manifest: str | None = None
+    verified: str | None = None  # when its data was last read back whole
+    verify_result: str | None = None  # ok | failed
+    verify_error: str | None = None
+    id: int | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.vm}/{self.name}"
+
+
+@dataclass
+class Run(Record):
+    definition: str  # VM/NAME
+    trigger: str  # manual | cron | tick
+    started: str
+    outcome: str = "running"
+    finished: str | None = None
+    error: str | None = None
+    backup: str | None = None
+    size: int | None = None
+    duration: float | None = None
+    pid: int | None = None
+    host: str | None = None  # the admin host that ran it (ESBACKUP_HOST_ID or hostname)
+    firing: str | None = None  # the schedule firing a tick run serves: one run per firing
+    sent: int | None = None  # bytes of stream that crossed the wire (relay mode), if known
+    resumed: int | None = None  # a resumed transfer: bytes the target already had (saved)
+    id: int | None = None
+
+
+@dataclass
+class User(Record):
+    name: str
+    role: str
+    dcs: list[str] = field(default_factory=list)
+    id: int | None = None

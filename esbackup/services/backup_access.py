@@ -1,0 +1,68 @@
+"""Backup records as users see them, and who may see or change which backup."""
+from __future__ import annotations
+
+from esbackup.catalog.core import Catalog
+from esbackup.domain import auth
+from esbackup.domain.auth import Identity
+from esbackup.domain.models import Backup, parse_ref
+from esbackup.errors import NotFound
+
+FREEZE_FLAG = "⚑"
+
+
+def record(b: Backup) -> dict:
+    data = dict(vars(b))  # its fields are flat: no need for asdict's deep copy
+    data.pop("id")
+    return data
+
+
+def table_record(b: Backup) -> dict:
+    data = record(b)
+    data["status"] = f"{b.status} {FREEZE_FLAG}" if b.fsfreeze else b.status
+    return data
+
+
+def shaped(b: Backup, fmt: str) -> dict:
+    """Raw for machines; for people the status carries the freeze flag."""
+    return record(b) if fmt in ("json", "csv", "tsv") else table_record(b)
+
+
+def lookup(cat: Catalog, who: Identity, ref: str, write: bool) -> Backup:
+    vm, name = parse_ref(ref, "backup")
+    b = cat.backup(vm_key(cat, vm), name)
+    require(cat, who, b, write)
+    return b
+
+
+def vm_key(cat: Catalog, vm: str) -> str:
+    """A live VM's backups are found by its uuid only (a deleted VM's by its
+    old hostname or uuid), so no name can reach another VM's backups."""
+    try:
+        return cat.vm(vm).uuid
+    except NotFound:
+        return vm
+
+
+def require(cat: Catalog, who: Identity, b: Backup, write: bool) -> None:
+    """Backups of a deleted VM are the superadmin's; others follow their VM."""
+    try:
+        vm = cat.vm(b.vm_uuid)
+    except NotFound:
+        auth.require_superadmin(who, f"access to backup {b.ref} of a deleted server")
+        return
+    auth.require_vm(who, vm, write)
+
+
+def visible(cat: Catalog, who: Identity, **filters) -> list[Backup]:
+    if filters.get("vm") is not None:
+        filters["vm"] = vm_key(cat, filters["vm"])
+    found = cat.backups(**filters)
+    if who.is_superadmin:
+        return found
+    vms = {vm.uuid: vm for vm in cat.vms_without_disks()}
+
+    def allowed(b: Backup) -> bool:
+        vm = vms.get(b.vm_uuid)
+        return who.is_superadmin if vm is None else auth.can_read_vm(who, vm)
+
+    return [b for b in found if allowed(b)]

@@ -1,0 +1,92 @@
+"""Prometheus metrics in node_exporter's textfile format, written atomically.
+
+Per definition: when its last ok run finished, how long it took and how big
+its backup was, and the outcome of its last run. Per backup node: backups by
+status, and backups whose last verify failed. node_exporter reads *.prom files
+from its textfile directory; the file is written beside its final name and
+renamed, so a scrape never sees half of it.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+from esbackup.catalog.core import Catalog
+from esbackup.domain.models import STATUSES
+
+OUTCOMES = ("ok", "failed", "skipped")
+PREFIX = "esbackup"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _labels(**labels: str) -> str:
+    return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items()) + "}"
+
+
+def _seconds(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
+
+
+class Family:
+    def __init__(self, name: str, help_text: str, kind: str = "gauge") -> None:
+        self.name, self.help, self.kind = f"{PREFIX}_{name}", help_text, kind
+        self.samples: list[str] = []
+
+    def add(self, value: float, **labels: str) -> None:
+        number = float(value)
+        text = str(int(number)) if number.is_integer() else repr(number)
+        self.samples.append(f"{self.name}{_labels(**labels) if labels else ''} {text}")
+
+    def text(self) -> list[str]:
+        return [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {self.kind}",
+                *self.samples]
+
+
+def collect(cat: Catalog, now: datetime) -> str:
+    success = Family("last_success_timestamp_seconds",
+                     "When the definition's last ok run finished (Unix time).")
+    duration = Family("last_duration_seconds", "How long the definition's last ok run took.")
+    size = Family("last_size_bytes", "Size of the backup the definition's last ok run made.")
+    outcome = Family("last_run_outcome", "1 for the outcome of the definition's last run.")
+    backups = Family("backups", "Backups per backup node and status.")
+    verify = Family("verify_failed_backups", "Backups whose last verify found damage.")
+    generated = Family("metrics_timestamp_seconds", "When these metrics were written.")
+    last_ok, last = cat.last_runs("ok"), cat.last_runs()
+    for d in cat.definitions():
+        labels = {"definition": d.ref, "node": d.node}
+        run = last_ok.get(d.ref)
+        if run is not None and run.finished:
+            success.add(_seconds(run.finished), **labels)
+            duration.add(run.duration or 0, **labels)
+            size.add(run.size or 0, **labels)
+        if d.ref in last:
+            for name in OUTCOMES:
+                outcome.add(int(last[d.ref].outcome == name), **labels, outcome=name)
+    counts = cat.backup_counts()
+    for node in sorted({n for n, _ in counts}):
+        for status in STATUSES:
+            backups.add(counts.get((node, status), 0), node=node, status=status)
+        verify.add(counts.get((node, "verify_failed"), 0), node=node)
+    generated.add(now.timestamp())
+    families = (success, duration, size, outcome, backups, verify, generated)
+    return "\n".join(line for f in families for line in f.text()) + "\n"
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write beside `path` and rename over it; readable by node_exporter (0644)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

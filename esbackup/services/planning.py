@@ -1,0 +1,82 @@
+"""Active definitions as load on nodes: which nodes each one occupies (its VM's
+compute node and its backup node), and for how long, in whole minutes.
+
+The median of its last `RECENT` ok runs; a definition without such history is
+estimated from its disk's used size at `ESTIMATE_RATE` (or at its bandwidth
+limit, when that is lower), asked of each compute node in one command. A node
+that cannot be asked leaves its definitions at `UNKNOWN_MINUTES`, with a
+warning.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from statistics import median
+
+from esbackup.catalog.core import Catalog
+from esbackup.domain.models import VM, Definition
+from esbackup.drivers import zfs
+from esbackup.errors import EsbackupError
+from esbackup.services import nodes
+
+RECENT = 5
+ESTIMATE_RATE = 50 * 1000**2  # bytes/s: about gzip -1, the slowest usual path
+UNKNOWN_MINUTES = 60
+
+
+@dataclass(frozen=True)
+class Load:
+    definition: Definition
+    nodes: frozenset[str]
+    minutes: int
+
+
+def active(cat: Catalog, reporter=None) -> list[Load]:
+    """Every active definition with the nodes it occupies and its expected minutes."""
+    vms = {vm.hostname: vm for vm in cat.vms()}
+    defs = [d for d in cat.definitions() if d.active]
+    durations = expected(cat, defs, vms, reporter)
+    return [Load(d, frozenset({d.node, vms[d.vm].node}), durations[d.ref]) for d in defs]
+
+
+def minutes(seconds: float) -> int:
+    return max(1, math.ceil(seconds / 60))
+
+
+def estimate(used: int, bwlimit: int = 0) -> int:
+    rate = min(ESTIMATE_RATE, bwlimit) if bwlimit else ESTIMATE_RATE
+    return minutes(used / rate)
+
+
+def expected(cat: Catalog, defs: list[Definition], vms: dict[str, VM],
+             reporter=None) -> dict[str, int]:
+    """Expected minutes per definition ref; `vms` by hostname."""
+    history = cat.recent_durations(RECENT)
+    found = {d.ref: minutes(median(history[d.ref])) for d in defs if d.ref in history}
+    by_node: dict[str, list[Definition]] = defaultdict(list)
+    for d in defs:
+        if d.ref not in found:
+            by_node[vms[d.vm].node].append(d)
+    for node, waiting in sorted(by_node.items()):
+        datasets = sorted({vms[d.vm].disks[d.disk_id] for d in waiting
+                           if d.disk_id in vms[d.vm].disks})
+        try:
+            used = _used(cat, node, datasets)
+        except EsbackupError as error:
+            used = {}
+            if reporter is not None:
+                reporter.warn(f"disk sizes on {node} unknown ({error}): "
+                              f"{UNKNOWN_MINUTES} minutes assumed")
+        for d in waiting:
+            size = used.get(vms[d.vm].disks.get(d.disk_id))
+            found[d.ref] = UNKNOWN_MINUTES if size is None else estimate(size, d.bwlimit)
+    return found
+
+
+def _used(cat: Catalog, node: str, datasets: list[str]) -> dict[str, int]:
+    if not datasets:
+        return {}
+    result = nodes.session(cat.node(node)).run(zfs.get(datasets, "used"), check=False)
+    return {name: props["used"] for name, props in zfs.parse_get(result.stdout).items()
+            if isinstance(props.get("used"), int)}

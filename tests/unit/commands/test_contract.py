@@ -1,0 +1,131 @@
+"""The command-line contract's edges: formats checked first, one-line errors,
+unknown filters, renames that keep history, roles a node keeps."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from esbackup.catalog.core import Catalog
+from esbackup.domain import auth
+from esbackup.domain.models import Backup, Run
+
+UUID = "3f2a5a4e-0000-4000-8000-000000000001"
+
+
+def define(esb, name="daily", schedule="0 1 * * *"):
+    esb.ok("definition", "create", f"web01/{name}", "--disk-id", "1", "--type", "dataset",
+           "--node", "b1", "--storage", "tank", "--schedule", schedule, "--retention", "3",
+           "--timezone", "UTC")
+
+
+def test_bad_format_refused_before_anything_changes(inventory):
+    for name in "abc":
+        define(inventory, name)
+    inventory.fails(2, "schedule", "balance", "--apply", "-f", "xml")
+    schedules = {d["schedule"] for d in inventory.json("definition", "list")}
+    assert schedules == {"0 1 * * *"}
+
+
+def run_cli(esb, *args):
+    return subprocess.run([sys.executable, "-m", "esbackup", "--catalog", str(esb.catalog),
+                           *args], capture_output=True, text=True)
+
+
+def test_usage_errors_are_one_line(inventory):
+    result = run_cli(inventory, "definition", "create", "web01/x", "--disk-id", "1")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("Error: Missing option '--type'")
+
+
+def test_unusable_catalog_is_one_line_exit_1(tmp_path):
+    bad = tmp_path / "bad.db"
+    bad.write_text("not a database")
+    result = subprocess.run([sys.executable, "-m", "esbackup", "--catalog", str(bad), "dc",
+                             "list"], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr == f"Error: catalog {bad}: file is not a database\n"
+
+
+@pytest.mark.parametrize("args", [
+    ["definition", "list", "--dc", "nosuch"], ["definition", "list", "--node", "nosuch"],
+    ["backup", "list", "--node", "nosuch"], ["vm", "list", "--dc", "nosuch"],
+    ["schedule", "overview", "--node", "nosuch"], ["schedule", "load", "--node", "nosuch"],
+    ["backup", "sync", "--node", "nosuch"],
+])
+def test_unknown_filters_are_not_found(inventory, args):
+    assert "no such" in inventory.fails(4, *args)
+
+
+def add_backup(esb, name, fsfreeze=False):
+    cat = Catalog.open(esb.catalog)
+    cat.add_backup(Backup(name=name, vm="web01", vm_uuid=UUID, disk_id=1, type="dataset",
+                          created="2026-11-26T01:00:00+00:00", status="ok", node="b1",
+                          storage="tank", definition="daily", fsfreeze=fsfreeze),
+                   definition_id=cat.definition("web01", "daily").id)
+    cat.add_run(Run(definition="web01/daily", trigger="cron", outcome="ok",
+                    started="2026-11-26T01:00:00+00:00"))
+
+
+def test_renames_keep_backups_and_history(inventory):
+    define(inventory)
+    add_backup(inventory, "daily-20261126_010000")
+    inventory.ok("vm", "update", "web01", "--hostname", "web1")
+    assert [b["vm"] for b in inventory.json("backup", "list", "--vm", "web1")] == ["web1"]
+    inventory.ok("backup", "show", "web1/daily-20261126_010000")
+    assert len(inventory.json("history", "web1/daily")) == 1
+    inventory.ok("definition", "update", "web1/daily", "--name", "nightly")
+    assert len(inventory.json("history", "web1/nightly")) == 1
+    assert [b["definition"] for b in inventory.json("backup", "list", "--definition",
+                                                    "web1/nightly")] == ["nightly"]
+    assert inventory.json("definition", "list", "--vm", UUID)[0]["name"] == "nightly"
+
+
+def test_backup_csv_carries_the_freeze_flag(inventory):
+    define(inventory)
+    add_backup(inventory, "daily-20261126_010000", fsfreeze=True)
+    header, row = inventory.ok("backup", "list", "-f", "csv", "--full").stdout.splitlines()
+    assert dict(zip(header.split(","), row.split(","), strict=True))["fsfreeze"] == "True"
+    assert "ok ⚑" in inventory.ok("backup", "list").stdout
+
+
+def test_overview_json_times_are_iso(inventory):
+    define(inventory)
+    (d,) = inventory.json("schedule", "overview")
+    assert all(t.endswith("+00:00") and t[:4].isdigit() for t in d["next_runs"])
+    assert d["compute_node"] == "c1"
+
+
+def test_node_keeps_roles_in_use(inventory):
+    assert "keeps --backup" in inventory.fails(2, "node", "update", "b1", "--no-backup",
+                                               "--compute")
+    assert "keeps --compute" in inventory.fails(2, "node", "update", "c1", "--no-compute",
+                                                "--backup")
+
+
+def test_moving_a_vm_to_another_node(inventory, monkeypatch):
+    assert "no compute role" in inventory.fails(2, "vm", "update", "web01", "--node", "b1")
+    inventory.ok("dc", "create", "dc2")
+    inventory.ok("user", "create", "dave", "--role", "dcadmin", "--dc", "admin")
+    inventory.ok("node", "create", "c2", "--address", "h", "--no-connect")
+    monkeypatch.setattr(auth, "os_user", lambda: ("dave", 4243))
+    assert "superadmin" in inventory.fails(3, "vm", "update", "web01", "--node", "c2")
+
+
+def test_restore_of_a_lost_backup_refused_without_warning(inventory):
+    define(inventory)
+    add_backup(inventory, "daily-20261126_010000")
+    Catalog.open(inventory.catalog).conn.execute("UPDATE backups SET status = 'lost'")
+    result = inventory("backup", "restore", "web01/daily-20261126_010000", "--yes", "--force")
+    assert result.exit_code == 2
+    assert "destroys" not in result.stderr and "is lost" in result.stderr
+
+
+def test_json_sizes_are_bytes(inventory):
+    define(inventory)
+    inventory.ok("definition", "update", "web01/daily", "--bwlimit", "2M")
+    assert inventory.json("definition", "show", "web01/daily")["bwlimit"] == 2 << 20
+    assert "2.0 MiB/s" in inventory.ok("definition", "list", "--full").stdout
+    assert json.loads(inventory.ok("definition", "list", "-f", "json").stdout)[0]["bwlimit"] \
+        == 2097152

@@ -1,0 +1,206 @@
+"""Schedule balancing by node slots and durations: pure planning, and the commands."""
+from datetime import datetime, timezone
+
+import pytest
+
+from esbackup.catalog.core import Catalog
+from esbackup.domain import balance, schedule
+from esbackup.domain.balance import Item, Window
+from esbackup.domain.models import Run
+from esbackup.errors import InvalidInput
+from esbackup.services import planning as workload
+
+START = datetime(2026, 11, 26, tzinfo=timezone.utc)
+NODES = frozenset({"c1", "b1"})
+SLOTS = {"c1": 2, "b1": 2}
+
+
+def final(items: list[Item], plan: balance.Plan) -> list[Item]:
+    return [Item(i.key, plan.moves.get(i.key, i.expr), i.tz, i.nodes, i.minutes, i.fixed)
+            for i in items]
+
+
+def most_at_once(items: list[Item], node: str) -> int:
+    load = balance.Occupancy(START, SLOTS)
+    for item in items:
+        load.add(item, item.expr)
+    return load.peak(node)
+
+
+def test_only_fixed_single_times_move():
+    assert balance.movable("0 1 * * *") and balance.movable("30 02 * * 0")
+    assert not balance.movable("*/15 * * * *")
+    assert not balance.movable("0 11,16 * * *")
+    assert not balance.movable("0 * * * *")
+
+
+def test_twenty_at_one_minute_fit_the_slots_and_a_second_run_plans_nothing():
+    items = [Item(f"vm{i:02d}/nightly", "0 1 * * *", "UTC", NODES, minutes=30)
+             for i in range(20)]
+    plan = balance.balance(items, SLOTS, START)
+    assert plan.peaks == {"c1": (20, 2), "b1": (20, 2)}
+    after = final(items, plan)
+    assert most_at_once(after, "c1") == 2 and most_at_once(after, "b1") == 2
+    assert len(plan.moves) == 18  # two keep their time: the slots hold them
+    assert all(m.endswith(" * * *") for m in plan.moves.values())
+    again = balance.balance(after, SLOTS, START)
+    assert again.moves == {} and again.peaks == {"c1": (2, 2), "b1": (2, 2)}
+
+
+def test_plans_are_deterministic():
+    items = [Item(f"vm{i}/n", "0 1 * * *", "UTC", NODES, minutes=45) for i in range(7)]
+    assert balance.balance(items, SLOTS, START) == balance.balance(list(reversed(items)),
+                                                                   SLOTS, START)
+
+
+def test_long_and_short_backups_interleave_inside_a_window():
+    """One 3-hour backup and six of 30 minutes fit 01:00-04:00 on two slots only
+    if the short ones run one after another beside the long one."""
+    items = [Item("big/n", "0 1 * * *", "UTC", NODES, minutes=180)]
+    items += [Item(f"s{i}/n", "0 1 * * *", "UTC", NODES, minutes=30) for i in range(6)]
+    plan = balance.balance(items, SLOTS, START, Window(60, 240))
+    after = final(items, plan)
+    assert most_at_once(after, "c1") == 2
+    assert "big/n" not in plan.moves
+    starts = sorted(balance.time_of(i.expr) for i in after if i.key != "big/n")
+    assert starts == [60, 90, 120, 150, 180, 210]
+    assert balance.balance(after, SLOTS, START, Window(60, 240)).moves == {}
+
+
+def test_window_in_each_definitions_zone_across_midnight():
+    items = [Item(f"p{i}/n", "0 23 * * *", "Europe/Prague", NODES, minutes=60)
+             for i in range(4)]
+    plan = balance.balance(items, SLOTS, START, balance.parse_window("22:00-01:00"))
+    times = sorted(balance.time_of(e) for e in plan.moves.values())
+    assert times == [0, 0]  # the hour after 23:00 Prague time (22:00 is as near: a tie)
+    assert not Window(22 * 60, 60).fits(30, 60)  # it would end after the window
+    assert Window(22 * 60, 60).fits(23 * 60 + 30, 60)
+
+
+def test_separate_nodes_do_not_conflict():
+    items = [Item("a/n", "0 1 * * *", "UTC", frozenset({"c1", "b1"}), 120),
+             Item("b/n", "0 1 * * *", "UTC", frozenset({"c2", "b2"}), 120),
+             Item("c/n", "0 1 * * *", "UTC", frozenset({"c1", "b2"}), 120)]
+    # one slot each: only the one sharing both nodes moves, the nearest way (ties: earlier)
+    assert balance.balance(items, {}, START).moves == {"c/n": "0 3 * * *"}
+
+
+def test_fixed_items_are_load_only_and_time_zones_count():
+    items = [Item("a/n", "0 2 * * *", "Europe/Prague", frozenset({"b1"}), 30, fixed=True),
+             Item("b/n", "0 1 * * *", "UTC", frozenset({"b1"}), 30)]  # the same instant
+    plan = balance.balance(items, {"b1": 1}, START)
+    assert set(plan.moves) == {"b/n"}
+    assert plan.peaks == {"b1": (2, 1)}
+
+
+def test_overload_that_cannot_go_stays_and_is_reported():
+    items = [Item(f"w{i}/n", "*/10 * * * *", "UTC", frozenset({"b1"}), 30) for i in range(3)]
+    plan = balance.balance(items, {"b1": 1}, START)
+    assert plan.moves == {} and plan.peaks["b1"][1] == plan.peaks["b1"][0] > 1
+
+
+def test_window_syntax():
+    assert balance.parse_window("22:00-06:00") == Window(1320, 360)
+    assert Window(1320, 360).length == 480 and Window().length == 1440
+    for bad in ("22-06", "24:00-01:00", "1:00-2:00", "22:00 06:00"):
+        with pytest.raises(InvalidInput):
+            balance.parse_window(bad)
+
+
+def test_concurrent_load_counts_durations_not_starts():
+    start = datetime(2026, 11, 26, 0, 0, tzinfo=timezone.utc)
+    items = [("b1", "0 1 * * *", "UTC", 150), ("b1", "30 2 * * *", "UTC", 10),
+             ("b1", "50 23 * * *", "UTC", 20)]
+    peaks = schedule.concurrent_load(items, start, 2)
+    assert peaks[("b1", 1)] == 1 and peaks[("b1", 2)] == 2 and peaks[("b1", 3)] == 1
+    assert peaks[("b1", 0)] == 1  # the 23:50 run of the day before still runs at midnight
+    assert ("b1", 4) not in peaks
+
+
+def test_expected_minutes_median_of_recent_ok_runs_else_size_estimate():
+    assert workload.ESTIMATE_RATE == 50 * 10**6
+    assert workload.estimate(30 * 10**9) == 10 and workload.estimate(30 * 10**9 + 1) == 11
+    assert workload.estimate(6 * 10**6, bwlimit=10**5) == 1
+    assert workload.estimate(60 * 10**6, bwlimit=10**5) == 10
+
+
+def add_runs(catalog_path, ref: str, durations: list[float], outcome: str = "ok") -> None:
+    cat = Catalog.open(catalog_path)
+    for i, seconds in enumerate(durations):
+        cat.add_run(Run(definition=ref, trigger="cron", outcome=outcome,
+                        started=f"2026-11-{10 + i:02d}T01:00:00+00:00", duration=seconds))
+    cat.close()
+
+
+def test_recent_durations_one_query_newest_first(esb):
+    esb.ok("dc", "list")
+    add_runs(esb.catalog, "a/n", [60, 120, 180, 240, 300, 3600])
+    add_runs(esb.catalog, "a/n", [9999], outcome="failed")
+    cat = Catalog.open(esb.catalog)
+    assert cat.recent_durations(5) == {"a/n": [3600, 300, 240, 180, 120]}
+
+
+def test_balance_and_load_commands(inventory):
+    inventory.ok("node", "update", "c1", "--max-backups", "1")
+    for i in range(3):
+        inventory.ok("definition", "create", f"web01/n{i}", "--disk-id", "1", "--type",
+                     "dataset", "--node", "b1", "--storage", "tank", "--schedule", "0 1 * * *",
+                     "--retention", "3", "--timezone", "UTC")
+        add_runs(inventory.catalog, f"web01/n{i}", [1700, 1800, 1900])  # 30 minutes
+    load = inventory.json("schedule", "load", "--node", "c1")
+    assert load[0]["slots"] == 1 and load[0]["01"] == 3 and load[0]["peak"] == 3
+    plan = inventory.json("schedule", "balance", "--window", "00:00-03:00")
+    assert len(plan["moves"]) == 2 and all(p["old"] == "0 1 * * *" for p in plan["moves"])
+    assert {p["node"]: (p["before"], p["after"]) for p in plan["peaks"]} == {
+        "c1": (3, 1), "b1": (3, 1)}  # c1 has one slot: all three apart
+    inventory.ok("schedule", "balance", "--window", "00:00-03:00", "--apply")
+    schedules = {d["name"]: d["schedule"] for d in inventory.json("definition", "list")}
+    assert len(set(schedules.values())) == 3
+    assert inventory.json("schedule", "balance", "--window", "00:00-03:00")["moves"] == []
+    table = inventory.ok("schedule", "balance").stdout
+    assert "nothing to move" in table and "Peak after" in table
+    assert inventory.json("schedule", "load", "--node", "c1")[0]["peak"] == 1
+    inventory.fails(2, "schedule", "balance", "--window", "25:00-01:00")
+
+
+def test_load_heatmap_colours_against_the_slots():
+    from esbackup.commands.schedule import HOURS, heatmap
+
+    record = {"node": "b1", "slots": 2, **{h: 0 for h in HOURS}} | {"01": 2, "02": 3}
+    table = heatmap([record])
+    cells = {c.header: c._cells[0] for c in table.columns}
+    assert cells["00"] == "[green]0[/]" and cells["01"] == "[yellow]2[/]"
+    assert cells["02"] == "[red]3[/]" and cells["Slots"] == "2"
+
+
+def test_definitions_without_history_on_unreachable_nodes_assume_an_hour(inventory):
+    inventory.ok("definition", "create", "web01/new", "--disk-id", "1", "--type", "dataset",
+                 "--node", "b1", "--storage", "tank", "--schedule", "0 1 * * *",
+                 "--retention", "3", "--timezone", "UTC")
+    result = inventory.ok("schedule", "load", "-f", "json", "--node", "b1")
+    assert "disk sizes on c1 unknown" in result.stderr
+    assert f"{workload.UNKNOWN_MINUTES} minutes assumed" in result.stderr
+    import json
+
+    (b1,) = json.loads(result.stdout)
+    assert (b1["01"], b1["02"]) == (1, 0)  # 01:00-02:00, an hour
+
+
+def test_twenty_at_one_minute_through_the_commands(inventory):
+    cat = Catalog.open(inventory.catalog)
+    for i in range(20):
+        inventory.ok("definition", "create", f"web01/n{i:02d}", "--disk-id", "1", "--type",
+                     "dataset", "--node", "b1", "--storage", "tank", "--schedule", "0 1 * * *",
+                     "--retention", "3", "--timezone", "UTC")
+        for day in range(5):
+            cat.add_run(Run(definition=f"web01/n{i:02d}", trigger="cron", outcome="ok",
+                            started=f"2026-11-{10 + day:02d}T01:00:00+00:00", duration=1750))
+    assert max(n["peak"] for n in inventory.json("schedule", "load")) == 20
+    plan = inventory.json("schedule", "balance", "--apply")
+    assert plan["applied"] and len(plan["moves"]) == 18
+    assert {p["node"]: (p["before"], p["after"]) for p in plan["peaks"]} == {
+        "b1": (20, 2), "c1": (20, 2)}
+    load = inventory.json("schedule", "load")
+    assert {n["node"]: n["peak"] for n in load} == {"b1": 2, "c1": 2}
+    assert all(n["slots"] == 2 for n in load)
+    assert inventory.json("schedule", "balance")["moves"] == []

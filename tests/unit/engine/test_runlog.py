@@ -1,0 +1,41 @@
+"""The syslog line of a run, and check's view of runs (real catalog, no nodes)."""
+import syslog
+
+from esbackup.catalog.core import Catalog
+from esbackup.domain.models import Backup, Run
+from esbackup.engine import runlog
+
+
+def test_one_syslog_line_per_run(monkeypatch, tmp_path):
+    lines = []
+    monkeypatch.setattr(syslog, "openlog", lambda *a: None)
+    monkeypatch.setattr(syslog, "syslog", lambda priority, text: lines.append((priority, text)))
+    cat = Catalog.open(tmp_path / "c.db")
+    run = cat.add_run(Run(definition="web01/daily", trigger="cron",
+                          started="2026-11-26T01:00:00+00:00"))
+    backup = Backup(name="daily-20261126_010000", vm="web01", vm_uuid="u", disk_id=1,
+                    type="dataset", created="2026-11-26T01:00:00+00:00", status="ok",
+                    node="b1", storage="tank", size=2048, duration=12.5)
+    runlog.finish(cat, run, "ok", backup=backup)
+    failed = cat.add_run(Run(definition="web01/daily", trigger="tick",
+                             started="2026-11-27T01:00:00+00:00"))
+    runlog.finish(cat, failed, "failed", error="b1: zfs failed: out of space")
+    assert lines == [
+        (syslog.LOG_INFO, "run web01/daily trigger=cron outcome=ok "
+                          "backup=daily-20261126_010000 size=2048 duration=12.5s"),
+        (syslog.LOG_ERR, "run web01/daily trigger=tick outcome=failed "
+                         f"duration={failed.duration:.1f}s error=b1: zfs failed: out of space"),
+    ]
+    newest, oldest = cat.runs("web01/daily")
+    assert (newest.outcome, oldest.outcome) == ("failed", "ok") and newest.finished
+
+
+def test_check_warns_about_orphaned_pending_rows(inventory):
+    cat = Catalog.open(inventory.catalog)
+    cat.add_backup(Backup(name="x-20261126_010000", vm="web01",
+                          vm_uuid="3f2a5a4e-0000-4000-8000-000000000001", disk_id=1,
+                          type="dataset", created="2026-11-26T01:00:00+00:00",
+                          status="pending", node="b1", storage="tank"))
+    result = inventory("check")
+    assert result.exit_code == 1
+    assert "is pending but nothing runs" in result.stdout
