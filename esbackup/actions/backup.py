@@ -252,7 +252,7 @@ class BackupJob:
     def read_target(self, dst: batch.Results) -> None:
         dst.ok("create")
         if self.d.type == "file":
-            self.mount = files.parse_mountpoint(self.storage.zpool, dst.ok("folder").stdout)
+            self.mount = files.parse_prepared_folder(self.storage.zpool, dst.ok("folder").stdout)
             return
         self.mount = nodes.parse_mountpoint(self.storage.zpool, dst.ok("mountpoint").stdout)
         listing = dst["target-snapshots"]

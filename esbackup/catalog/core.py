@@ -3,7 +3,7 @@
 This is the only module with SQL. It returns `models` records and raises
 `NotFound`/`InvalidInput`; rules that span records live in the core modules.
 The catalog is a SQLite file, or a PostgreSQL database named by a
-postgresql:// URL: the SQL here is SQLite's, and catalog_pg runs the same text
+postgresql:// URL: the SQL here is SQLite's, and catalog/postgresql.py runs the same text
 on PostgreSQL.
 """
 from __future__ import annotations

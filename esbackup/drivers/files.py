@@ -17,6 +17,14 @@ FOLDER_SCRIPT = ('m=$(zfs get -H -o value mountpoint "$1") || exit; '
                  'case $m in /*) ;; *) echo "$1 has no mountpoint ($m)" >&2; exit 3;; esac; '
                  'printf "%s\\n" "$m"; mkdir -p "$m$2" && '
                  'find "$m$2" -maxdepth 1 -name ".*.part" -type f -delete')
+# Each file as hex bytes after a "#" line (exact bytes, whatever the encoding);
+# "#big" for one over the limit ($0).
+READ_SCRIPT = ('for f in "$@"; do if [ "$(wc -c < "$f")" -le "$0" ]; '
+               'then echo "#"; od -An -v -tx1 "$f"; else echo "#big"; fi; done')
+EXISTING_SCRIPT = 'for f in "$@"; do [ -e "$f" ] && echo "$f"; done; true'
+# NUL-separated, so that no file name (spaces, newlines) can split into others.
+FIND_SCRIPT = ('for d in "$@"; do [ -d "$d" ] && find "$d" -type f -name "*.json" '
+               '-exec sh -c \'for f; do printf "%s\\0" "$f"; done\' sh {} +; done; true')
 
 
 def write(path: str) -> list[str]:
@@ -27,18 +35,49 @@ def write(path: str) -> list[str]:
 
 def prepare_folder(dataset: str, below: str) -> list[str]:
     """Make `<mountpoint of dataset><below>` and empty it of `.*.part` files;
-    prints the mountpoint (parse with `parse_mountpoint`)."""
+    prints the mountpoint (parse with `parse_prepared_folder`)."""
     if not below.startswith("/") or "/../" in f"{below}/":
         raise InvalidInput(f"bad folder {below!r}")
     return ["sh", "-c", FOLDER_SCRIPT, "sh", zfs.validate_dataset_name(dataset), below]
 
 
-def parse_mountpoint(dataset: str, output: str) -> str:
+def parse_prepared_folder(dataset: str, output: str) -> str:
     """The one absolute path `prepare_folder` printed."""
     lines = output.splitlines()
     if len(lines) != 1 or not lines[0].startswith("/"):
         raise OperationFailed(f"{dataset}: no usable mountpoint in {output[:200]!r}")
     return lines[0]
+
+
+def read(paths: list[str], limit: int) -> list[str]:
+    """Print each file as hex after a "#" line, "#big" for one over `limit` bytes."""
+    return ["sh", "-c", READ_SCRIPT, str(int(limit)), *paths]
+
+
+def parse_read(output: str, count: int) -> list[bytes | None]:
+    """The files `read` printed, in order; None for one over the limit or missing."""
+    chunks = output.split("#")[1:]
+    if len(chunks) != count:
+        raise InvalidInput("files changed while being read; try again")
+    try:
+        return [None if chunk.startswith("big") else bytes.fromhex("".join(chunk.split()))
+                for chunk in chunks]
+    except ValueError:
+        raise InvalidInput("files changed while being read; try again") from None
+
+
+def remove(*paths: str) -> list[str]:
+    return ["rm", "-f", "--", *paths]
+
+
+def existing(paths: list[str]) -> list[str]:
+    """Print those of `paths` that exist, one per line."""
+    return ["sh", "-c", EXISTING_SCRIPT, "sh", *paths]
+
+
+def find_manifests(top: str) -> list[str]:
+    """Print every `*.json` file under `top`, NUL-terminated (nothing when it is missing)."""
+    return ["sh", "-c", FIND_SCRIPT, "sh", top]
 
 
 def sha256(path: str, tools: dict) -> list[str]:

@@ -8,7 +8,7 @@ threads that share one GIL, so the relay used barely one of two cores. Two
 `ssh` processes carry the bytes on both cores instead, with an AES-GCM cipher
 first (AES-NI makes it cheaper than OpenSSH's default chacha20-poly1305 for
 `ssh` and for sshd), while this process only copies between two pipes,
-hashes, paces and counts, as before (jobs/transfer.py).
+hashes, paces and counts, as before (engine/transfer.py).
 
 paramiko keeps every control call and the login that checks the node's pinned
 host key: a data leg trusts exactly the key that login verified (strict

@@ -47,7 +47,7 @@ def discard_pending(cat: Catalog, b: Backup, reporter=None) -> None:
 
     A dataset stream that the target can resume keeps its source snapshot
     (and the target its partial receive): the definition's next run resumes
-    it, or discards both (jobs/resume.py)."""
+    it, or discards both (engine/resume.py)."""
     target_node = cat.node(b.node)
     storage = cat.storage(b.node, b.storage)
     target = layout.dataset_target(storage.zpool, b.vm_uuid, b.disk_id)

@@ -95,7 +95,7 @@ def test_a_tick_of_40_definitions_shares_a_connection_per_node_and_slots_hold(
 
     runs = esb.json("history")
     assert len(runs) == DEFINITIONS
-    # runs that made <pool>/backups/ds at the same moment all went on (jobs/backup.py)
+    # runs that made <pool>/backups/ds at the same moment all went on (actions/backup.py)
     assert [r["error"] for r in runs if r["outcome"] != "ok"] == []
     assert tick.exit_code == 0, tick.stderr
     assert len(esb.json("backup", "list", "--status", "ok")) == DEFINITIONS

@@ -1,4 +1,4 @@
-"""The remote calls of a restore (jobs/restore.py) and its decisions on each
+"""The remote calls of a restore (actions/restore.py) and its decisions on each
 failing step, through tests/unit/replay.py: the nodes answer with outputs in
 the format OpenZFS prints (batches framed by batch.py itself).
 

@@ -1,4 +1,4 @@
-"""Tests of esbackup.schedule: syntax, day rule, DST handling as Debian's cron, UTC, load.
+"""Tests of esbackup.domain.schedule: syntax, day rule, DST handling as Debian's cron, UTC, load.
 
 Two independent references: a minute-by-minute matcher (no DST, UTC) and a
 simulation of Debian cron 3.0pl1's main loop (cron.c: virtualTime/timeRunning,

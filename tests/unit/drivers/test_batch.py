@@ -157,10 +157,10 @@ def test_file_argv_and_parsers():
     for bad in ("relative", "/a/../b"):
         with pytest.raises(InvalidInput):
             files.prepare_folder("tank", bad)
-    assert files.parse_mountpoint("tank", "/tank\n") == "/tank"
+    assert files.parse_prepared_folder("tank", "/tank\n") == "/tank"
     for bad in ("", "none\n", "/a\n/b\n"):
         with pytest.raises(OperationFailed):
-            files.parse_mountpoint("tank", bad)
+            files.parse_prepared_folder("tank", bad)
     digest = "ab" * 32
     assert files.parse_sha256(f"{digest}  /x\n") == digest
     assert files.sha256("/x", {"sha256sum": False}) == ["digest", "-a", "sha256", "/x"]

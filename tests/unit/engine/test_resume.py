@@ -1,4 +1,4 @@
-"""Resume and bookmark decisions (jobs/resume.py, jobs/bookmarks.py) on recorded
+"""Resume and bookmark decisions (engine/resume.py, engine/bookmarks.py) on recorded
 OpenZFS 2.1 outputs, through a double of a node's transport: `ScriptedNode`
 answers each argv from a script and records what it was asked. The real
 streams are tests/integration/test_resume.py's."""
