@@ -21,14 +21,44 @@ DEFINITIONS = 40
 SLOTS = {"c1": 3, "b1": 2}
 
 
-def established(address: str, port: int, sockets: set[str] | None = None) -> int:
-    """Open TCP connections to address:port on this host (IPv4 loopback nodes);
-    with `sockets`, only those whose socket inode is in it."""
+def established_inodes(address: str, port: int) -> list[str]:
+    """Socket inodes of the open TCP connections to address:port on this host
+    (IPv4 loopback nodes)."""
     want = f"{socket.inet_aton(address)[::-1].hex().upper()}:{port:04X}"
     with open("/proc/net/tcp") as table:
         rows = [line.split() for line in table.readlines()[1:]]
-    return sum(1 for row in rows if row[2] == want and row[3] == "01"  # 01: ESTABLISHED
-               and (sockets is None or row[9] in sockets))
+    return [row[9] for row in rows if row[2] == want and row[3] == "01"]  # 01: ESTABLISHED
+
+
+def established(address: str, port: int, sockets: set[str] | None = None) -> int:
+    """How many of those; with `sockets`, only those whose socket inode is in it."""
+    return sum(1 for inode in established_inodes(address, port)
+               if sockets is None or inode in sockets)
+
+
+def readlink(path: str) -> str:
+    """Where a /proc fd points; "" for one closed meanwhile."""
+    try:
+        return os.readlink(path)
+    except OSError:
+        return ""
+
+
+def owners(inodes: list[str]) -> list[str]:
+    """The command line of each process holding one of these sockets (for a
+    failure's message: who held the connections over the limit)."""
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            held = {readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+            if held & wanted:
+                with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                    argv = cmdline.read().replace(b"\0", b" ")[:200].decode(errors="replace")
+                found.append(f"{pid}: {argv}")
+        except OSError:  # the process is gone
+            continue
+    return found
 
 
 def own_sockets() -> set[str]:
@@ -54,6 +84,7 @@ class Sampler(threading.Thread):
         self.shared = {name: 0 for name in nodes}  # this process's: paramiko's
         self.slots = {name: 0 for name in nodes}
         self.samples = 0
+        self.over: dict[str, list[str]] = {}  # node -> who held its connections over the limit
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -63,8 +94,10 @@ class Sampler(threading.Thread):
                 for name, node in self.nodes.items():
                     held = len(cat.locks(f"slot:{name}:"))
                     self.slots[name] = max(self.slots[name], held)
-                    self.connections[name] = max(self.connections[name],
-                                                 established(node.address, node.port))
+                    inodes = established_inodes(node.address, node.port)
+                    if len(inodes) > max(self.connections[name], SLOTS[name] + 1):
+                        self.over[name] = [f"slots held: {held}", *owners(inodes)]
+                    self.connections[name] = max(self.connections[name], len(inodes))
                     self.shared[name] = max(self.shared[name], established(
                         node.address, node.port, own_sockets()))
                 self.samples += 1
@@ -102,7 +135,8 @@ def test_a_tick_of_40_definitions_shares_a_connection_per_node_and_slots_hold(
     assert sampler.samples > 10
     for name, slots in SLOTS.items():
         assert sampler.slots[name] <= slots, (name, sampler.slots)
-        assert sampler.connections[name] <= slots + 1, (name, sampler.connections)
+        assert sampler.connections[name] <= slots + 1, (name, sampler.connections,
+                                                        sampler.over)
     # the runs did overlap up to the limits, and still shared one paramiko connection
     # per node; the others were the `ssh` data legs of the full sends, one per slot
     assert sampler.slots == SLOTS, sampler.slots
