@@ -1,4 +1,4 @@
-"""Exceptions of the core, each carrying the exit code DESIGN.md documents.
+"""Exceptions of the core, each carrying the exit code docs/DESIGN.md documents.
 
 The core raises these; only the CLI layer turns them into click exceptions.
 """

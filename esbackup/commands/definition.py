@@ -26,7 +26,7 @@ COLUMNS = [
 
 
 def definition_options(create: bool):
-    """The seed's parameters; required on create, optional on update."""
+    """The definition's parameters; required on create, optional on update."""
     def decorate(func):
         for option in reversed([
             click.option("--disk-id", type=WholeNumber(1, MAX_DISK_ID), required=create,
@@ -85,7 +85,7 @@ def create(ref: str, **options) -> None:
 @click.option("--node", help="Only this backup node.")
 @output_options
 def list_(vm, dc, node, fmt, full) -> None:
-    """List backup definitions (the seed's overview: -f plain --full)."""
+    """List backup definitions (the overview: -f plain --full)."""
     a = app()
     known(a.catalog, dc=dc, node=node)
     found = definitions.visible(a.catalog, a.identity, vm=vm, dc=dc, node=node)

@@ -66,7 +66,7 @@ def next_(ref, count, after, fmt, full) -> None:
               help="How many next runs to show.")
 @output_options
 def overview(dc, node, runs, fmt, full) -> None:
-    """Definitions per backup node with their next runs (the seed's overview)."""
+    """Definitions per backup node with their next runs (the overview)."""
     a = app()
     known(a.catalog, dc=dc, node=node)
     now = datetime.now(timezone.utc)

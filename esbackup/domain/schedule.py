@@ -4,7 +4,7 @@ Pure functions: no catalog, no SSH (``local_timezone`` only reads the host's zon
 settings).  croniter is not used: it accepts lines this module must reject, and its
 day and DST rules differ from Debian's cron.
 
-Syntax (the seed's "Cron Format"): five whitespace-separated fields, minute 0-59,
+Syntax (README, "Cron format"): five whitespace-separated fields, minute 0-59,
 hour 0-23, day-of-month 1-31, month 1-12, day-of-week 0-6 (Sunday=0).  A field is a
 comma list of ``*``, ``N``, ``A-B``, ``*/S`` or ``A-B/S``; leading zeros are fine.
 Stricter than Vixie cron on purpose: no names (``mon``, ``jan``), no 7 for Sunday,

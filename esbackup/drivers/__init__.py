@@ -1,3 +1,3 @@
-"""Drivers: the only place with shell text or argv; every remote operation goes through a
-NodeSession (docs/DESIGN.md, "Layers").
+"""Drivers: the only place with shell text or argv; the node seam is drivers/session.py
+(docs/DESIGN.md, "Layers", "One node seam").
 """

@@ -5,7 +5,7 @@ from collections.abc import Mapping
 
 from esbackup.errors import InvalidInput, OperationFailed
 
-# gzip is the seed's "fast compression": level 1. bzip2 is "more effective": its default -9.
+# gzip is the fast compression (README): level 1. bzip2 the smaller one: its default -9.
 _COMPRESS = {"gzip": (("pigz", "-c", "-1"), ("gzip", "-c", "-1")),
              "bzip2": (("pbzip2", "-c"), ("bzip2", "-c"))}
 _DECOMPRESS = {"gzip": (("pigz", "-d", "-c"), ("gzip", "-d", "-c")),

@@ -1,4 +1,4 @@
-"""Where backups live on the nodes (DESIGN.md "On the nodes"); pure functions."""
+"""Where backups live on the nodes (docs/DESIGN.md, "On the nodes"); pure functions."""
 from __future__ import annotations
 
 import re

@@ -1,4 +1,4 @@
-"""The three data paths of a transfer (DESIGN.md "Data path").
+"""The three data paths of a transfer (docs/DESIGN.md, "Data path").
 
 - same node: the compute node is the backup node; the pipe stays there.
 - relay (default): two SSH legs through this host; limit, progress and

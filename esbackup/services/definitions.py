@@ -1,4 +1,4 @@
-"""Backup definitions: validation of every seed parameter, and their records."""
+"""Backup definitions: validation of every parameter README lists, and their records."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -110,7 +110,7 @@ def utc_schedule(d: Definition, now: datetime) -> str | None:
 
 
 def record(d: Definition, now: datetime | None = None) -> dict:
-    """The JSON shape of a definition (DESIGN.md / issue 2)."""
+    """The JSON shape of a definition (README, "Usage")."""
     now = now or datetime.now(timezone.utc)
     nxt = schedule.next_runs(d.schedule, d.timezone, now, 1) if d.active else []
     return {
