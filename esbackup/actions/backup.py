@@ -60,7 +60,7 @@ def run_definition(cat: Catalog, d: Definition, *, trigger: str, wait: float = 0
             job = BackupJob(cat, d, vm, compute, target_node, cat.storage(d.node, d.storage),
                             reporter)
             backup = job.run()
-            removed = retention.apply(cat, d, backup, reporter)
+            removed = retention.apply(cat, d, reporter)
     except Busy as error:
         runlog.finish(cat, run, "skipped", error=str(error))
         raise

@@ -640,8 +640,10 @@ class Catalog:
     def backups(self, vm: str | None = None, definition: str | None = None,
                 status: str | tuple[str, ...] | None = None, node: str | None = None,
                 dc: str | None = None, disk_id: int | None = None,
-                name: str | None = None) -> list[Backup]:
+                name: str | None = None, definition_id: int | None = None) -> list[Backup]:
         """Backups oldest first. `definition` is a definition name within `vm`;
+        `definition_id` the definition that made them (a deleted definition's
+        backups have none: no later definition of that name selects them);
         `status` one status or a tuple of them."""
         # Without statistics SQLite takes any equality for selective; most backups
         # are ok, so beside a VM or name the status must not pick the index: an
@@ -651,7 +653,7 @@ class Catalog:
             (vm, "(b.vm_hostname = ? OR b.vm_uuid = ?)"), (definition, "b.definition_name = ?"),
             (status, f"{column} IN (?)" if isinstance(status, tuple) else f"{column} = ?"),
             (node, "n.name = ?"), (dc, "d.name = ?"), (disk_id, "b.disk_id = ?"),
-            (name, "b.name = ?"))
+            (name, "b.name = ?"), (definition_id, "b.definition_id = ?"))
         joins = (" JOIN vms v ON v.uuid = b.vm_uuid JOIN dcs d ON d.id = v.dc_id"
                  if dc is not None else "")
         cursor = self.conn.execute(

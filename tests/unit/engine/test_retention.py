@@ -1,0 +1,58 @@
+"""Which backups retention deletes (engine/retention.py), on a real catalog of
+each backend: only those the definition itself made, selected by its id."""
+import pytest
+
+from esbackup.catalog.core import Catalog
+from esbackup.domain.models import VM, Backup, Definition, Node, Storage
+from esbackup.engine import retention
+from esbackup.errors import OperationFailed
+
+
+@pytest.fixture
+def cat(catalog_location):
+    c = Catalog.open(catalog_location)
+    c.add_node(Node(name="b1", address="b1", compute=True, backup=True))
+    c.add_storage(Storage(node="b1", name="tank", zpool="tank"))
+    c.add_vm(VM(hostname="web01", uuid="u-1", dc="admin", node="b1", brand="kvm",
+                disks={1: "zones/web01-disk0"}))
+    yield c
+    c.close()
+
+
+def define(cat: Catalog, retention_count: int = 1) -> Definition:
+    return cat.add_definition(Definition(
+        vm="web01", name="daily", disk_id=1, type="dataset", node="b1", storage="tank",
+        schedule="0 1 * * *", timezone="UTC", retention=retention_count))
+
+
+def made(cat: Catalog, d: Definition, day: int) -> Backup:
+    return cat.add_backup(Backup(
+        name=f"daily-202611{day:02d}_010000", vm="web01", vm_uuid="u-1", disk_id=1,
+        type="dataset", created=f"2026-11-{day:02d}T01:00:00+00:00", status="ok",
+        node="b1", storage="tank", definition=d.name), definition_id=d.id)
+
+
+def test_retention_deletes_the_oldest_backups_the_definition_made(cat):
+    d = define(cat, retention_count=2)
+    first, _, _ = made(cat, d, 1), made(cat, d, 2), made(cat, d, 3)
+    assert [b.name for b in retention.due(cat, d)] == [first.name]
+
+
+def test_a_recreated_definition_never_deletes_the_old_definitions_backups(cat):
+    old = define(cat)
+    kept = [made(cat, old, 1).name, made(cat, old, 2).name]
+    cat.delete_definition("web01", "daily")
+    new = define(cat)
+    made(cat, new, 3)
+    assert retention.due(cat, new) == []  # today's one is its only backup
+    made(cat, new, 4)
+    assert [b.name for b in retention.due(cat, new)] == ["daily-20261103_010000"]
+    orphans = cat.backups(vm="u-1", name=kept[0]) + cat.backups(vm="u-1", name=kept[1])
+    assert [b.name for b in orphans] == kept  # still in the catalog, deleted only by hand
+
+
+def test_retention_refuses_a_definition_that_is_not_in_the_catalog(cat):
+    unsaved = Definition(vm="web01", name="daily", disk_id=1, type="dataset", node="b1",
+                         storage="tank", schedule="0 1 * * *", timezone="UTC", retention=1)
+    with pytest.raises(OperationFailed, match="not in the catalog"):
+        retention.due(cat, unsaved)
