@@ -21,9 +21,18 @@ MAX_READ = 1024 * 1024  # manifests are a few KiB; a node's file is untrusted in
 
 
 class Reporter(Protocol):
-    """Where an action says what it is doing: a level ("info", "warning") and a line."""
+    """Where the core says what it is doing, one line at a time (the CLI's
+    AppContext; a list of lines in tests). Optional wherever it is taken."""
 
-    def __call__(self, level: str, message: str) -> None: ...
+    def warn(self, message: str) -> None: ...
+
+    def info(self, message: str) -> None: ...
+
+    def progress(self, label: str, total: Callable[[], int | None] | None = None
+                 ) -> Callable[[int | None], None] | None:
+        """`advance(n)` for a stream's bytes (`advance(None)` ends it), or None
+        when nothing is drawn (then `total`, an estimate, is never asked)."""
+        ...
 
 
 class NodeSession(Protocol):
@@ -34,7 +43,8 @@ class NodeSession(Protocol):
     def run(self, argv: list[str], *, input: bytes | None = None,
             check: bool = True) -> transport.Result: ...
 
-    def batch(self, steps: list[batch.Step], *, feed: object = None) -> batch.Results: ...
+    def batch(self, steps: list[batch.Step], *,
+              feed: Callable[[batch.Results], bytes] | None = None) -> batch.Results: ...
 
     def open_stream(self, argv: list[str], *, bulk: bool = False) -> transport.Stream: ...
 
@@ -70,7 +80,8 @@ class TransportSession:
             check: bool = True) -> transport.Result:
         return self.t.run(argv, input=input, check=check)
 
-    def batch(self, steps: list[batch.Step], *, feed: object = None) -> batch.Results:
+    def batch(self, steps: list[batch.Step], *,
+              feed: Callable[[batch.Results], bytes] | None = None) -> batch.Results:
         return batch.run(self.t, steps, feed=feed)
 
     def open_stream(self, argv: list[str], *, bulk: bool = False) -> transport.Stream:
