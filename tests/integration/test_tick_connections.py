@@ -45,20 +45,22 @@ def readlink(path: str) -> str:
 
 
 def owners(inodes: list[str]) -> list[str]:
-    """The command line of each process holding one of these sockets (for a
-    failure's message: who held the connections over the limit)."""
+    """Each process holding some of these sockets, with how many, and the
+    sockets no process held any more when looked for (for a failure's message:
+    whose connections went over the limit)."""
     wanted = {f"socket:[{inode}]" for inode in inodes}
-    found = []
+    found, seen = [], set()
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             held = {readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
             if held & wanted:
                 with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-                    argv = cmdline.read().replace(b"\0", b" ")[:200].decode(errors="replace")
-                found.append(f"{pid}: {argv}")
+                    argv = cmdline.read().replace(b"\0", b" ")[:120].decode(errors="replace")
+                found.append(f"{pid} holds {len(held & wanted)}: {argv}")
+                seen |= held & wanted
         except OSError:  # the process is gone
             continue
-    return found
+    return [*found, f"gone before the look: {len(wanted - seen)}"]
 
 
 def own_sockets() -> set[str]:
