@@ -92,12 +92,22 @@ def as_esbackup_error(error: Exception, catalog: str = "catalog") -> EsbackupErr
 
 
 class AppContext:
-    """What every command needs: the catalog (opened lazily) and the caller."""
+    """What every command needs: the catalog (opened lazily), the caller, and the
+    factory of node sessions that actions receive (drivers/session.py)."""
 
-    def __init__(self, catalog_path: str | None, verbosity: int):
+    def __init__(self, catalog_path: str | None, verbosity: int, sessions=None):
         self.catalog_path, self.verbosity = catalog_path, verbosity
         self._catalog = None
         self._identity = None
+        self._sessions = sessions
+
+    @property
+    def sessions(self):
+        if self._sessions is None:
+            from esbackup.drivers.session import connect
+
+            self._sessions = connect
+        return self._sessions
 
     @property
     def catalog(self):
@@ -156,7 +166,8 @@ class AppContext:
 def cli(ctx: click.Context, catalog_path: str | None, verbose: int, quiet: bool) -> None:
     """Back up ZFS virtual server disks to backup nodes: scheduled, incremental,
     retention-managed, restorable."""
-    ctx.obj = AppContext(catalog_path, -1 if quiet else verbose)
+    # ctx.obj may hold another node-session factory (a test's: invoke(..., obj=...))
+    ctx.obj = AppContext(catalog_path, -1 if quiet else verbose, sessions=ctx.obj)
     ctx.call_on_close(lambda: ctx.obj._catalog and ctx.obj._catalog.close())
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,11 +21,12 @@ pytest_plugins = ["tests.integration.site"]
 @dataclass
 class Esbackup:
     catalog: Path | str  # a SQLite file or a postgresql:// URL
+    sessions: Callable | None = None  # the node-session factory; None: production's
 
     def __call__(self, *args: str, input: str | None = None) -> Result:
         runner = CliRunner()
         return runner.invoke(cli, ["--catalog", str(self.catalog), *args], input=input,
-                             catch_exceptions=False)
+                             catch_exceptions=False, obj=self.sessions)
 
     def ok(self, *args: str, input: str | None = None) -> Result:
         result = self(*args, input=input)

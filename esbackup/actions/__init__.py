@@ -1,4 +1,7 @@
-"""Actions: one module per thing an operator asks for (backup, restore, delete, sync, verify,
-rebuild, copy, tick); each drives the engine, the catalog and the nodes
-(docs/DESIGN.md, "Layers").
+"""Actions: one module per operator request; each drives engine, catalog and nodes.
+
+backup, restore, delete (and retention), sync, verify, rebuild, copy, tick. An
+action receives the node-session factory (drivers/session.py) from its command
+and imports only services, engine, catalog, drivers and domain (docs/DESIGN.md,
+"Layers").
 """

@@ -12,9 +12,11 @@ import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
+from esbackup.actions import delete
 from esbackup.catalog.core import Catalog, utcnow
 from esbackup.domain.models import VM, Backup, Definition, Node, Run, Storage
 from esbackup.drivers import batch, compress, files, zfs
+from esbackup.drivers.session import NodeSession, Reporter, Sessions, parse_mountpoint
 from esbackup.engine import (
     bookmarks,
     calls,
@@ -25,11 +27,9 @@ from esbackup.engine import (
     paths,
     recover,
     resume,
-    retention,
     runlog,
 )
 from esbackup.errors import Busy, EsbackupError, InvalidInput
-from esbackup.services import nodes
 
 
 def start_run(cat: Catalog, d: Definition, trigger: str, firing: str | None = None) -> Run:
@@ -39,8 +39,9 @@ def start_run(cat: Catalog, d: Definition, trigger: str, firing: str | None = No
                            host=locks.host_id(), firing=firing))
 
 
-def run_definition(cat: Catalog, d: Definition, *, trigger: str, wait: float = 0,
-                   force: bool = False, reporter=None, run: Run | None = None) -> Backup:
+def run_definition(cat: Catalog, d: Definition, *, sessions: Sessions, trigger: str,
+                   wait: float = 0, force: bool = False, reporter: Reporter | None = None,
+                   run: Run | None = None) -> Backup:
     """Run one definition now; records the run (`run`, if already started) whatever
     happens."""
     run = run or start_run(cat, d, trigger)
@@ -52,15 +53,15 @@ def run_definition(cat: Catalog, d: Definition, *, trigger: str, wait: float = 0
         with locks.Locks(cat, owner=f"backup {d.ref} (run {run.id})") as held:
             vm = cat.vm(d.vm)
             held.disk(vm.uuid, d.disk_id, wait, vm=vm.hostname)
-            recover.after_takeover(cat, held.stale, reporter)
+            recover.after_takeover(cat, held.stale, reporter, sessions=sessions)
             compute, target_node = cat.node(vm.node), cat.node(d.node)
             held.slot(compute.name, compute.max_backups, wait)
             if target_node.name != compute.name:
                 held.slot(target_node.name, target_node.max_backups, wait)
             job = BackupJob(cat, d, vm, compute, target_node, cat.storage(d.node, d.storage),
-                            reporter)
+                            reporter, sessions=sessions)
             backup = job.run()
-            removed = retention.apply(cat, d, reporter)
+            removed = delete.apply_retention(cat, d, reporter, sessions=sessions)
     except Busy as error:
         runlog.finish(cat, run, "skipped", error=str(error))
         raise
@@ -90,7 +91,8 @@ class BackupJob:
     compute: Node
     target_node: Node
     storage: Storage
-    reporter: object = None
+    reporter: Reporter | None = None
+    sessions: Sessions = field(kw_only=True)
     created: datetime = field(default_factory=lambda: datetime.now(timezone.utc).replace(
         microsecond=0))
     row: Backup | None = None  # the pending row, while the run lasts
@@ -154,7 +156,7 @@ class BackupJob:
             self.cat.delete_backup(self.row)
             raise
         if self.d.type == "dataset" and self.compute.name != self.target_node.name:
-            self.trim_source(calls.ask(self.compute, self.trim_steps())[0])
+            self.trim_source(self.ask(self.compute, self.trim_steps())[0])
         return row
 
     def add_row(self) -> None:
@@ -212,15 +214,15 @@ class BackupJob:
         """Snapshot the source (unless frozen) and learn its snapshots; make the
         storage's datasets and folders and learn the target's snapshots."""
         self.made_snapshot = not self.d.fsfreeze  # a new name (add_row): removing it is safe
-        src, dst = calls.ask(self.compute, self.source_steps(), self.target_node,
+        src, dst = self.ask(self.compute, self.source_steps(), self.target_node,
                              self.target_steps())
         while self.snapshot_taken(calls.settled(src)):
             self.rename_row()
             self.made_snapshot = not self.d.fsfreeze
-            src = calls.ask(self.compute, self.source_steps(), self.target_node, [])[0]
+            src = self.ask(self.compute, self.source_steps(), self.target_node, [])[0]
         dst = calls.settled(dst)
         if lost_race(dst):  # made by another run meanwhile: now it is there
-            dst = calls.settled(calls.ask(self.target_node, self.target_steps())[0])
+            dst = calls.settled(self.ask(self.target_node, self.target_steps())[0])
         self.read_target(dst)
         if self.token is not None:
             self.resuming = self.interrupted_stream()
@@ -254,7 +256,7 @@ class BackupJob:
         if self.d.type == "file":
             self.mount = files.parse_prepared_folder(self.storage.zpool, dst.ok("folder").stdout)
             return
-        self.mount = nodes.parse_mountpoint(self.storage.zpool, dst.ok("mountpoint").stdout)
+        self.mount = parse_mountpoint(self.storage.zpool, dst.ok("mountpoint").stdout)
         listing = dst["target-snapshots"]
         if zfs.parse_exists(listing.status, listing.stderr):
             self.target_snaps = zfs.parse_snapshots(listing.stdout, self.target)
@@ -269,7 +271,7 @@ class BackupJob:
         took is then superseded); any other partial receive there is discarded
         (`receive -A`) and the run goes on as a new one. One more call per node,
         only when the target holds a token."""
-        found = resume.judge(nodes.session(self.compute), self.token, self.source, self.d,
+        found = resume.judge(self.sessions(self.compute), self.token, self.source, self.d,
                              self.source_snaps)
         if not isinstance(found, str) and self.cat.backups(
                 vm=self.vm.uuid, disk_id=self.d.disk_id,
@@ -278,7 +280,7 @@ class BackupJob:
         if isinstance(found, str):
             _say(self.reporter, "warn", f"{self.d.ref}: interrupted transfer into {self.target} "
                  f"discarded: {found}; starting over")
-            self.target_snaps = resume.abort(nodes.session(self.target_node), self.target,
+            self.target_snaps = resume.abort(self.sessions(self.target_node), self.target,
                                              self.target_snaps)
             return None
         if self.made_snapshot:
@@ -291,7 +293,7 @@ class BackupJob:
         return found
 
     def freeze_snapshot(self) -> tuple[bool, str]:
-        t = nodes.session(self.compute)
+        t = self.sessions(self.compute)
         self.made_snapshot = True
         result = freeze.snapshot(t, self.compute, self.vm, self.snapshot)
         if not result.thawed:
@@ -332,7 +334,7 @@ class BackupJob:
         if ours not in existing:  # one that was there before is not ours to remove
             self.made_target_snapshot = ours
         self.move([send], [receive], total=lambda: total or self.estimate(
-            nodes.session(self.compute), base), bulk=base is None)
+            self.sessions(self.compute), base), bulk=base is None)
         self.streamed = True
         steps = [batch.Step("readonly", zfs.set_property(target, "readonly", "on"), stop=True)
                  ] if base is None else []
@@ -360,9 +362,9 @@ class BackupJob:
             base = bookmarks.base(self.target_snaps[-1], self.source_snaps, self.source_marks)
             if base is not None:
                 return base
-        dst_t = nodes.session(self.target_node)
+        dst_t = self.sessions(self.target_node)
         aside = layout.aside_name(target, self.created)
-        nodes.rename(dst_t, target, aside)
+        dst_t.rename(target, aside)
         self.target_snaps = None
         self.cat.move_backup_locations(self.target_node.name, self.storage.name, f"{target}@",
                                        f"{aside}@")
@@ -371,19 +373,19 @@ class BackupJob:
              f"backup into a fresh target, old one kept as {aside}")
         return None
 
-    def rewrite_manifests(self, t, aside: str) -> None:
+    def rewrite_manifests(self, t: NodeSession, aside: str) -> None:
         """Manifests follow their backups aside, so a rebuilt catalog finds them."""
         moved = [b for b in self.cat.backups(vm=self.vm.uuid, disk_id=self.d.disk_id,
                                              node=self.target_node.name)
                  if b.location and b.location.startswith(f"{aside}@") and b.manifest]
-        raws = nodes.read_files(t, [b.manifest for b in moved])  # one call for all
+        raws = t.read_files([b.manifest for b in moved])  # one call for all
         for b, raw in zip(moved, raws, strict=True):
             try:
                 if raw is None:
                     raise ValueError("missing or too large")
                 data = manifest.parse(raw)
                 data["backup"]["location"] = b.location
-                nodes.write_file(t, b.manifest, manifest.dump(data))
+                t.write_file(b.manifest, manifest.dump(data))
             except (EsbackupError, ValueError) as error:
                 _say(self.reporter, "warn", f"manifest {b.manifest} not updated: {error}")
 
@@ -393,13 +395,14 @@ class BackupJob:
                                 self.d.compression)
         self.partial = layout.partial_path(path)
         filters = compress.compressor(self.d.compression, tools)
-        moved = self.move([zfs.send(self.snapshot)], [filters or ["cat"]], output=self.partial,
-                          total=lambda: self.estimate(nodes.session(self.compute), None),
+        moved = self.move([zfs.send(self.snapshot)], [filters or compress.STORE],
+                          output=self.partial,
+                          total=lambda: self.estimate(self.sessions(self.compute), None),
                           checksum=filters is None)
         hashed = moved is not None and filters is None  # the very bytes `cat` stored
         steps = [] if hashed else [batch.Step("sha256", files.sha256(self.partial, tools),
                                               stop=True)]
-        steps += [batch.Step("place", ["mv", "-f", self.partial, path], stop=True),
+        steps += [batch.Step("place", files.place(self.partial, path), stop=True),
                   batch.Step("size", files.size(path), stop=True)]
         self.made_files.append(path)
 
@@ -412,14 +415,17 @@ class BackupJob:
 
         return self.finish(steps, done, [], trim=self.trim_steps())
 
-    def move(self, source_stages, stages, output=None, total=None, **options):
-        moved = paths.move(self.compute, self.target_node, source_stages=source_stages,
-                           stages=stages, output=output, rate=self.d.bwlimit,
-                           reporter=self.reporter, total=total, **options)
+    def ask(self, *nodes_and_steps, feed=None) -> list:
+        return calls.ask(*nodes_and_steps, sessions=self.sessions, feed=feed)
+
+    def move(self, source_stages, stages, total=None, **options):
+        moved = paths.move(paths.Transfer.of(self.compute, self.target_node, source_stages,
+                                             stages, rate=self.d.bwlimit, **options),
+                           sessions=self.sessions, reporter=self.reporter, total=total)
         self.sent = moved.size if moved is not None else None
         return moved
 
-    def estimate(self, t, base: str | None) -> int | None:
+    def estimate(self, t: NodeSession, base: str | None) -> int | None:
         """Stream size for the progress bar: `send -nvP` where the node has it,
         else the snapshot's referenced bytes for a full send, else unknown."""
         if self.compute.capabilities.get("send_estimate"):
@@ -457,9 +463,9 @@ class BackupJob:
 
         if self.compute.name == self.target_node.name:  # one call: trim after the manifest
             trim = trim or (self.trim_steps() if self.d.type == "dataset" else [])
-            dst, src = calls.ask(self.target_node, [*steps, *trim, *after], feed=feed)
+            dst, src = self.ask(self.target_node, [*steps, *trim, *after], feed=feed)
         else:
-            dst, src = calls.ask(self.target_node, [*steps, *after], self.compute, trim or [],
+            dst, src = self.ask(self.target_node, [*steps, *after], self.compute, trim or [],
                            feed=feed)
         dst = calls.settled(dst)
         for step in steps:
@@ -538,15 +544,15 @@ class BackupJob:
             steps.append((self.target_node, zfs.destroy(self.made_target_snapshot)))
         files_made = [p for p in (self.partial, *self.made_files) if p]
         if files_made:
-            steps.append((self.target_node, ["rm", "-f", "--", *files_made]))
-        recover.best_effort(steps, self.reporter)
+            steps.append((self.target_node, files.remove(*files_made)))
+        recover.best_effort(steps, self.reporter, sessions=self.sessions)
 
 
     def resumable_remains(self) -> bool:
         if self.d.type != "dataset" or self.streamed:
             return False
         try:
-            kept = resume.kept(self.target_node, self.target)
+            kept = resume.kept(self.sessions(self.target_node), self.target)
         except Exception:  # noqa: BLE001 - cleanup must not hide the first error
             return False
         if kept:

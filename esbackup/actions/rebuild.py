@@ -25,6 +25,7 @@ from esbackup.domain.models import (
     Backup,
     Definition,
     Storage,
+    escape_controls,
     validate_choice,
     validate_hostname,
     validate_int,
@@ -32,18 +33,14 @@ from esbackup.domain.models import (
     validate_text,
     validate_uuid,
 )
+from esbackup.drivers.session import Reporter, Sessions
 from esbackup.engine import layout, manifest, presence
 from esbackup.errors import EsbackupError, InvalidInput, NotFound
-from esbackup.services import definitions, inventory, nodes
+from esbackup.services import definitions, inventory
 
 MAX_MANIFEST = 1024 * 1024
 MAX_DURATION_S = 10**8
 MAX_BACKUP_SIZE = 2**62
-# NUL-separated, so that no file name (spaces, newlines) can split into others.
-FIND_SCRIPT = ('for d in "$@"; do [ -d "$d" ] && find "$d" -type f -name "*.json" '
-               '-exec sh -c \'for f; do printf "%s\\0" "$f"; done\' sh {} +; done; true')
-# Each file as hex bytes after a "#" line (exact bytes, whatever the encoding);
-# "#big" for one too large to be a manifest.
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}"
 PATH_RE = re.compile(rf"/({UUID})/disk([0-9]{{1,4}})/({NAME})\.json", re.ASCII)
@@ -58,30 +55,29 @@ class Found:
     backup: Backup
 
 
-def rebuild(cat: Catalog, node_name: str, reporter=None) -> dict:
+def rebuild(cat: Catalog, node_name: str, reporter: Reporter | None = None, *,
+            sessions: Sessions) -> dict:
     node = cat.node(node_name)
-    t = nodes.session(node)
+    t = sessions(node)
     counts = {"backups": 0, "vms": 0, "definitions": 0, "lost": 0, "skipped": 0}
 
     def skip(path: str, why: str) -> None:
-        from esbackup.commands.output import escape_controls
-
         counts["skipped"] += 1
         if reporter is not None:
             reporter.warn(f"manifest {escape_controls(path)} skipped: {escape_controls(why)}")
 
     found: list[Found] = []
     for storage in cat.storages(node_name):
-        mount = nodes.mountpoint(t, storage.zpool)
+        mount = t.mountpoint(storage.zpool)
         top = layout.manifest_dir(mount)
-        listed = t.run(["sh", "-c", FIND_SCRIPT, "sh", top]).stdout.split("\0")[:-1]
+        listed = t.find_manifests(top)
         paths = []
         for path in listed:
             if PATH_RE.fullmatch(path[len(top):]) and path.startswith(top + "/"):
                 paths.append(path)
             else:
                 skip(path, "not a manifest's file name")
-        for path, raw in zip(paths, nodes.read_files(t, paths, MAX_MANIFEST), strict=True):
+        for path, raw in zip(paths, t.read_files(paths, MAX_MANIFEST), strict=True):
             try:
                 data, backup = parse(raw, path[len(top):], storage, mount)
             except (InvalidInput, ValueError, TypeError, KeyError, AttributeError,

@@ -13,10 +13,10 @@ from datetime import datetime, timezone
 from esbackup.catalog.core import Catalog
 from esbackup.domain.models import VM, Backup, Node
 from esbackup.drivers import batch, compress, files, hypervisor, zfs
+from esbackup.drivers.session import NodeSession, Reporter, Sessions
 from esbackup.drivers.transport import Result
 from esbackup.engine import calls, layout, locks, paths, recover
 from esbackup.errors import InvalidInput, OperationFailed
-from esbackup.services import nodes
 
 
 def state_steps(compute: Node, vm: VM, force: bool) -> list[batch.Step]:
@@ -39,8 +39,8 @@ def check_stopped(compute: Node, vm: VM, answer: Result) -> None:
         raise InvalidInput(f"virtual server {vm.hostname} is {state or 'unknown'}: stop it first")
 
 
-def restore(cat: Catalog, b: Backup, vm: VM, disk_id: int, *, force: bool = False,
-            wait: float = 0, app=None) -> None:
+def restore(cat: Catalog, b: Backup, vm: VM, disk_id: int, *, sessions: Sessions,
+            force: bool = False, wait: float = 0, app: Reporter | None = None) -> None:
     if b.status != "ok":
         raise InvalidInput(f"backup {b.ref} is {b.status}: only ok backups can be restored")
     if disk_id not in vm.disks:
@@ -49,11 +49,12 @@ def restore(cat: Catalog, b: Backup, vm: VM, disk_id: int, *, force: bool = Fals
         held.disk(vm.uuid, disk_id, wait, vm=vm.hostname)
         if (b.vm_uuid, b.disk_id) != (vm.uuid, disk_id):
             held.disk(b.vm_uuid, b.disk_id, wait, vm=b.vm)
-        recover.after_takeover(cat, held.stale, app)
+        recover.after_takeover(cat, held.stale, app, sessions=sessions)
         b = cat.backup(b.vm_uuid, b.name)
         if b.status != "ok":  # it may have changed while we waited for the lock
             raise InvalidInput(f"backup {b.ref} is {b.status}: only ok backups can be restored")
-        job = RestoreJob(cat, b, vm, disk_id, cat.node(vm.node), cat.node(b.node), app)
+        job = RestoreJob(cat, b, vm, disk_id, cat.node(vm.node), cat.node(b.node), app,
+                         sessions=sessions)
         job.preflight(force)
         cat.update_backup(b, status="restore")
         try:
@@ -68,9 +69,9 @@ class RestoreJob:
     (more only when a rename fails)."""
 
     def __init__(self, cat: Catalog, b: Backup, vm: VM, disk_id: int, compute: Node,
-                 source: Node, reporter=None):
+                 source: Node, reporter: Reporter | None = None, *, sessions: Sessions):
         self.cat, self.b, self.vm, self.compute, self.source = cat, b, vm, compute, source
-        self.reporter = reporter
+        self.reporter, self.sessions = reporter, sessions
         self.target = vm.disks[disk_id]
         self.own_disk = (vm.uuid, disk_id)  # a dataset backup restored onto its own disk
         # keeps the received snapshot: the next backup can go on incrementally from it
@@ -100,7 +101,7 @@ class RestoreJob:
         disk, no space, or datasets below the disk (not in the backup, and not
         named for loss)."""
         dst, src = calls.ask(self.compute, self.compute_steps(force), self.source,
-                             self.source_steps())
+                             self.source_steps(), sessions=self.sessions)
         dst = calls.settled(dst)
         if "state" in dst.steps:
             check_stopped(self.compute, self.vm, dst["state"])
@@ -145,15 +146,16 @@ class RestoreJob:
             else:
                 compression = layout.compression_of(self.b.location)
                 tools = self.source.capabilities.get("tools", {})
-                source_stages = [compress.decompressor(compression, tools) or ["cat"]]
+                source_stages = [compress.decompressor(compression, tools) or compress.STORE]
                 input_path = self.b.location
-            paths.move(self.source, self.compute, source_stages=source_stages,
-                       stages=[receive], input_path=input_path, reporter=self.reporter,
-                       direct_ok=False)
+            paths.move(paths.Transfer.of(self.source, self.compute, source_stages, [receive],
+                                         input_path=input_path, direct_ok=False),
+                       sessions=self.sessions, reporter=self.reporter)
             self.swap()
         except BaseException:
             recover.best_effort([(self.compute, zfs.destroy(self.temp, recursive=True,
-                                                            force=True))], self.reporter)
+                                                            force=True))], self.reporter,
+                                sessions=self.sessions)
             raise
 
     def swap_steps(self, old: str) -> list[batch.Step]:
@@ -186,8 +188,8 @@ class RestoreJob:
     def swap(self) -> None:
         """Rename the whole new data in, in one call. A rename that fails for a
         busy dataset (zfs-fuse, just after a read) goes on from there with
-        `nodes.rename`, which retries; any other failure puts the disk back."""
-        t = nodes.session(self.compute)
+        the session's `rename`, which retries; any other failure puts the disk back."""
+        t = self.sessions(self.compute)
         old = layout.restore_old(self.target, self.when)
         done = self.swap_batch(t, old, self.swap_steps(old))
         aside = done["aside"]
@@ -195,7 +197,7 @@ class RestoreJob:
             try:
                 if zfs.classify_error(aside.stderr) != zfs.BUSY:
                     done.ok("aside")
-                nodes.rename(t, self.target, old)
+                t.rename(self.target, old)
             except BaseException:
                 t.run(zfs.mount(self.target), check=False)
                 raise
@@ -205,12 +207,12 @@ class RestoreJob:
             try:
                 if zfs.classify_error(came_in.stderr) != zfs.BUSY:
                     done.ok("in")
-                nodes.rename(t, self.temp, self.target)
+                t.rename(self.temp, self.target)
             except BaseException:
-                nodes.rename(t, old, self.target)  # put the disk back
+                t.rename(old, self.target)  # put the disk back
                 t.run(zfs.mount(self.target), check=False)
                 raise
-            done = batch.run(t, self.after_steps(old))
+            done = t.batch(self.after_steps(old))
         for i, (prop, value) in enumerate(self.local.items()):
             result = done[f"set-{i}"]
             if result.status and self.reporter is not None:
@@ -221,16 +223,16 @@ class RestoreJob:
             self.reporter.warn(f"restored; the old disk is kept as {old}: "
                                f"{gone.stderr.strip()}")
 
-    def swap_batch(self, t, old: str, steps: list[batch.Step]) -> batch.Results:
+    def swap_batch(self, t: NodeSession, old: str, steps: list[batch.Step]) -> batch.Results:
         """Run swap steps that begin before the new data is in. A call that breaks
         off (connection lost, output cut short) leaves unknown which ran: the old
         disk goes back under its name if it was set aside, as far as it can (a
         rename never overwrites: with the new data in, this fails, and is fine)."""
         try:
-            return batch.run(t, steps)
+            return t.batch(steps)
         except BaseException:
             with contextlib.suppress(Exception):
-                nodes.rename(t, old, self.target)
+                t.rename(old, self.target)
             with contextlib.suppress(Exception):
                 t.run(zfs.mount(self.target), check=False)
             raise

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 from esbackup.catalog.core import Catalog
 from esbackup.domain import schedule
 from esbackup.domain.models import Definition, Run
+from esbackup.drivers.session import Reporter, Sessions
 from esbackup.errors import EsbackupError, InvalidInput
 
 LOOKBACK = timedelta(hours=1)
@@ -51,8 +52,8 @@ def claim(cat: Catalog, found: list[tuple[Definition, datetime]]
     return claimed
 
 
-def run_due(cat: Catalog, reporter=None, wait: float = TICK_WAIT,
-            now: datetime | None = None) -> int:
+def run_due(cat: Catalog, reporter: Reporter | None = None, wait: float = TICK_WAIT,
+            now: datetime | None = None, *, sessions: Sessions) -> int:
     """Run every due definition in parallel; returns how many failed.
 
     Each gets its run row at once, so the next tick does not pick it again
@@ -66,7 +67,8 @@ def run_due(cat: Catalog, reporter=None, wait: float = TICK_WAIT,
         d, run = item
         own = Catalog.open(cat.path)  # one connection per thread
         try:
-            run_definition(own, d, trigger="tick", wait=wait, reporter=reporter, run=run)
+            run_definition(own, d, sessions=sessions, trigger="tick", wait=wait,
+                           reporter=reporter, run=run)
             return True
         except EsbackupError as error:
             if reporter is not None:

@@ -17,10 +17,10 @@ from datetime import datetime, timedelta
 
 from esbackup.catalog.core import Catalog, utcnow
 from esbackup.domain.models import Backup, Node
-from esbackup.drivers import transport, zfs
-from esbackup.engine import locks, paths
+from esbackup.drivers import files, throttle, zfs
+from esbackup.drivers.session import NodeSession, Reporter, Sessions
+from esbackup.engine import locks
 from esbackup.errors import Busy, NodeUnreachable, NotFound, RemoteCommandError
-from esbackup.services import nodes
 
 OK, FAILED, SKIPPED, UNREACHABLE = "ok", "failed", "skipped", "unreachable"
 
@@ -44,17 +44,17 @@ def due(backups: list[Backup], older_than: float | None, now: datetime) -> list[
 
 
 def verify(cat: Catalog, backups: list[Backup], wait: float = 0,
-           reporter=None) -> list[Outcome]:
+           reporter: Reporter | None = None, *, sessions: Sessions) -> list[Outcome]:
     outcomes = []
     for b in backups:
-        outcome = verify_one(cat, b, wait)
+        outcome = verify_one(cat, b, wait, sessions=sessions)
         if reporter is not None and outcome.result != OK:
             reporter.warn(f"verify {b.ref}: {outcome.result}: {outcome.detail}")
         outcomes.append(outcome)
     return outcomes
 
 
-def verify_one(cat: Catalog, b: Backup, wait: float = 0) -> Outcome:
+def verify_one(cat: Catalog, b: Backup, wait: float = 0, *, sessions: Sessions) -> Outcome:
     node = cat.node(b.node)
     try:
         with locks.Locks(cat, owner=f"verify {b.ref}") as held:
@@ -63,7 +63,7 @@ def verify_one(cat: Catalog, b: Backup, wait: float = 0) -> Outcome:
             b = cat.backup(b.vm_uuid, b.name)  # as it is now that nobody else changes it
             if b.status != "ok":
                 return Outcome(b, SKIPPED, f"status is {b.status}")
-            problem = read_back(node, b, bwlimit(cat, b))
+            problem = read_back(sessions(node), b, bwlimit(cat, b))
     except Busy as error:
         return Outcome(b, SKIPPED, str(error))
     except NodeUnreachable as error:
@@ -84,18 +84,18 @@ def bwlimit(cat: Catalog, b: Backup) -> int:
         return 0  # the definition is gone; its backups stay
 
 
-def read_back(node: Node, b: Backup, rate: int) -> str | None:
+def read_back(session: NodeSession, b: Backup, rate: int) -> str | None:
     """Why the backup's data is not whole, or None when it is."""
     if b.type == "file":
-        return _file(node, b, rate)
-    return _dataset(node, b, rate)
+        return _file(session, b, rate)
+    return _dataset(session, b, rate)
 
 
-def _file(node: Node, b: Backup, rate: int) -> str | None:
+def _file(session: NodeSession, b: Backup, rate: int) -> str | None:
     if not b.checksum:
         return "no SHA-256 recorded for this file backup"
     try:
-        out = _run(node, file_stages(node, rate), input_path=b.location)
+        out = session.pipeline(file_stages(session.node, rate), input_path=b.location).stdout
     except RemoteCommandError as error:
         return f"cannot read {b.location}: {error}"
     digest = out.split()[0] if out.split() else ""
@@ -106,29 +106,21 @@ def _file(node: Node, b: Backup, rate: int) -> str | None:
 
 def file_stages(node: Node, rate: int) -> list[list[str]]:
     """Hash what arrives on stdin, no faster than `rate` bytes/s (0: no limit)."""
-    tools = node.capabilities.get("tools", {})
-    hasher = ["sha256sum"] if tools.get("sha256sum", True) else ["digest", "-a", "sha256"]
-    return [*paths.limiter(rate, node), hasher]
+    return [*throttle.limiter(rate, node), files.sha256(None, node.capabilities.get("tools", {}))]
 
 
 def dataset_stages(node: Node, snapshot: str, rate: int) -> list[list[str]]:
     """Send the snapshot whole (every block read and checksummed) at up to `rate`."""
-    return [zfs.send(snapshot), *paths.limiter(rate, node)]
+    return [zfs.send(snapshot), *throttle.limiter(rate, node)]
 
 
-def _dataset(node: Node, b: Backup, rate: int) -> str | None:
+def _dataset(session: NodeSession, b: Backup, rate: int) -> str | None:
     problems = []
     try:
-        _run(node, dataset_stages(node, b.location, rate), output="/dev/null")
+        session.pipeline(dataset_stages(session.node, b.location, rate), output="/dev/null")
     except RemoteCommandError as error:
         problems.append(f"cannot read {b.location}: {error}")
     pool = zfs.pool_of(b.location)
-    status = nodes.session(node).run(zfs.pool_status(pool), check=False)
+    status = session.run(zfs.pool_status(pool), check=False)
     problems += [f"pool {pool}: {p}" for p in zfs.parse_pool_errors(status.stdout)]
     return "; ".join(problems) or None
-
-
-def _run(node: Node, stages: list[list[str]], **where) -> str:
-    result = nodes.session(node).run(transport.pipeline_argv(stages, **where), check=False)
-    transport.check_pipeline(node.name, stages, result)
-    return result.stdout

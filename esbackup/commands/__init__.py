@@ -1,3 +1,5 @@
-"""Commands: parse the command line, make one call into actions or services, render the answer. No
-SQL, no SSH, no rules (docs/DESIGN.md, "Layers").
+"""Commands: parse the command line, make one call, render; no SQL, SSH or rules.
+
+A command calls into actions or services and passes them the node-session
+factory it holds (docs/DESIGN.md, "Layers", "Adding a command").
 """

@@ -87,7 +87,7 @@ def delete(ref, yes) -> None:
     a = app()
     b = backups.lookup(a.catalog, a.identity, ref, write=True)
     confirm_destructive(f"backup {b.ref} and its data on node {b.node} will be deleted", yes)
-    delete_job.delete_backup(a.catalog, b)
+    delete_job.delete_backup(a.catalog, b, sessions=a.sessions)
     click.echo(f"deleted backup {b.ref}")
 
 
@@ -118,7 +118,8 @@ def restore(ref, target_vm, target_disk_id, yes, force, wait) -> None:
     if yes:
         a.warn(warning)
     confirm_destructive(warning, yes)
-    restore_job.restore(a.catalog, b, vm, disk_id, force=force, wait=wait, app=a)
+    restore_job.restore(a.catalog, b, vm, disk_id, sessions=a.sessions, force=force, wait=wait,
+                        app=a)
     click.echo(f"restored {b.ref} to disk {disk_id} of {vm.hostname}")
 
 
@@ -133,7 +134,7 @@ def sync(node, fmt, full) -> None:
     a = app()
     auth.require_superadmin(a.identity, "backup sync")
     known(a.catalog, node=node)
-    changes, unreachable = sync_job.sync(a.catalog, node, reporter=a)
+    changes, unreachable = sync_job.sync(a.catalog, node, reporter=a, sessions=a.sessions)
     columns = [Column("backup", "Backup"), Column("was", "Was"), Column("now", "Now"),
                Column("why", "Why")]
     if changes or fmt == "json":
@@ -176,7 +177,7 @@ def verify(ref, node, older_than, wait, fmt, full) -> None:
         auth.require_superadmin(a.identity, "backup verify of all backups")
         chosen = a.catalog.backups(status="ok", node=node)
     todo = verify_job.due(chosen, older_than, datetime.now(timezone.utc))
-    outcomes = verify_job.verify(a.catalog, todo, wait=wait, reporter=a)
+    outcomes = verify_job.verify(a.catalog, todo, wait=wait, reporter=a, sessions=a.sessions)
     columns = [Column("backup", "Backup"), Column("type", "Type"), Column("node", "Node"),
                Column("result", "Result"), Column("detail", "Detail")]
     echo_records([o.record() for o in outcomes], columns, fmt, full)

@@ -20,7 +20,7 @@ def rebuild(node: str) -> None:
 
     a = app()
     auth.require_superadmin(a.identity, "catalog rebuild")
-    counts = rebuild_job.rebuild(a.catalog, node, reporter=a)
+    counts = rebuild_job.rebuild(a.catalog, node, reporter=a, sessions=a.sessions)
     click.echo(", ".join(f"{v} {k}" for k, v in counts.items() if k != "skipped")
                + f" added from node {node}"
                + (f"; {counts['skipped']} manifests skipped" if counts["skipped"] else ""))

@@ -84,7 +84,7 @@ def create(name, address, no_connect, accept_host_key, host_key, **options) -> N
         from esbackup.services import nodes
 
         nodes.pin_host_key(node, accept=accept_host_key, expected=host_key)
-        nodes.detect(node)
+        nodes.detect(node, sessions=a.sessions)
     node = a.catalog.add_node(node)
     pinned = f", host key {node.host_key}" if node.host_key else " (not connected)"
     click.echo(f"created node {node.name}{pinned}")
@@ -143,14 +143,14 @@ def check(name, accept_host_key, host_key, fmt, full) -> None:
     node = a.catalog.node(name)
     if node.host_key is None or host_key:
         nodes.pin_host_key(node, accept=accept_host_key, expected=host_key)
-    report = nodes.check(node, a.catalog.storages(name))
+    report = nodes.check(node, a.catalog.storages(name), sessions=a.sessions)
     node.capabilities = report["capabilities"]
     a.catalog.update_node(node)
     if fmt == "json":
         echo_record(report, [], fmt)
         return
     caps = report["capabilities"]
-    tools = " ".join(t for t in nodes.TOOLS if caps.get("tools", {}).get(t)) or "none"
+    tools = " ".join(t for t, found in caps.get("tools", {}).items() if found) or "none"
     click.echo(f"node {name}: {node.user}@{node.address}:{node.port}, host key {node.host_key}")
     click.echo(f"zfs: {caps.get('flavour')} {caps.get('version') or ''}".rstrip())
     features = " ".join(k for k, v in caps.items() if v is True and k != "tools") or "none"

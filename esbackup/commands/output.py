@@ -16,6 +16,8 @@ from datetime import datetime
 
 import click
 
+from esbackup.domain.models import escape_controls
+
 MACHINE_FORMATS = ("json", "csv", "tsv")
 # json indents in Python, ~10x slower than its C encoder, which it uses only
 # without `indent`; a flat record's indented form is its C encoding with these
@@ -83,14 +85,6 @@ def local_time(value: str | None) -> str:
     if not value:
         return "-"
     return datetime.fromisoformat(value).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
-
-
-def escape_controls(text: str) -> str:
-    """Control characters as visible escapes (\\n, \\x1b): stored text from an
-    older catalog or a node must not forge lines or drive a terminal."""
-    from esbackup.domain.models import CONTROL_RE
-
-    return CONTROL_RE.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
 
 
 def _display(value, kind: str) -> str:

@@ -15,8 +15,8 @@ def run_one(ref: str, *, wait: float, force: bool, trigger: str) -> None:
     a = app()
     d = definitions.find(a.catalog, ref)
     auth.require_vm(a.identity, a.catalog.vm(d.vm), write=True)
-    b = backup_job.run_definition(a.catalog, d, trigger=trigger, wait=wait, force=force,
-                                  reporter=a)
+    b = backup_job.run_definition(a.catalog, d, sessions=a.sessions, trigger=trigger,
+                                  wait=wait, force=force, reporter=a)
     from esbackup.commands.output import human_duration, human_size
 
     a.info(f"backup {b.ref}: {human_size(b.size)} in {human_duration(b.duration)}")
@@ -49,7 +49,7 @@ def cli(ref, due, wait, force) -> None:
 
     a = app()
     auth.require_superadmin(a.identity, "run --due")
-    failures = tick.run_due(a.catalog, reporter=a,
+    failures = tick.run_due(a.catalog, reporter=a, sessions=a.sessions,
                             wait=tick.TICK_WAIT if wait is None else wait)
     if failures:
         raise click.exceptions.Exit(1)

@@ -107,8 +107,9 @@ def load(node, days, fmt, full) -> None:
     auth.require_superadmin(a.identity, "schedule load")
     known(a.catalog, node=node)
     start = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    loads = workload.active(a.catalog, reporter=a, sessions=a.sessions)
     items = [(name, w.definition.schedule, w.definition.timezone, w.minutes)
-             for w in workload.active(a.catalog, reporter=a) for name in w.nodes]
+             for w in loads for name in w.nodes]
     peaks = schedule.concurrent_load(items, start, days)
     records = []
     for n in a.catalog.nodes():
@@ -171,7 +172,8 @@ def balance(node, window, apply_, fmt, full) -> None:
     auth.require_superadmin(a.identity, "schedule balance")
     known(a.catalog, node=node)
     zone = balancer.parse_window(window)
-    loads = {w.definition.ref: w for w in workload.active(a.catalog, reporter=a)}
+    loads = {w.definition.ref: w
+             for w in workload.active(a.catalog, reporter=a, sessions=a.sessions)}
     items = [balancer.Item(ref, w.definition.schedule, w.definition.timezone, w.nodes,
                            w.minutes, fixed=node is not None and node not in w.nodes)
              for ref, w in loads.items()]

@@ -1,3 +1,4 @@
-"""Domain: records, names, schedules, balancing and roles; pure, imports nothing of esbackup but
-errors (docs/DESIGN.md, "Layers").
+"""Domain: records, names, schedules, balancing and roles; pure, imports only errors.
+
+(docs/DESIGN.md, "Layers").
 """

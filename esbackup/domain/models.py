@@ -31,6 +31,12 @@ SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 DIGITS_RE = re.compile(r"[0-9]+", re.ASCII)
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
+
+def escape_controls(text: str) -> str:
+    """Control characters as visible escapes (\\n, \\x1b): stored text from an
+    older catalog or a node must not forge lines or drive a terminal."""
+    return CONTROL_RE.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
+
 # Ranges of every number a user or a manifest gives (SQLite integers end at
 # 2**63; Python's own limits must never show up as a traceback).
 MAX_SIZE = 2**50  # bytes and bytes/s: 1 PiB

@@ -1,3 +1,5 @@
-"""Drivers: the only place with shell text or argv; the node seam is drivers/session.py
-(docs/DESIGN.md, "Layers", "One node seam").
+"""Drivers: the only place with shell text or argv; imports only domain and errors.
+
+The node seam is drivers/session.py: every remote call of the layers above goes
+through a NodeSession (docs/DESIGN.md, "Layers", "One node seam").
 """

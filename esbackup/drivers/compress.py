@@ -25,6 +25,9 @@ def _pick(table: Mapping, compression: str, tools: Mapping[str, bool]) -> list[s
     return list(plain)
 
 
+STORE = ["cat"]  # the filter of an uncompressed file: stdin to stdout as it is
+
+
 def compressor(compression: str, tools: Mapping[str, bool]) -> list[str] | None:
     """argv of the filter that compresses stdin to stdout; None for 'off'."""
     return _pick(_COMPRESS, compression, tools)

@@ -70,6 +70,11 @@ def remove(*paths: str) -> list[str]:
     return ["rm", "-f", "--", *paths]
 
 
+def place(partial: str, path: str) -> list[str]:
+    """Give a whole file its final name (the same file system: atomic)."""
+    return ["mv", "-f", "--", partial, path]
+
+
 def existing(paths: list[str]) -> list[str]:
     """Print those of `paths` that exist, one per line."""
     return ["sh", "-c", EXISTING_SCRIPT, "sh", *paths]
@@ -80,10 +85,12 @@ def find_manifests(top: str) -> list[str]:
     return ["sh", "-c", FIND_SCRIPT, "sh", top]
 
 
-def sha256(path: str, tools: dict) -> list[str]:
+def sha256(path: str | None, tools: dict) -> list[str]:
+    """Hash the file at `path`; with None, what arrives on stdin."""
+    named = [path] if path is not None else []
     if tools.get("sha256sum", True):
-        return ["sha256sum", path]
-    return ["digest", "-a", "sha256", path]  # illumos
+        return ["sha256sum", *named]
+    return ["digest", "-a", "sha256", *named]  # illumos
 
 
 def parse_sha256(output: str) -> str:

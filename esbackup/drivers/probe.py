@@ -4,6 +4,8 @@ A constant script: the names arrive as positional parameters.
 """
 from __future__ import annotations
 
+# What a node's capabilities record: compressors, pacers, hashers, the guest agent's helper.
+TOOLS = ("gzip", "bzip2", "pigz", "pbzip2", "pv", "mbuffer", "sha256sum", "digest", "python3")
 WHICH_SCRIPT = 'for t in "$@"; do command -v "$t" >/dev/null 2>&1 && echo "$t"; done; true'
 
 

@@ -9,11 +9,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 from esbackup.domain.models import Node
 from esbackup.drivers import batch
-from esbackup.services import nodes
+from esbackup.drivers.session import Sessions
 
 
 def ask(first: Node, first_steps: list[batch.Step], second: Node | None = None,
-        second_steps: list[batch.Step] = (), *, feed=None) -> list:
+        second_steps: list[batch.Step] = (), *, sessions: Sessions, feed=None) -> list:
     """One batch on each node, both at once (on one node: one batch of both,
     `feed` for the first's input step). Returns each node's Results, or the
     error its call raised, or None when it had no steps; `settled` raises."""
@@ -22,13 +22,13 @@ def ask(first: Node, first_steps: list[batch.Step], second: Node | None = None,
         if not [*first_steps, *second_steps]:
             return [None, None]
         try:
-            merged = batch.run(nodes.session(first), [*first_steps, *second_steps], feed=feed)
+            merged = sessions(first).batch([*first_steps, *second_steps], feed=feed)
         except Exception as error:  # noqa: BLE001 - handed to the caller
             merged = error
         return [merged, merged]
     jobs = [(first, first_steps, feed), (second, second_steps, None)]
     with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = [pool.submit(batch.run, nodes.session(node), steps, feed=f) if steps else None
+        futures = [pool.submit(sessions(node).batch, steps, feed=f) if steps else None
                    for node, steps, f in jobs]
         return [None if f is None else f.exception() or f.result() for f in futures]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from esbackup.domain.models import VM, Node
 from esbackup.drivers import qga, zfs
+from esbackup.drivers.session import NodeSession
 from esbackup.errors import RemoteCommandError
 
 COMMAND_NOT_FOUND = 127
@@ -20,7 +21,7 @@ def step_argv(compute: Node, vm: VM, snapshot: str) -> list[str] | None:
     return None
 
 
-def snapshot(t, compute: Node, vm: VM, snapshot: str) -> qga.FreezeResult:
+def snapshot(t: NodeSession, compute: Node, vm: VM, snapshot: str) -> qga.FreezeResult:
     """Take `snapshot`, frozen if the guest agent allows; the snapshot is taken either way."""
     argv = step_argv(compute, vm, snapshot)
     if argv is not None:

@@ -12,25 +12,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from esbackup.domain.models import Node
-from esbackup.drivers import openssh, transport
-from esbackup.engine import transfer
+from esbackup.drivers import transport
+from esbackup.drivers.session import Reporter, Sessions
+from esbackup.drivers.throttle import limiter
+from esbackup.engine import transfer as transfer_stream
 from esbackup.errors import OperationFailed
-from esbackup.services import nodes
-
-
-def limiter(rate: int, node: Node) -> list[list[str]]:
-    """Pipeline stages that cap a stream on `node` at `rate` bytes/s."""
-    if not rate:
-        return []
-    tools = node.capabilities.get("tools", {})
-    if tools.get("mbuffer"):
-        return [["mbuffer", "-q", "-m", "16M", "-r", str(rate)]]
-    if tools.get("pv"):
-        return [["pv", "-q", "-L", str(rate)]]
-    raise OperationFailed(f"node {node.name} has neither mbuffer nor pv for the bandwidth "
-                          "limit: install one, or use the relay transfer mode")
 
 
 def mode(source: Node, target: Node) -> str:
@@ -39,46 +28,79 @@ def mode(source: Node, target: Node) -> str:
     return target.transfer
 
 
-def move(source: Node, target: Node, *, source_stages: list[list[str]],
-         stages: list[list[str]], input_path: str | None = None, output: str | None = None,
-         rate: int = 0, reporter=None, direct_ok: bool = True,
-         total: Callable[[], int | None] | None = None,
-         bulk: bool = True, checksum: bool = False) -> transfer.Moved | None:
-    """Stream what `source_stages` print on `source` into `stages` on `target`.
+@dataclass(frozen=True)
+class Transfer:
+    """One stream: what `source_stages` print on `source` into `stages` on `target`.
+
+    `input_path` feeds the first source stage, `output` takes the last stage's
+    output; `rate` caps it (bytes/s); `direct_ok` False keeps it off the direct
+    path; `bulk` says it may be large (False for an incremental send); with
+    `checksum` its SHA-256 is taken as it passes through this host.
+    """
+
+    source: Node
+    target: Node
+    source_stages: tuple[tuple[str, ...], ...]
+    stages: tuple[tuple[str, ...], ...]
+    input_path: str | None = None
+    output: str | None = None
+    rate: int = 0
+    direct_ok: bool = True
+    bulk: bool = True
+    checksum: bool = False
+
+    @classmethod
+    def of(cls, source: Node, target: Node, source_stages: list[list[str]],
+           stages: list[list[str]], **options) -> Transfer:
+        return cls(source, target, tuple(map(tuple, source_stages)), tuple(map(tuple, stages)),
+                   **options)
+
+    @property
+    def sends(self) -> list[list[str]]:
+        return [list(stage) for stage in self.source_stages]
+
+    @property
+    def receives(self) -> list[list[str]]:
+        return [list(stage) for stage in self.stages]
+
+
+def move(transfer: Transfer, *, sessions: Sessions, reporter: Reporter | None = None,
+         total: Callable[[], int | None] | None = None) -> transfer_stream.Moved | None:
+    """Carry `transfer` by the path its nodes call for (the module's docstring).
 
     `total` estimates the stream's size, asked only when a progress bar shows.
-    `bulk`: the stream may be large (False for an incremental send).
-
     Returns the stream's size, and with `checksum` its SHA-256, when it passed
     through this host.
     """
-    how = mode(source, target)
-    if how == "direct" and not direct_ok:
+    how = mode(transfer.source, transfer.target)
+    if how == "direct" and not transfer.direct_ok:
         how = "relay"
     if how == "relay":
-        return relay(source, target, source_stages, stages, input_path, output, rate, reporter,
-                     total, bulk, checksum)
+        return relay(transfer, sessions=sessions, reporter=reporter, total=total)
+    source_stages = transfer.sends
     if how == "direct":
-        if len(source_stages) != 1 or input_path is not None:
+        if len(source_stages) != 1 or transfer.input_path is not None:
             raise ValueError("direct mode pulls one command's output")
-        source_stages = [transport.ssh_argv(source, source_stages[0], target.ssh_config)]
-    pipeline = [*source_stages, *limiter(rate, target), *stages]
-    result = nodes.session(target).run(
-        transport.pipeline_argv(pipeline, output=output, input_path=input_path), check=False)
-    transport.check_pipeline(target.name, pipeline, result)
+        source_stages = [transport.ssh_argv(transfer.source, source_stages[0],
+                                            transfer.target.ssh_config)]
+    pipeline = [*source_stages, *limiter(transfer.rate, transfer.target), *transfer.receives]
+    sessions(transfer.target).pipeline(pipeline, output=transfer.output,
+                                       input_path=transfer.input_path)
     return None
 
 
-def relay(source: Node, target: Node, source_stages, stages, input_path, output, rate,
-          reporter, total: Callable[[], int | None] | None, bulk: bool,
-          checksum: bool) -> transfer.Moved:
-    send_argv = transport.pipeline_argv(source_stages, input_path=input_path)
-    receive_argv = transport.pipeline_argv(stages, output=output)
+def relay(transfer: Transfer, *, sessions: Sessions, reporter: Reporter | None = None,
+          total: Callable[[], int | None] | None = None) -> transfer_stream.Moved:
+    source, target = transfer.source, transfer.target
+    source_stages, stages = transfer.sends, transfer.receives
+    send_argv = transport.pipeline_argv(source_stages, input_path=transfer.input_path)
+    receive_argv = transport.pipeline_argv(stages, output=transfer.output)
     progress = reporter.progress(f"{source.name} → {target.name}", total) if reporter else None
-    with leg(source, send_argv, bulk) as src, leg(target, receive_argv, bulk) as dst:
+    with sessions(source).open_stream(send_argv, bulk=transfer.bulk) as src, \
+            sessions(target).open_stream(receive_argv, bulk=transfer.bulk) as dst:
         try:
-            moved = transfer.relay(
-                src, dst, bwlimit=rate, progress=progress, checksum=checksum,
+            moved = transfer_stream.relay(
+                src, dst, bwlimit=transfer.rate, progress=progress, checksum=transfer.checksum,
                 check_source=lambda: transport.check_pipeline(
                     source.name, source_stages, transport.Result(src.status, "", src.stderr)))
         except OperationFailed as error:
@@ -92,15 +114,6 @@ def relay(source: Node, target: Node, source_stages, stages, input_path, output,
         transport.check_pipeline(target.name, stages,
                                  transport.Result(dst.status, "", dst.stderr))
     return moved
-
-
-def leg(node: Node, argv: list[str], bulk: bool) -> transport.Stream:
-    """One side of a relay: an `ssh` process for a bulk stream when this host has
-    `ssh`, else a channel of the node's transport."""
-    session = nodes.session(node)
-    if bulk and isinstance(session, transport.SSHTransport) and openssh.available():
-        return openssh.open_stream(session, argv)
-    return session.open_stream(argv, check=False)
 
 
 def stage_error(*sides) -> OperationFailed | None:

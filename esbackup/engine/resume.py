@@ -15,11 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from esbackup.domain.models import Definition, Node
+from esbackup.domain.models import Definition
 from esbackup.drivers import batch, zfs
+from esbackup.drivers.session import NodeSession
 from esbackup.engine import layout
 from esbackup.errors import OperationFailed
-from esbackup.services import nodes
 
 NOTE = "resumed the transfer of a run that died (freeze state unknown)"
 
@@ -37,12 +37,12 @@ class Resumable:
         return self.info.toname
 
 
-def kept(node: Node, target: str) -> bool:
-    """Does `target` on `node` hold a partial receive that a next run may resume?
-    False on a node without `resume` or a target that does not exist."""
-    if not node.capabilities.get("resume"):
+def kept(session: NodeSession, target: str) -> bool:
+    """Does `target` on the session's node hold a partial receive that a next run
+    may resume? False on a node without `resume` or a target that does not exist."""
+    if not session.node.capabilities.get("resume"):
         return False
-    result = nodes.session(node).run(zfs.resume_token(target), check=False)
+    result = session.run(zfs.resume_token(target), check=False)
     if result.status and zfs.classify_error(result.stderr) == zfs.NOT_FOUND:
         return False
     if result.status:
@@ -51,10 +51,10 @@ def kept(node: Node, target: str) -> bool:
     return zfs.parse_resume_token(result.stdout) is not None
 
 
-def judge(src_t, token: str, source: str, d: Definition,
+def judge(source_session: NodeSession, token: str, source: str, d: Definition,
           source_snaps: list[zfs.Snapshot]) -> Resumable | str:
     """The stream to resume, or why the token must be discarded."""
-    result = src_t.run(zfs.send_resume_info(token), check=False)
+    result = source_session.run(zfs.send_resume_info(token), check=False)
     if result.status:
         detail = (result.stderr.strip().splitlines() or [f"exit {result.status}"])[-1]
         return f"the compute node cannot resume it ({detail})"
@@ -68,12 +68,13 @@ def judge(src_t, token: str, source: str, d: Definition,
     return Resumable(token, info, created)
 
 
-def abort(t, target: str, snaps: list[zfs.Snapshot] | None) -> list[zfs.Snapshot] | None:
+def abort(session: NodeSession, target: str,
+          snaps: list[zfs.Snapshot] | None) -> list[zfs.Snapshot] | None:
     """Discard the target's partial receive and its token, in one call that also
     says whether the target is still there (a partial first receive goes with
     its token); returns the target's snapshots as they now are (None: no target)."""
-    results = batch.run(t, [batch.Step("abort", zfs.receive_abort(target), stop=True),
-                            batch.Step("exists", zfs.exists(target))])
+    results = session.batch([batch.Step("abort", zfs.receive_abort(target), stop=True),
+                             batch.Step("exists", zfs.exists(target))])
     results.ok("abort")
     exists = results["exists"]
     return snaps if zfs.parse_exists(exists.status, exists.stderr) else None

@@ -1,3 +1,5 @@
-"""Services: what commands read and change in the catalog with its rules (inventory, definitions,
-access to backups, health, planning, node checks); no shell text (docs/DESIGN.md, "Layers").
+"""Services: the catalog's records with their rules, for commands and actions.
+
+Inventory, definitions, access to backups, health, planning, node checks; no
+shell text, never imports actions or commands (docs/DESIGN.md, "Layers").
 """

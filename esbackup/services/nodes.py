@@ -1,22 +1,13 @@
-"""Talking to nodes: host-key pinning, capability detection, health check,
-and the small file operations the jobs need on a node."""
+"""Talking to nodes: host-key pinning, capability detection, health check."""
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
 
 from esbackup.domain.models import Node, Storage
-from esbackup.drivers import batch, files, probe, zfs
-from esbackup.errors import HostKeyMismatch, InvalidInput, RemoteCommandError
-
-TOOLS = ("gzip", "bzip2", "pigz", "pbzip2", "pv", "mbuffer", "sha256sum", "digest", "python3")
-
-
-def session(node: Node):
-    """The node's transport (lazy, cached per process)."""
-    from esbackup.drivers import transport
-
-    return transport.connect(node)
+from esbackup.drivers import batch, probe, zfs
+from esbackup.drivers.session import Sessions
+from esbackup.errors import HostKeyMismatch, InvalidInput
 
 
 def pin_host_key(node: Node, *, accept: bool, expected: str | None,
@@ -51,16 +42,16 @@ def _terminal_confirm(question: str) -> bool:
     return click.confirm(question, default=False, err=True)
 
 
-def detect(node: Node) -> dict:
+def detect(node: Node, *, sessions: Sessions) -> dict:
     """ZFS flavour, features and tools of a node (one remote call); stored as its
     capabilities."""
-    return _capabilities(node, batch.run(session(node), detect_steps()))
+    return _capabilities(node, sessions(node).batch(detect_steps()))
 
 
 def detect_steps() -> list[batch.Step]:
     """Each capability probe, whatever the one before did, then the tools."""
     probes = [batch.Step(_probe_step(key), argv) for key, argv in zfs.capability_probes().items()]
-    return [*probes, batch.Step("tools", probe.which(TOOLS))]
+    return [*probes, batch.Step("tools", probe.which(probe.TOOLS))]
 
 
 def _probe_step(key: str) -> str:
@@ -73,7 +64,7 @@ def _capabilities(node: Node, results: batch.Results) -> dict:
     caps = zfs.parse_capabilities({
         key: results[_probe_step(key)].stdout + results[_probe_step(key)].stderr
         for key in zfs.capability_probes()})
-    caps["tools"] = probe.parse_which(results.ok("tools").stdout, TOOLS)
+    caps["tools"] = probe.parse_which(results.ok("tools").stdout, probe.TOOLS)
     node.capabilities = caps
     return caps
 
@@ -85,10 +76,10 @@ def check_steps(storages: list[Storage]) -> list[batch.Step]:
     return steps
 
 
-def check(node: Node, storages: list[Storage]) -> dict:
+def check(node: Node, storages: list[Storage], *, sessions: Sessions) -> dict:
     """A fresh look at a node in one remote call: capabilities, pools, free space
     per storage (a missing pool fails `zfs get` for itself only)."""
-    results = batch.run(session(node), check_steps(storages))
+    results = sessions(node).batch(check_steps(storages))
     caps = _capabilities(node, results)
     pools = zfs.parse_pools(results.ok("pools").stdout)
     space = zfs.parse_get(results["space"].stdout) if storages else {}
@@ -101,59 +92,3 @@ def check(node: Node, storages: list[Storage]) -> dict:
                       "used": space.get(s.zpool, {}).get("used"),
                       "missing": s.zpool not in space} for s in storages],
     }
-
-
-def rename(t, old: str, new: str, attempts: int = 10, pause: float = 0.5) -> None:
-    """Unmount and rename a filesystem or volume. One that was just read can be
-    busy for a moment (zfs-fuse especially), so both steps retry while it is;
-    one that stays busy raises, and stays as it was."""
-    import time
-
-    for attempt in range(attempts):
-        t.run(zfs.unmount(old), check=False)  # not mounted, or a volume: fine
-        result = t.run(zfs.rename(old, new), check=False)
-        if result.status == 0:
-            return
-        if zfs.classify_error(result.stderr) != zfs.BUSY or attempt == attempts - 1:
-            raise RemoteCommandError(t.node.name, zfs.rename(old, new), result.status,
-                                     result.stderr)
-        time.sleep(pause)
-
-
-# --- file operations on a node (argv from drivers/files.py) -------------------
-def mountpoint(t, dataset: str) -> str:
-    return parse_mountpoint(dataset, t.run(zfs.get(dataset, "mountpoint")).stdout)
-
-
-def parse_mountpoint(dataset: str, output: str) -> str:
-    """The mountpoint in `zfs get mountpoint` output; a file backup needs one."""
-    value = zfs.parse_get(output).get(dataset, {}).get("mountpoint")
-    if not isinstance(value, str) or not value.startswith("/"):
-        raise InvalidInput(f"{dataset} has no mountpoint ({value}); file backups need one")
-    return value
-
-
-def write_file(t, path: str, data: bytes) -> None:
-    """Write `data` to `path` whole: under a temporary name first, then renamed."""
-    t.run(files.write(path), input=data)
-
-
-def remove_files(t, *paths: str) -> None:
-    t.run(["rm", "-f", "--", *paths])
-
-
-MAX_READ = 1024 * 1024  # manifests are a few KiB; a node's file is untrusted input
-
-
-def read_files(t, paths: list[str], limit: int = MAX_READ) -> list[bytes | None]:
-    """Exact bytes of several small files in one round trip (hex on the wire, so
-    no encoding can shift the framing); None for a file missing or over `limit`."""
-    if not paths:
-        return []
-    script = (f'for f in "$@"; do if [ "$(wc -c < "$f")" -le {int(limit)} ]; '
-              'then echo "#"; od -An -v -tx1 "$f"; else echo "#big"; fi; done')
-    chunks = t.run(["sh", "-c", script, "sh", *paths], check=False).stdout.split("#")[1:]
-    if len(chunks) != len(paths):
-        raise InvalidInput("files changed while being read; try again")
-    return [None if chunk.startswith("big") else bytes.fromhex("".join(chunk.split()))
-            for chunk in chunks]

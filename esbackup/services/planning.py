@@ -17,8 +17,8 @@ from statistics import median
 from esbackup.catalog.core import Catalog
 from esbackup.domain.models import VM, Definition
 from esbackup.drivers import zfs
+from esbackup.drivers.session import NodeSession, Reporter, Sessions
 from esbackup.errors import EsbackupError
-from esbackup.services import nodes
 
 RECENT = 5
 ESTIMATE_RATE = 50 * 1000**2  # bytes/s: about gzip -1, the slowest usual path
@@ -32,11 +32,11 @@ class Load:
     minutes: int
 
 
-def active(cat: Catalog, reporter=None) -> list[Load]:
+def active(cat: Catalog, reporter: Reporter | None = None, *, sessions: Sessions) -> list[Load]:
     """Every active definition with the nodes it occupies and its expected minutes."""
     vms = {vm.hostname: vm for vm in cat.vms()}
     defs = [d for d in cat.definitions() if d.active]
-    durations = expected(cat, defs, vms, reporter)
+    durations = expected(cat, defs, vms, reporter, sessions=sessions)
     return [Load(d, frozenset({d.node, vms[d.vm].node}), durations[d.ref]) for d in defs]
 
 
@@ -50,7 +50,7 @@ def estimate(used: int, bwlimit: int = 0) -> int:
 
 
 def expected(cat: Catalog, defs: list[Definition], vms: dict[str, VM],
-             reporter=None) -> dict[str, int]:
+             reporter: Reporter | None = None, *, sessions: Sessions) -> dict[str, int]:
     """Expected minutes per definition ref; `vms` by hostname."""
     history = cat.recent_durations(RECENT)
     found = {d.ref: minutes(median(history[d.ref])) for d in defs if d.ref in history}
@@ -62,7 +62,7 @@ def expected(cat: Catalog, defs: list[Definition], vms: dict[str, VM],
         datasets = sorted({vms[d.vm].disks[d.disk_id] for d in waiting
                            if d.disk_id in vms[d.vm].disks})
         try:
-            used = _used(cat, node, datasets)
+            used = _used(sessions(cat.node(node)), datasets)
         except EsbackupError as error:
             used = {}
             if reporter is not None:
@@ -74,9 +74,9 @@ def expected(cat: Catalog, defs: list[Definition], vms: dict[str, VM],
     return found
 
 
-def _used(cat: Catalog, node: str, datasets: list[str]) -> dict[str, int]:
+def _used(session: NodeSession, datasets: list[str]) -> dict[str, int]:
     if not datasets:
         return {}
-    result = nodes.session(cat.node(node)).run(zfs.get(datasets, "used"), check=False)
+    result = session.run(zfs.get(datasets, "used"), check=False)
     return {name: props["used"] for name, props in zfs.parse_get(result.stdout).items()
             if isinstance(props.get("used"), int)}

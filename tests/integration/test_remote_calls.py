@@ -16,8 +16,8 @@ from collections import defaultdict
 
 import pytest
 
-from esbackup.drivers import files, zfs
-from esbackup.services import nodes
+from esbackup.drivers import files, transport, zfs
+from esbackup.drivers.session import TransportSession
 from tests.integration.conftest import both_flavours
 from tests.integration.site import VM_UUID
 
@@ -54,13 +54,14 @@ class RecordingTransport:
 
 
 @pytest.fixture
-def recorded(monkeypatch):
-    """calls[node name] -> that node's remote calls, in order; `clear()` between runs."""
+def recorded(site):
+    """calls[node name] -> that node's remote calls, in order; `clear()` between runs.
+    The CLI's sessions go through the recording transports (its `sessions` factory)."""
     calls: dict[str, list] = defaultdict(list)
-    real = nodes.session
-    monkeypatch.setattr(nodes, "session", lambda node: RecordingTransport(
-        real(node), calls[node.name]))
-    return calls
+    site.esb.sessions = lambda node: TransportSession(RecordingTransport(
+        transport.connect(node), calls[node.name]))
+    yield calls
+    site.esb.sessions = None
 
 
 def normalized(calls: list, **names: str) -> list:

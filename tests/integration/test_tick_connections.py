@@ -13,6 +13,7 @@ import os
 import socket
 import threading
 import uuid
+from pathlib import Path
 
 from esbackup.catalog.core import Catalog
 from tests.integration.site import register
@@ -21,13 +22,14 @@ DEFINITIONS = 40
 SLOTS = {"c1": 3, "b1": 2}
 
 
-def established_inodes(address: str, port: int) -> list[str]:
+def established_inodes(address: str, port: int) -> set[str]:
     """Socket inodes of the open TCP connections to address:port on this host
-    (IPv4 loopback nodes)."""
+    (IPv4 loopback nodes). A set: /proc/net/tcp is read a page at a time while
+    connections come and go, so one socket can be listed twice in one read."""
     want = f"{socket.inet_aton(address)[::-1].hex().upper()}:{port:04X}"
     with open("/proc/net/tcp") as table:
         rows = [line.split() for line in table.readlines()[1:]]
-    return [row[9] for row in rows if row[2] == want and row[3] == "01"]  # 01: ESTABLISHED
+    return {row[9] for row in rows if row[2] == want and row[3] == "01"}  # 01: ESTABLISHED
 
 
 def established(address: str, port: int, sockets: set[str] | None = None) -> int:
@@ -44,7 +46,7 @@ def readlink(path: str) -> str:
         return ""
 
 
-def owners(inodes: list[str]) -> list[str]:
+def owners(inodes: set[str]) -> list[str]:
     """Each process holding some of these sockets, with how many, and the
     sockets no process held any more when looked for (for a failure's message:
     whose connections went over the limit)."""
@@ -55,8 +57,11 @@ def owners(inodes: list[str]) -> list[str]:
             held = {readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
             if held & wanted:
                 with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-                    argv = cmdline.read().replace(b"\0", b" ")[:120].decode(errors="replace")
-                found.append(f"{pid} holds {len(held & wanted)}: {argv}")
+                    argv = cmdline.read().split(b"\0")
+                with open(f"/proc/{pid}/stat") as stat:
+                    ppid = stat.read().rsplit(")", 1)[1].split()[1]
+                what = b" ".join([*argv[:2], b"...", *argv[-2:]]).decode(errors="replace")
+                found.append(f"{pid} (parent {ppid}) holds {len(held & wanted)}: {what}")
                 seen |= held & wanted
         except OSError:  # the process is gone
             continue
@@ -74,6 +79,13 @@ def own_sockets() -> set[str]:
         if link.startswith("socket:["):
             inodes.add(link[len("socket:["):-1])
     return inodes
+
+
+def sshd_log(node) -> list[str]:
+    try:
+        return (Path(node.dir) / "sshd.log").read_text(errors="replace").splitlines()
+    except OSError as error:
+        return [str(error)]
 
 
 class Sampler(threading.Thread):
@@ -98,7 +110,9 @@ class Sampler(threading.Thread):
                     self.slots[name] = max(self.slots[name], held)
                     inodes = established_inodes(node.address, node.port)
                     if len(inodes) > max(self.connections[name], SLOTS[name] + 1):
-                        self.over[name] = [f"slots held: {held}", *owners(inodes)]
+                        self.over[name] = [f"slots held: {held}", *owners(inodes),
+                                           *(f"{lock['resource']}: {lock['owner']}"
+                                             for lock in cat.locks(f"slot:{name}:"))]
                     self.connections[name] = max(self.connections[name], len(inodes))
                     self.shared[name] = max(self.shared[name], established(
                         node.address, node.port, own_sockets()))
@@ -128,6 +142,10 @@ def test_a_tick_of_40_definitions_shares_a_connection_per_node_and_slots_hold(
         sampler.stop.set()
         sampler.join()
 
+    for name, seen in sampler.over.items():  # shown whole with a failure's captured output
+        print(f"over the limit on {name}:", *seen, sep="\n  ")
+    for node in (two_nodes.compute, two_nodes.backup):  # why a connection was lost, if one was
+        print(f"{node.name}'s sshd said:", *sshd_log(node)[-40:], sep="\n  ")
     runs = esb.json("history")
     assert len(runs) == DEFINITIONS
     # runs that made <pool>/backups/ds at the same moment all went on (actions/backup.py)

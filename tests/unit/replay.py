@@ -10,7 +10,7 @@ batch.py's own. An answer with status DIES kills the batch's shell at that
 step (a connection or shell lost mid-call: its output is cut short).
 
 `calls` records ("batch", [argv of each step]) or ("run", argv) per call; an
-argv without an answer fails the test.
+argv without an answer fails the test. `Replays` is a `Sessions` factory over them.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import shlex
 
 from esbackup.domain.models import Node
 from esbackup.drivers import batch, transport
+from esbackup.drivers.session import TransportSession
 from esbackup.drivers.transport import Result
 
 DIES = -9
@@ -54,6 +55,14 @@ class ReplayNode(transport.LocalTransport):
             ended = ended or s.stop and result.status != 0 or result.status == DIES
             replayed.append(batch.Step(s.name, replay(result), stop=s.stop))
         return super().open_stream(batch.argv(replayed, nonce), check=check)
+
+
+class Replays(dict):
+    """ReplayNodes by node name, and the `Sessions` factory over them (what the
+    actions receive in production as drivers/session.py's `connect`)."""
+
+    def __call__(self, node: Node) -> TransportSession:
+        return TransportSession(self[node.name])
 
 
 def replay(result: Result) -> list[str]:

@@ -4,7 +4,7 @@ the format OpenZFS prints (batches framed by batch.py itself).
 
 Before the stream: one batch per node (one in all when the backup is on the
 compute node). The swap: one batch; a failed rename ends it, and then a busy
-one goes on through nodes.rename (which retries), any other puts the disk back.
+one goes on through the session's rename (which retries), any other puts the disk back.
 """
 from datetime import datetime, timezone
 
@@ -15,8 +15,7 @@ from esbackup.domain.models import VM, Backup, Node
 from esbackup.drivers import files
 from esbackup.drivers.transport import Result
 from esbackup.errors import InvalidInput, OperationFailed, RemoteCommandError
-from esbackup.services import nodes
-from tests.unit.replay import DIES, ReplayNode, failed, ok
+from tests.unit.replay import DIES, ReplayNode, Replays, failed, ok
 
 UUID = "3f2a5a4e-0000-4000-8000-0000000000a1"
 DISK = "zones/vm1-disk1"
@@ -58,22 +57,25 @@ def job(kind: str = "dataset", same_node: bool = False, reporter=None) -> restor
                type=kind, created="2026-11-29T01:00:00+00:00", status="ok", node=source.name,
                storage="tank", location=location, checksum="ab" * 32)
     vm = VM("web01", UUID, "admin", "c1", disks={1: DISK})
-    j = restore.RestoreJob(None, b, vm, 1, compute, source, reporter)
+    j = restore.RestoreJob(None, b, vm, 1, compute, source, reporter, sessions=REPLAYS)
     j.when, j.temp = WHEN, TEMP
     return j
 
 
+REPLAYS = Replays()  # the jobs' sessions: what the `sessions` fixture set up
+
+
 @pytest.fixture
-def sessions(monkeypatch):
+def sessions():
     """sessions(c1=answers, b1=answers) -> {name: ReplayNode}, the nodes' sessions."""
-    made = {}
+    REPLAYS.clear()
 
     def make(**answers):
-        made.update({name: ReplayNode(name, a) for name, a in answers.items()})
-        return made
+        REPLAYS.update({name: ReplayNode(name, a) for name, a in answers.items()})
+        return REPLAYS
 
-    monkeypatch.setattr(nodes, "session", lambda node: made[node.name])
-    return make
+    yield make
+    REPLAYS.clear()
 
 
 def test_preflight_steps_exact():
@@ -219,7 +221,7 @@ def test_busy_disk_goes_on_through_nodes_rename(sessions, monkeypatch):
     prepared().swap()
     assert t["c1"].calls == [
         ("batch", SWAP),
-        ("run", SWAP[0]), ("run", SWAP[1]),  # nodes.rename: busy once more, then done
+        ("run", SWAP[0]), ("run", SWAP[1]),  # the session's rename: busy once more, then done
         ("run", SWAP[0]), ("run", SWAP[1]),
         ("batch", SWAP[2:])]
 

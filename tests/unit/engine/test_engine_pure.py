@@ -22,7 +22,7 @@ from esbackup.domain.models import VM, Backup, Node, Run
 from esbackup.drivers import compress, qga
 from esbackup.drivers.hypervisor import parse_state, state_argv
 from esbackup.drivers.transport import Result, check_pipeline, pipeline_argv, ssh_argv
-from esbackup.engine import layout, locks, paths, retention
+from esbackup.engine import layout, locks, retention
 from esbackup.engine.freeze import step_argv
 from esbackup.engine.transfer import CHUNK, Throttle, relay
 from esbackup.errors import Busy, InvalidInput, NotFound, OperationFailed, RemoteCommandError
@@ -426,30 +426,6 @@ def test_paths_on_the_nodes():
 
 
 # --- tools on the nodes ---------------------------------------------------------------
-
-
-def tools_node(**tools) -> Node:
-    return Node("b1", "h", backup=True, capabilities={"tools": tools})
-
-
-def test_limiter_prefers_mbuffer():
-    assert paths.limiter(1000, tools_node(mbuffer=True, pv=True)) == [
-        ["mbuffer", "-q", "-m", "16M", "-r", "1000"]]
-    assert paths.limiter(1000, tools_node(mbuffer=False, pv=True)) == [
-        ["pv", "-q", "-L", "1000"]]
-
-
-def test_limiter_without_tools_fails_naming_both():
-    with pytest.raises(OperationFailed) as caught:
-        paths.limiter(1000, tools_node(mbuffer=False, pv=False))
-    assert "mbuffer" in str(caught.value) and "pv" in str(caught.value)
-    with pytest.raises(OperationFailed):
-        paths.limiter(1000, Node("b1", "h"))
-
-
-def test_limiter_rate_zero_is_no_stage():
-    assert paths.limiter(0, tools_node()) == []
-    assert paths.limiter(0, tools_node(mbuffer=True)) == []
 
 
 def test_compressor_choice():

@@ -14,7 +14,6 @@ from esbackup.domain.models import VM, Definition, Node, Storage
 from esbackup.drivers import batch, zfs
 from esbackup.drivers.transport import Result
 from esbackup.engine import bookmarks, layout, resume
-from esbackup.services import nodes
 
 OUT = Path(__file__).parents[1] / "zfs_outputs" / "openzfs"
 TOKEN = (OUT / "resume-token.txt").read_text().strip()
@@ -26,16 +25,36 @@ DAILY = Definition(vm="web01", name="daily", disk_id=1, type="dataset", node="b1
 
 
 class ScriptedNode:
-    """Test double of a node's transport: `script` maps an argv (tuple) to the
-    Result it gets; anything unscripted fails the test. `calls` records argv."""
+    """Test double of a node's session (drivers/session.py's NodeSession, the
+    calls these tests need): `script` maps an argv (tuple) to the Result it gets;
+    anything unscripted fails the test. `calls` records argv; a batch's steps
+    are answered in turn, and a failed `stop` step ends it, as the real script
+    does. `node` is set by the `Scripted` factory that hands it out."""
 
     def __init__(self, script: dict[tuple, Result]):
         self.script, self.calls = script, []
+        self.node: Node | None = None
 
     def run(self, argv, *, check: bool = True, **_):
         self.calls.append(list(argv))
         assert tuple(argv) in self.script, f"unexpected command {argv}"
         return self.script[tuple(argv)]
+
+    def batch(self, steps, *, feed=None):
+        results = {}
+        for step in steps:
+            results[step.name] = self.run(list(step.argv), check=False)
+            if step.stop and results[step.name].status:
+                break
+        return batch.Results(self.node.name, steps, results)
+
+
+class Scripted(dict):
+    """ScriptedNodes by node name: the jobs' `Sessions` factory."""
+
+    def __call__(self, node: Node) -> ScriptedNode:
+        self[node.name].node = node
+        return self[node.name]
 
 
 def ok(stdout: str = "") -> Result:
@@ -96,23 +115,14 @@ class Warnings:
     info = warn
 
 
-def scripted_batch(t, steps, *, feed=None):
-    """Double of batch.run for a ScriptedNode: each step answered in turn, and a
-    failed `stop` step ends the batch, as the real script does."""
-    results = {}
-    for step in steps:
-        results[step.name] = t.run(list(step.argv), check=False)
-        if step.stop and results[step.name].status:
-            break
-    return batch.Results("b1", steps, results)
-
-
-def test_a_token_whose_source_is_gone_is_discarded_and_the_run_starts_over(monkeypatch):
+def test_a_token_whose_source_is_gone_is_discarded_and_the_run_starts_over():
     compute = Node("c1", "127.0.0.2", capabilities={"resume": True, "bookmarks": True})
     backup = Node("b1", "127.0.0.3", backup=True, capabilities={"resume": True})
     vm = VM("web01", "3f2a5a4e-0000-4000-8000-0000000000a1", "admin", "c1", disks={1: SOURCE})
+    sessions = Scripted()
     job = BackupJob(None, DAILY, vm, compute, backup, Storage(node="b1", name="tank",
-                                                              zpool="tank"), Warnings())
+                                                              zpool="tank"), Warnings(),
+                    sessions=sessions)
     target = job.target
     job.token, job.target_snaps, job.made_snapshot = TOKEN, [], True
     # a partial first receive goes with its token: the target is gone afterwards
@@ -120,9 +130,7 @@ def test_a_token_whose_source_is_gone_is_discarded_and_the_run_starts_over(monke
                              tuple(zfs.exists(target)): Result(
                                  1, "", f"cannot open '{target}': dataset does not exist\n")})
     compute_t = info_node("resume-info-gone.txt", status=255)
-    sessions = {"c1": compute_t, "b1": backup_t}
-    monkeypatch.setattr(nodes, "session", lambda node: sessions[node.name])
-    monkeypatch.setattr(batch, "run", scripted_batch)
+    sessions.update(c1=compute_t, b1=backup_t)
     created, snapshot = job.created, job.snapshot
     assert job.interrupted_stream() is None
     assert compute_t.calls == [zfs.send_resume_info(TOKEN)]
@@ -157,7 +165,7 @@ def test_trim_steps_bookmark_the_new_snapshot_first():
     compute = Node("c1", "127.0.0.2", capabilities={"bookmarks": True})
     vm = VM("web01", "3f2a5a4e-0000-4000-8000-0000000000a1", "admin", "c1", disks={1: SOURCE})
     job = BackupJob(NoBackups(), DAILY, vm, compute, Node("b1", "127.0.0.3"),
-                    Storage(node="b1", name="tank", zpool="tank"),
+                    Storage(node="b1", name="tank", zpool="tank"), sessions=Scripted(),
                     created=datetime(2026, 11, 30, 7, 0, tzinfo=timezone.utc))
     old_mark = f"{SOURCE}#esb-daily-20261129_070000"
     job.source_marks = [zfs.Bookmark(old_mark, 7, 20)]
@@ -180,17 +188,18 @@ def test_trim_steps_bookmark_the_new_snapshot_first():
     ("-\n", True),  # nothing to resume: the run leaves nothing
 ])
 def test_a_run_failing_mid_stream_keeps_its_snapshot_while_the_target_can_resume(
-        monkeypatch, token_output, source_snapshot_destroyed):
+        token_output, source_snapshot_destroyed):
     compute = Node("c1", "127.0.0.2", capabilities={"resume": True})
     backup = Node("b1", "127.0.0.3", backup=True, capabilities={"resume": True})
     vm = VM("web01", "3f2a5a4e-0000-4000-8000-0000000000a1", "admin", "c1", disks={1: SOURCE})
+    sessions = Scripted()
     job = BackupJob(None, DAILY, vm, compute, backup, Storage(node="b1", name="tank",
-                                                              zpool="tank"), Warnings())
+                                                              zpool="tank"), Warnings(),
+                    sessions=sessions)
     job.made_snapshot = True  # and the stream died: job.streamed stays False
     compute_t = ScriptedNode({tuple(zfs.destroy(job.snapshot)): ok()})
     backup_t = ScriptedNode({tuple(zfs.resume_token(job.target)): ok(token_output)})
-    sessions = {"c1": compute_t, "b1": backup_t}
-    monkeypatch.setattr(nodes, "session", lambda node: sessions[node.name])
+    sessions.update(c1=compute_t, b1=backup_t)
     job.clean_up()
     assert backup_t.calls == [zfs.resume_token(job.target)]
     assert compute_t.calls == ([zfs.destroy(job.snapshot)] if source_snapshot_destroyed else [])

@@ -10,12 +10,12 @@ from esbackup.drivers import probe, transport, zfs
 from esbackup.drivers.transport import Result
 from esbackup.errors import OperationFailed
 from esbackup.services import nodes
-from tests.unit.replay import ReplayNode, failed, ok
+from tests.unit.replay import ReplayNode, Replays, failed, ok
 
 FUSE = Path(__file__).parents[1] / "zfs_outputs" / "zfs-fuse"
 POOL = "zdprobe13690"  # the recorded pool
 PROBES = [["uname", "-s", "-v"], ["zfs", "version"], ["zfs", "-?"], ["zpool", "upgrade", "-v"]]
-WHICH = ["sh", "-c", probe.WHICH_SCRIPT, "sh", *nodes.TOOLS]
+WHICH = ["sh", "-c", probe.WHICH_SCRIPT, "sh", *probe.TOOLS]
 SPACE = ["zfs", "get", "-H", "-p", "-o", "name,property,value", "available,used", POOL, "gone"]
 
 
@@ -44,13 +44,12 @@ FUSE_CAPS = {
         "version": (FUSE / "zfs-version.txt").read_text(),
         "usage": (FUSE / "zfs-usage.txt").read_text(),
         "pool_versions": (FUSE / "zpool-upgrade-v.txt").read_text()}),
-    "tools": {t: t in ("gzip", "sha256sum", "python3") for t in nodes.TOOLS}}
+    "tools": {t: t in ("gzip", "sha256sum", "python3") for t in probe.TOOLS}}
 
 
 @pytest.fixture
-def node(monkeypatch):
+def node():
     t = ReplayNode("b1", fuse_answers())
-    monkeypatch.setattr(nodes, "session", lambda node: t)
     return Node("b1", "127.0.0.3", backup=True), t
 
 
@@ -70,13 +69,14 @@ def test_check_steps_exact():
 
 def test_detect_is_one_call(node):
     n, t = node
-    assert nodes.detect(n) == FUSE_CAPS == n.capabilities
+    assert nodes.detect(n, sessions=Replays(b1=t)) == FUSE_CAPS == n.capabilities
     assert t.calls == [("batch", [*PROBES, WHICH])]
 
 
 def test_check_is_one_call(node):
     n, t = node
-    report = nodes.check(n, [Storage("b1", "tank", POOL), Storage("b1", "old", "gone")])
+    report = nodes.check(n, [Storage("b1", "tank", POOL), Storage("b1", "old", "gone")],
+                         sessions=Replays(b1=t))
     assert t.calls == [("batch", [*PROBES, WHICH, ["zpool", "list", "-H", "-o", "name,health"],
                                   SPACE])]
     assert report == {
@@ -89,14 +89,13 @@ def test_check_is_one_call(node):
              "missing": True}]}
 
 
-def test_check_without_zfs_fails_like_before(monkeypatch):
+def test_check_without_zfs_fails_like_before():
     answers = {tuple(argv): failed(f"sh: {argv[0]}: not found\n", 127) for argv in PROBES[1:]}
     answers.update({tuple(PROBES[0]): ok("Linux #1\n"), tuple(WHICH): ok(""),
                     ("zpool", "list", "-H", "-o", "name,health"): failed("not found", 127)})
     t = ReplayNode("c1", answers)
-    monkeypatch.setattr(nodes, "session", lambda node: t)
     with pytest.raises(OperationFailed, match="no usable zfs"):
-        nodes.check(Node("c1", "127.0.0.2"), [])
+        nodes.check(Node("c1", "127.0.0.2"), [], sessions=Replays(c1=t))
     assert len(t.calls) == 1
 
 
