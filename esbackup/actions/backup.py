@@ -35,8 +35,8 @@ from esbackup.errors import Busy, EsbackupError, InvalidInput
 def start_run(cat: Catalog, d: Definition, trigger: str, firing: str | None = None) -> Run:
     """Record a run as started. A tick run names its schedule `firing`: a second
     claim of the same firing (another admin host's tick) raises InvalidInput."""
-    return cat.add_run(Run(definition=d.ref, trigger=trigger, started=utcnow(), pid=os.getpid(),
-                           host=locks.host_id(), firing=firing))
+    return cat.add_run(Run(definition=d.ref, definition_id=d.id, trigger=trigger, started=utcnow(),
+                           pid=os.getpid(), host=locks.host_id(), firing=firing))
 
 
 def run_definition(cat: Catalog, d: Definition, *, sessions: Sessions, trigger: str,

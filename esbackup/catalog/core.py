@@ -23,7 +23,7 @@ from esbackup.domain.models import DC, VM, Backup, Definition, Node, Run, Storag
 from esbackup.errors import InvalidInput, NotFound, OperationFailed, PermissionDenied
 
 RUN_FIELDS = ("id", "trigger", "started", "finished", "outcome", "error", "backup", "size",
-              "duration", "pid")
+              "duration", "pid", "definition_id")
 # Backup's fields, in order, and the column of BACKUP_SELECT each comes from.
 BACKUP_COLUMNS = {f.name: {"vm": "vm_hostname", "node": "node_name", "storage": "storage_name",
                            "definition": "definition_name"}.get(f.name, f.name)
@@ -118,6 +118,19 @@ CREATE INDEX vms_node ON vms (node_id);
     (7, "bytes each run sent, and what a resumed transfer did not send again", """
 ALTER TABLE runs ADD COLUMN sent INTEGER;
 ALTER TABLE runs ADD COLUMN resumed INTEGER;
+"""),
+    # A run's `definition` text (VM/NAME when it started) stays for display; the
+    # id says whose it is. An existing run goes to the definition its text names
+    # now, if it started after that definition was made: a deleted VM's runs
+    # never join a new VM of that hostname. The others keep NULL: orphans.
+    (8, "runs keyed by their definition's id", """
+ALTER TABLE runs ADD COLUMN definition_id INTEGER REFERENCES definitions(id) ON DELETE SET NULL;
+UPDATE runs SET definition_id = (
+    SELECT f.id FROM definitions f JOIN vms v ON v.id = f.vm_id
+    WHERE v.hostname || '/' || f.name = runs.definition AND f.created <= runs.started);
+DROP INDEX runs_firing;
+CREATE UNIQUE INDEX runs_firing ON runs (definition_id, firing);
+CREATE INDEX runs_definition_id ON runs (definition_id, outcome, started);
 """),
 ]
 # Copied by `catalog copy`, parents before children; locks are not copied.
@@ -436,14 +449,14 @@ class Catalog:
         return self.vm(vm.hostname)
 
     def update_vm(self, vm: VM) -> VM:
-        dc, node, old = self.dc(vm.dc), self.node(vm.node), self.vm(vm.uuid)
+        dc, node = self.dc(vm.dc), self.node(vm.node)
         with self.transaction():
             self._update("vms", {"hostname": vm.hostname, "dc_id": dc.id, "node_id": node.id,
                                  "owner": vm.owner, "brand": vm.brand,
                                  "qga_socket": vm.qga_socket}, vm.id)
             self.conn.execute("DELETE FROM disks WHERE vm_id = ?", (vm.id,))
             self._set_disks(vm.id, vm.disks)
-            self._rename_refs(vm.uuid, old.hostname, vm.hostname)
+            self._rename_refs(vm.uuid, vm.hostname)
         return self.vm(vm.hostname)
 
     def _set_disks(self, vm_id: int, disks: dict[int, str]) -> None:
@@ -498,10 +511,11 @@ class Catalog:
                    created=r["created"], id=r["id"]) for r in rows]
 
     # --- definitions -----------------------------------------------------
-    DEF_SELECT = ("SELECT f.*, v.hostname AS vm_name, n.name AS node_name, "
-                  "s.name AS storage_name, dc.name AS dc_name FROM definitions f "
-                  "JOIN vms v ON v.id = f.vm_id JOIN nodes n ON n.id = f.node_id "
-                  "JOIN storages s ON s.id = f.storage_id JOIN dcs dc ON dc.id = v.dc_id")
+    DEF_COLUMNS = ("f.*, v.hostname AS vm_name, v.uuid AS vm_uuid, n.name AS node_name, "
+                   "s.name AS storage_name, dc.name AS dc_name")
+    DEF_FROM = ("FROM definitions f JOIN vms v ON v.id = f.vm_id JOIN nodes n ON n.id = f.node_id "
+                "JOIN storages s ON s.id = f.storage_id JOIN dcs dc ON dc.id = v.dc_id")
+    DEF_SELECT = f"SELECT {DEF_COLUMNS} {DEF_FROM}"
 
     def _definition_values(self, d: Definition) -> dict:
         return {"vm_id": self.vm(d.vm).id, "name": d.name, "disk_id": d.disk_id, "type": d.type,
@@ -516,25 +530,17 @@ class Catalog:
         return self.definition(d.vm, d.name)
 
     def update_definition(self, d: Definition) -> Definition:
-        old = self._definition(self._one(f"{self.DEF_SELECT} WHERE f.id = ?", (d.id,),
-                                         f"no such definition: {d.ref}"))
+        self._one("SELECT 1 FROM definitions WHERE id = ?", (d.id,), f"no such definition: {d.ref}")
         with self.transaction():
             self._update("definitions", self._definition_values(d), d.id)
             self.conn.execute("UPDATE backups SET definition_name = ? WHERE definition_id = ?",
                               (d.name, d.id))
-            self.conn.execute("UPDATE runs SET definition = ? WHERE definition = ?",
-                              (d.ref, old.ref))
         return self.definition(d.vm, d.name)
 
-    def _rename_refs(self, vm_uuid: str, old: str, hostname: str) -> None:
-        """Backups and run history follow a VM's new hostname."""
+    def _rename_refs(self, vm_uuid: str, hostname: str) -> None:
+        """Backups follow a VM's new hostname (its runs do by their definitions' ids)."""
         self.conn.execute("UPDATE backups SET vm_hostname = ? WHERE vm_uuid = ?",
                           (hostname, vm_uuid))
-        if old != hostname:
-            self.conn.execute(
-                "UPDATE runs SET definition = ? || substr(definition, ?) "
-                "WHERE substr(definition, 1, ?) = ?",
-                (f"{hostname}/", len(old) + 2, len(old) + 1, f"{old}/"))
 
     def definition(self, vm: str, name: str) -> Definition:
         row = self._one(f"{self.DEF_SELECT} WHERE (v.hostname = ? OR v.uuid = ?) AND f.name = ?",
@@ -557,8 +563,7 @@ class Catalog:
         clause, args = where((active, "f.active = ?"))
         return [tuple(row) for row in self.conn.execute(
             "SELECT f.id, f.schedule, f.timezone, (SELECT MAX(r.started) FROM runs r "
-            "WHERE r.definition = v.hostname || '/' || f.name) FROM definitions f "
-            f"JOIN vms v ON v.id = f.vm_id{clause}", args)]
+            f"WHERE r.definition_id = f.id) FROM definitions f{clause}", args)]
 
     def definition_states(self, active: bool | None = None
                           ) -> list[tuple[Definition, Run | None, str | None]]:
@@ -570,11 +575,10 @@ class Catalog:
             "SELECT d.*, r.id AS run_id, r.trigger AS run_trigger, r.started AS run_started, "
             "r.finished AS run_finished, r.outcome AS run_outcome, r.error AS run_error, "
             "r.backup AS run_backup, r.size AS run_size, r.duration AS run_duration, "
-            "r.pid AS run_pid, (SELECT MAX(b.created) FROM backups b WHERE b.vm_uuid = d.vm_uuid "
-            "AND b.definition_name = d.name AND b.status = 'ok') AS last_ok "
-            f"FROM ({self.DEF_SELECT.replace('SELECT f.*,', 'SELECT f.*, v.uuid AS vm_uuid,')}"
-            f"{clause}) d LEFT JOIN runs r ON r.id = (SELECT id FROM runs "
-            "WHERE definition = d.vm_name || '/' || d.name ORDER BY started DESC, id DESC LIMIT 1) "
+            "r.pid AS run_pid, r.definition_id AS run_definition_id, (SELECT MAX(b.created) "
+            "FROM backups b WHERE b.definition_id = d.id AND b.status = 'ok') AS last_ok "
+            f"FROM ({self.DEF_SELECT}{clause}) d LEFT JOIN runs r ON r.id = (SELECT id FROM runs "
+            "WHERE definition_id = d.id ORDER BY started DESC, id DESC LIMIT 1) "
             "ORDER BY d.vm_name, d.name", args)
         states = []
         for row in rows:
@@ -699,16 +703,28 @@ class Catalog:
         return [self._backup(r) for r in rows]
 
     # --- runs ------------------------------------------------------------
-    def recent_durations(self, per_definition: int = 5) -> dict[str, list[float]]:
-        """Durations of each definition's newest ok runs, newest first, in one query."""
+    # A run's display reference is its definition's current VM/NAME; the text the run
+    # was recorded under only for a deleted definition's run (an orphan).
+    RUN_SELECT = ("SELECT r.*, COALESCE(v.hostname || '/' || f.name, r.definition) AS ref "
+                  "FROM runs r LEFT JOIN definitions f ON f.id = r.definition_id "
+                  "LEFT JOIN vms v ON v.id = f.vm_id")
+
+    @staticmethod
+    def _run(row: sqlite3.Row) -> Run:
+        values = {k: row[k] for k in row.keys() if k not in ("ref", "n", "definition")}
+        return Run(definition=row["ref"], **values)
+
+    def recent_durations(self, per_definition: int = 5) -> dict[int, list[float]]:
+        """Durations of each definition's newest ok runs, newest first, by definition
+        id, in one query."""
         rows = self.conn.execute(
-            "SELECT definition, duration FROM (SELECT definition, duration, ROW_NUMBER() "
-            "OVER (PARTITION BY definition ORDER BY started DESC, id DESC) AS n FROM runs "
-            "WHERE outcome = 'ok' AND duration IS NOT NULL) AS r WHERE n <= ? "
-            "ORDER BY definition, n", (per_definition,))
-        found: dict[str, list[float]] = {}
-        for definition, duration in rows:
-            found.setdefault(definition, []).append(duration)
+            "SELECT definition_id, duration FROM (SELECT definition_id, duration, ROW_NUMBER() "
+            "OVER (PARTITION BY definition_id ORDER BY started DESC, id DESC) AS n FROM runs "
+            "WHERE definition_id IS NOT NULL AND outcome = 'ok' AND duration IS NOT NULL) AS r "
+            "WHERE n <= ? ORDER BY definition_id, n", (per_definition,))
+        found: dict[int, list[float]] = {}
+        for definition_id, duration in rows:
+            found.setdefault(definition_id, []).append(duration)
         return found
 
     def add_run(self, run: Run) -> Run:
@@ -725,26 +741,28 @@ class Catalog:
         self.conn.execute("UPDATE runs SET outcome = 'failed', error = ?, finished = ? "
                           "WHERE id = ? AND outcome = 'running'", (error, utcnow(), run_id))
 
-    def runs(self, definition: str | None = None, failed: bool = False,
+    def runs(self, definition_ids: tuple[int, ...] | None = None, failed: bool = False,
              limit: int | None = None) -> list[Run]:
-        clause, args = where((definition, "definition = ?"),
-                             ("failed" if failed else None, "outcome = ?"))
-        sql = f"SELECT * FROM runs{clause} ORDER BY started DESC, id DESC"
+        """Runs newest first: of these definitions (by id), or every run, orphans too."""
+        clause, args = where((definition_ids, "r.definition_id IN (?)"),
+                             ("failed" if failed else None, "r.outcome = ?"))
+        sql = f"{self.RUN_SELECT}{clause} ORDER BY r.started DESC, r.id DESC"
         if limit is not None:
             sql, args = sql + " LIMIT ?", (*args, limit)
-        rows = self.conn.execute(sql, args)
-        return [Run(**{k: r[k] for k in r.keys()}) for r in rows]
+        return [self._run(r) for r in self.conn.execute(sql, args)]
 
-    def last_runs(self, outcome: str | None = None) -> dict[str, Run]:
-        """Each definition's newest finished run (of that outcome, if given), in one query."""
-        where, args = ["outcome != 'running'"], []
+    def last_runs(self, outcome: str | None = None) -> dict[int, Run]:
+        """Each definition's newest finished run (of that outcome, if given), by
+        definition id, in one query."""
+        where, args = ["definition_id IS NOT NULL", "outcome != 'running'"], []
         if outcome is not None:
-            where, args = ["outcome = ?"], [outcome]
+            where, args = ["definition_id IS NOT NULL", "outcome = ?"], [outcome]
         rows = self.conn.execute(
-            "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY definition "
-            f"ORDER BY started DESC, id DESC) AS n FROM runs WHERE {' AND '.join(where)}) AS r "
-            "WHERE n = 1 ORDER BY definition", args)
-        return {r["definition"]: Run(**{k: r[k] for k in r.keys() if k != "n"}) for r in rows}
+            "SELECT r.*, v.hostname || '/' || f.name AS ref FROM (SELECT *, ROW_NUMBER() OVER "
+            "(PARTITION BY definition_id ORDER BY started DESC, id DESC) AS n FROM runs "
+            f"WHERE {' AND '.join(where)}) AS r JOIN definitions f ON f.id = r.definition_id "
+            "JOIN vms v ON v.id = f.vm_id WHERE r.n = 1", args)
+        return {r["definition_id"]: self._run(r) for r in rows}
 
     def backup_counts(self) -> dict[tuple[str, str], int]:
         """Backups per (backup node, status), and failed verifies as status "verify_failed"."""
@@ -763,7 +781,8 @@ class Catalog:
         newest ok and newest failed run; returns how many went."""
         cur = self.conn.execute(
             "DELETE FROM runs WHERE started < ? AND outcome != 'running' AND id NOT IN ("
-            "SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY definition, outcome "
+            "SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY definition_id, CASE "
+            "WHEN definition_id IS NULL THEN definition END, outcome "
             "ORDER BY started DESC, id DESC) AS newest FROM runs "
             "WHERE outcome IN ('ok', 'failed')) AS r WHERE newest = 1)", (before,))
         return cur.rowcount

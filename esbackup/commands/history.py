@@ -51,14 +51,14 @@ def cli(ref, failed, limit, prune, keep_days, fmt, full) -> None:
     if ref:
         d = definitions.find(a.catalog, ref)
         auth.require_vm(a.identity, a.catalog.vm(d.vm), write=False)
-        runs = a.catalog.runs(d.ref, failed=failed, limit=limit)
-    elif a.identity.is_superadmin:
+        runs = a.catalog.runs((d.id,), failed=failed, limit=limit)
+    elif a.identity.is_superadmin:  # every run, a deleted definition's too
         runs = a.catalog.runs(failed=failed, limit=limit)
-    else:
-        mine = {d.ref for d in definitions.visible(a.catalog, a.identity)}
-        runs = [r for r in a.catalog.runs(failed=failed) if r.definition in mine]
-        runs = runs[:limit] if limit is not None else runs
+    else:  # the runs of the definitions this user sees, by id: never another VM's
+        mine = tuple(d.id for d in definitions.visible(a.catalog, a.identity))
+        runs = a.catalog.runs(mine, failed=failed, limit=limit)
     records = [dict(vars(r)) for r in runs]  # flat fields: no need for asdict's deep copy
     for r in records:
         r.pop("id")
+        r.pop("definition_id")
     echo_records(records, COLUMNS, fmt, full)

@@ -278,6 +278,7 @@ class Run(Record):
     firing: str | None = None  # the schedule firing a tick run serves: one run per firing
     sent: int | None = None  # bytes of stream that crossed the wire (relay mode), if known
     resumed: int | None = None  # a resumed transfer: bytes the target already had (saved)
+    definition_id: int | None = None  # whose run it is; None once that definition is deleted
     id: int | None = None
 
 

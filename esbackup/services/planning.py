@@ -53,7 +53,7 @@ def expected(cat: Catalog, defs: list[Definition], vms: dict[str, VM],
              reporter: Reporter | None = None, *, sessions: Sessions) -> dict[str, int]:
     """Expected minutes per definition ref; `vms` by hostname."""
     history = cat.recent_durations(RECENT)
-    found = {d.ref: minutes(median(history[d.ref])) for d in defs if d.ref in history}
+    found = {d.ref: minutes(median(history[d.id])) for d in defs if d.id in history}
     by_node: dict[str, list[Definition]] = defaultdict(list)
     for d in defs:
         if d.ref not in found:

@@ -9,7 +9,7 @@ import pytest
 from esbackup.catalog import core as catalog
 from esbackup.catalog import postgresql as catalog_pg
 from esbackup.catalog.core import Catalog
-from esbackup.domain.models import DC, VM, Backup, Node, Run, Storage
+from esbackup.domain.models import DC, VM, Backup, Definition, Node, Run, Storage
 from esbackup.engine import locks
 from esbackup.errors import Busy, InvalidInput, NotFound
 
@@ -62,6 +62,14 @@ def inventory(cat) -> None:
                   disks={1: "zones/web01-disk0"}))
 
 
+def definitions(cat, *names: str) -> list[Definition]:
+    """The inventory, and web01's definitions of these names (runs belong to one)."""
+    inventory(cat)
+    return [cat.add_definition(Definition(
+        vm="web01", name=name, disk_id=1, type="dataset", node="c1", storage="tank",
+        schedule="0 1 * * *", timezone="UTC", retention=1)) for name in names]
+
+
 def test_unique_names_are_invalid_input_on_both(cat):
     inventory(cat)
     with pytest.raises(InvalidInput, match="node c1 exists"):
@@ -96,16 +104,17 @@ def test_listings_sort_bytewise_on_both(cat):
 
 
 def test_one_run_per_firing_on_both(cat):
-    first = cat.add_run(Run(definition="web01/daily", trigger="tick", started="t", host="h1",
-                            firing="2026-11-26T01:00:00+00:00"))
+    (d,) = definitions(cat, "daily")
+    first = cat.add_run(Run(definition=d.ref, definition_id=d.id, trigger="tick", started="t",
+                            host="h1", firing="2026-11-26T01:00:00+00:00"))
     with pytest.raises(InvalidInput):
-        cat.add_run(Run(definition="web01/daily", trigger="tick", started="t", host="h2",
-                        firing="2026-11-26T01:00:00+00:00"))
-    cat.add_run(Run(definition="web01/daily", trigger="manual", started="u"))
-    cat.add_run(Run(definition="web01/daily", trigger="manual", started="u"))
-    runs = cat.runs("web01/daily")
+        cat.add_run(Run(definition=d.ref, definition_id=d.id, trigger="tick", started="t",
+                        host="h2", firing="2026-11-26T01:00:00+00:00"))
+    cat.add_run(Run(definition=d.ref, definition_id=d.id, trigger="manual", started="u"))
+    cat.add_run(Run(definition=d.ref, definition_id=d.id, trigger="manual", started="u"))
+    runs = cat.runs((d.id,))
     assert len(runs) == 3 and runs[-1].id == first.id and runs[-1].host == "h1"
-    assert len(cat.runs("web01/daily", limit=2)) == 2
+    assert len(cat.runs((d.id,), limit=2)) == 2
 
 
 def test_a_lock_is_won_by_exactly_one_of_many_racers(catalog_location):
@@ -161,6 +170,36 @@ def test_new_catalog_is_at_latest_schema_with_wal_and_foreign_keys(tmp_path):
     versions = [r[0] for r in cat.conn.execute("SELECT version FROM schema_migrations")]
     assert versions == [v for v, _, _ in catalog.MIGRATIONS]
     assert [d.name for d in cat.dcs()] == ["admin"]
+
+
+def test_runs_of_an_older_catalog_go_to_the_definition_their_text_names_now(catalog_location):
+    """Migration 8 keys runs by definition id: a run whose VM/NAME names a
+    definition made before it started is that definition's; one that started
+    earlier (a deleted VM's of the same hostname) or names nothing is an orphan."""
+    conn = raw_connect(catalog_location)
+    catalog.migrate(conn, upto=7)
+    for sql in [
+        "INSERT INTO nodes (name, address, compute, backup, created) "
+        "VALUES ('c1', 'h', 1, 1, '2026-01-01T00:00:00+00:00')",
+        "INSERT INTO storages (node_id, name, zpool) VALUES (1, 'tank', 'tank')",
+        "INSERT INTO vms (hostname, uuid, dc_id, node_id, brand, created) "
+        "VALUES ('web01', 'u-1', 1, 1, 'kvm', '2026-06-01T00:00:00+00:00')",
+        "INSERT INTO definitions (vm_id, name, disk_id, type, node_id, storage_id, schedule, "
+        "timezone, retention, active, created) VALUES (1, 'daily', 1, 'dataset', 1, 1, "
+        "'0 1 * * *', 'UTC', 3, 1, '2026-06-01T00:00:00+00:00')",
+        *(f"INSERT INTO runs (definition, trigger, started, outcome, firing) VALUES "
+          f"('{ref}', 'tick', '{started}', 'ok', '{started}')"
+          for ref, started in [("web01/daily", "2026-05-01T01:00:00+00:00"),  # the old web01
+                               ("web01/daily", "2026-07-01T01:00:00+00:00"),
+                               ("gone/daily", "2026-07-01T01:00:00+00:00")])]:
+        conn.execute(sql)
+    conn.close()
+    cat = Catalog.open(catalog_location)
+    d = cat.definition("web01", "daily")
+    assert [r.started for r in cat.runs((d.id,))] == ["2026-07-01T01:00:00+00:00"]
+    assert [(r.definition, r.definition_id) for r in cat.runs()] == [  # newest first
+        ("gone/daily", None), ("web01/daily", d.id), ("web01/daily", None)]
+    cat.close()
 
 
 def test_upgrade_from_first_schema_keeps_data_sqlite(tmp_path):
@@ -245,12 +284,11 @@ def test_a_firing_is_claimed_by_exactly_one_of_many_ticks(catalog_location):
     from datetime import datetime, timezone
 
     from esbackup.actions import tick
-    from esbackup.domain.models import Definition
 
-    d = Definition(vm="web01", name="daily", disk_id=1, type="dataset", node="b1",
-                   storage="tank", schedule="0 1 * * *", timezone="UTC", retention=1)
+    setup = Catalog.open(catalog_location)
+    (d,) = definitions(setup, "daily")
+    setup.close()
     fired = datetime(2026, 11, 26, 1, 0, tzinfo=timezone.utc)
-    Catalog.open(catalog_location).close()
     claims, barrier = [], threading.Barrier(8)
 
     def tick_on(host: str) -> None:
@@ -299,13 +337,10 @@ def test_one_claim_commit_leaves_out_only_the_firing_another_tick_has(catalog_lo
     from datetime import datetime, timezone
 
     from esbackup.actions import tick
-    from esbackup.domain.models import Definition
 
-    daily, weekly = (Definition(vm="web01", name=n, disk_id=1, type="dataset", node="b1",
-                                storage="tank", schedule="0 1 * * *", timezone="UTC",
-                                retention=1) for n in ("daily", "weekly"))
-    fired = datetime(2026, 11, 26, 1, 0, tzinfo=timezone.utc)
     cat = Catalog.open(catalog_location)
+    daily, weekly = definitions(cat, "daily", "weekly")
+    fired = datetime(2026, 11, 26, 1, 0, tzinfo=timezone.utc)
     assert [d.name for d, _ in tick.claim(cat, [(daily, fired)])] == ["daily"]
     claimed = tick.claim(cat, [(daily, fired), (weekly, fired)])
     assert [(d.name, run.firing) for d, run in claimed] == [("weekly", fired.isoformat())]

@@ -49,8 +49,8 @@ def build(path: Path, vms: int) -> Catalog:
                                       type="dataset", created=created.isoformat(), status="ok",
                                       node="b1", storage="tank", definition=name,
                                       location=f"{target}@esb-{bname}"), definition_id=d.id)
-                cat.add_run(Run(definition=d.ref, trigger="tick", started=created.isoformat(),
-                                outcome="ok"))
+                cat.add_run(Run(definition=d.ref, definition_id=d.id, trigger="tick",
+                                started=created.isoformat(), outcome="ok"))
     return cat
 
 
@@ -109,7 +109,7 @@ def plans(cat: Catalog, action) -> list[str]:
     lambda cat: cat.backups(vm="vm3", definition="daily", status="ok"),
     lambda cat: cat.backups(status=("lost", "pending", "restore")),
     lambda cat: cat.backups(node="b1", status="lost"),
-    lambda cat: cat.runs("vm3/daily", limit=1),
+    lambda cat: cat.runs((cat.definition("vm2", "daily").id,), limit=1),
     lambda cat: cat.definition_states(active=True),
 ], ids=["backups-vm", "backups-definition", "backups-status", "backups-node",
         "runs-definition", "definition-states"])
@@ -117,13 +117,16 @@ def test_filtered_queries_use_indexes_not_scans_of_backups_or_runs(tmp_path, act
     cat = build(tmp_path / "c.db", vms=3)  # no ANALYZE: esbackup never runs it
     lines = plans(cat, action)
     assert lines
-    scans = [line for line in lines if re.match(r"SCAN (b|runs|backups)\b", line)]
+    scans = [line for line in lines if re.match(r"SCAN (b|r|runs|backups)\b", line)]
     assert scans == [], lines
 
 
 def test_newest_runs_walk_the_time_index_without_sorting(tmp_path):
     cat = build(tmp_path / "c.db", vms=3)
-    assert plans(cat, lambda cat: cat.runs(limit=50)) == ["SCAN runs USING INDEX runs_started"]
+    assert plans(cat, lambda cat: cat.runs(limit=50)) == [
+        "SCAN r USING INDEX runs_started",  # each run's definition and VM by primary key
+        "SEARCH f USING INTEGER PRIMARY KEY (rowid=?) LEFT-JOIN",
+        "SEARCH v USING INTEGER PRIMARY KEY (rowid=?) LEFT-JOIN"]
 
 
 # --- one query per command, whatever the catalog holds ---------------------------------
@@ -147,8 +150,9 @@ def test_queries_do_not_grow_with_definitions_or_backups(tmp_path, action):
 def test_definition_states_give_newest_run_and_newest_ok_backup(tmp_path):
     cat = build(tmp_path / "c.db", vms=2)
     newest = (NOW - timedelta(hours=1)).isoformat()
-    cat.add_run(Run(definition="vm1/daily", trigger="tick", started=newest, outcome="failed",
-                    error="node unreachable"))
+    d = cat.definition("vm1", "daily")
+    cat.add_run(Run(definition=d.ref, definition_id=d.id, trigger="tick", started=newest,
+                    outcome="failed", error="node unreachable"))
     gone = cat.backups(vm="vm1", definition="daily")[-1]
     cat.update_backup(gone, status="lost")
     cat.update_definition(Definition(**{**vars(cat.definition("vm0", "weekly")),

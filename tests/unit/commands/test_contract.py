@@ -64,8 +64,10 @@ def add_backup(esb, name, fsfreeze=False):
                           created="2026-11-26T01:00:00+00:00", status="ok", node="b1",
                           storage="tank", definition="daily", fsfreeze=fsfreeze),
                    definition_id=cat.definition("web01", "daily").id)
-    cat.add_run(Run(definition="web01/daily", trigger="cron", outcome="ok",
-                    started="2026-11-26T01:00:00+00:00"))
+    d = cat.definition("web01", "daily")
+    cat.add_run(Run(definition=d.ref, definition_id=d.id, trigger="cron", outcome="ok",
+                    started="2026-11-26T01:00:00+00:00", finished="2026-11-26T01:00:09+00:00"))
+    cat.close()
 
 
 def test_renames_keep_backups_and_history(inventory):
@@ -76,10 +78,31 @@ def test_renames_keep_backups_and_history(inventory):
     inventory.ok("backup", "show", "web1/daily-20261126_010000")
     assert len(inventory.json("history", "web1/daily")) == 1
     inventory.ok("definition", "update", "web1/daily", "--name", "nightly")
-    assert len(inventory.json("history", "web1/nightly")) == 1
+    (run,) = inventory.json("history", "web1/nightly")
+    assert run["definition"] == "web1/nightly"  # shown under its definition's name today
     assert [b["definition"] for b in inventory.json("backup", "list", "--definition",
                                                     "web1/nightly")] == ["nightly"]
     assert inventory.json("definition", "list", "--vm", UUID)[0]["name"] == "nightly"
+
+
+def test_a_vm_renamed_to_a_deleted_vms_hostname_sees_no_runs(inventory, tmp_path):
+    """Runs belong to a definition by id: web01's history stays with the deleted
+    web01 (an orphan only `history` for superadmins lists), never with the VM
+    that takes its hostname and a definition of the same name."""
+    define(inventory)
+    add_backup(inventory, "daily-20261126_010000")
+    inventory.ok("vm", "delete", "web01", "--yes")
+    inventory.ok("vm", "create", "web02", "--node", "c1", "--disk", "1=zones/web02-disk0",
+                 "--uuid", "3f2a5a4e-0000-4000-8000-000000000002")
+    inventory.ok("vm", "update", "web02", "--hostname", "web01")
+    define(inventory)
+    assert inventory.json("history", "web01/daily") == []
+    (orphan,) = inventory.json("history")
+    assert (orphan["definition"], orphan["outcome"]) == ("web01/daily", "ok")
+    inventory.ok("metrics", "--textfile", str(tmp_path / "esbackup.prom"))
+    metrics = (tmp_path / "esbackup.prom").read_text()
+    assert "last_success_timestamp_seconds{" not in metrics  # it never ran
+    assert "last_run_outcome{" not in metrics
 
 
 def test_backup_csv_carries_the_freeze_flag(inventory):

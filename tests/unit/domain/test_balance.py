@@ -125,19 +125,24 @@ def test_expected_minutes_median_of_recent_ok_runs_else_size_estimate():
 
 
 def add_runs(catalog_path, ref: str, durations: list[float], outcome: str = "ok") -> None:
+    """Runs of the definition `ref` (VM/NAME, in the catalog) that took `durations`."""
     cat = Catalog.open(catalog_path)
+    d = cat.definition(*ref.split("/"))
     for i, seconds in enumerate(durations):
-        cat.add_run(Run(definition=ref, trigger="cron", outcome=outcome,
+        cat.add_run(Run(definition=ref, definition_id=d.id, trigger="cron", outcome=outcome,
                         started=f"2026-11-{10 + i:02d}T01:00:00+00:00", duration=seconds))
     cat.close()
 
 
-def test_recent_durations_one_query_newest_first(esb):
-    esb.ok("dc", "list")
-    add_runs(esb.catalog, "a/n", [60, 120, 180, 240, 300, 3600])
-    add_runs(esb.catalog, "a/n", [9999], outcome="failed")
-    cat = Catalog.open(esb.catalog)
-    assert cat.recent_durations(5) == {"a/n": [3600, 300, 240, 180, 120]}
+def test_recent_durations_one_query_newest_first(inventory):
+    inventory.ok("definition", "create", "web01/n", "--disk-id", "1", "--type", "dataset",
+                 "--node", "b1", "--storage", "tank", "--schedule", "0 1 * * *",
+                 "--retention", "3", "--timezone", "UTC")
+    add_runs(inventory.catalog, "web01/n", [60, 120, 180, 240, 300, 3600])
+    add_runs(inventory.catalog, "web01/n", [9999], outcome="failed")
+    cat = Catalog.open(inventory.catalog)
+    d = cat.definition("web01", "n")
+    assert cat.recent_durations(5) == {d.id: [3600, 300, 240, 180, 120]}
 
 
 def test_balance_and_load_commands(inventory):
@@ -193,7 +198,8 @@ def test_twenty_at_one_minute_through_the_commands(inventory):
                      "dataset", "--node", "b1", "--storage", "tank", "--schedule", "0 1 * * *",
                      "--retention", "3", "--timezone", "UTC")
         for day in range(5):
-            cat.add_run(Run(definition=f"web01/n{i:02d}", trigger="cron", outcome="ok",
+            d = cat.definition("web01", f"n{i:02d}")
+            cat.add_run(Run(definition=d.ref, definition_id=d.id, trigger="cron", outcome="ok",
                             started=f"2026-11-{10 + day:02d}T01:00:00+00:00", duration=1750))
     assert max(n["peak"] for n in inventory.json("schedule", "load")) == 20
     plan = inventory.json("schedule", "balance", "--apply")

@@ -578,12 +578,18 @@ def test_due_fired_in_the_last_hour(scheduled):
 
 
 @BOTH_BACKENDS
+def run_of(cat, name: str, trigger: str, started: str, **fields) -> Run:
+    d = cat.definition("web01", name)
+    return Run(d.ref, trigger, started, definition_id=d.id, **fields)
+
+
 def test_not_due_after_a_run_since_the_firing(scheduled):
-    scheduled.add_run(Run("web01/nightly", "tick", "2026-11-26T01:00:05+00:00",
-                          outcome="failed", error="x"))
-    scheduled.add_run(Run("web01/hourly", "cron", "2026-11-26T00:59:59+00:00", outcome="ok"))
-    scheduled.add_run(Run("web01/prague", "manual", "2026-11-26T01:15:00+00:00",
-                          outcome="skipped"))
+    scheduled.add_run(run_of(scheduled, "nightly", "tick", "2026-11-26T01:00:05+00:00",
+                             outcome="failed", error="x"))
+    scheduled.add_run(run_of(scheduled, "hourly", "cron", "2026-11-26T00:59:59+00:00",
+                             outcome="ok"))
+    scheduled.add_run(run_of(scheduled, "prague", "manual", "2026-11-26T01:15:00+00:00",
+                             outcome="skipped"))
     assert due_names(scheduled) == ["hourly"]
     # the next firing makes it due again
     assert due_names(scheduled, datetime(2026, 11, 27, 1, 20, tzinfo=UTC)) == [

@@ -77,10 +77,11 @@ def test_status_is_the_worst_finding():
 def test_metrics_textfile_is_written_whole_and_promtool_accepts_it(inventory, tmp_path):
     define(inventory)
     cat = Catalog.open(inventory.catalog)
-    cat.add_run(Run(definition="web01/daily", trigger="cron", outcome="ok", size=4096,
+    d = cat.definition("web01", "daily")
+    cat.add_run(Run(definition=d.ref, definition_id=d.id, trigger="cron", outcome="ok", size=4096,
                     duration=12.5, started="2026-11-26T01:00:00+00:00",
                     finished="2026-11-26T01:00:13+00:00"))
-    cat.add_run(Run(definition="web01/daily", trigger="cron", outcome="failed",
+    cat.add_run(Run(definition=d.ref, definition_id=d.id, trigger="cron", outcome="failed",
                     started="2026-11-27T01:00:00+00:00", finished="2026-11-27T01:00:01+00:00",
                     error='disk "1" gone'))
     b = add_backup(cat, "daily-20261126_010000")
