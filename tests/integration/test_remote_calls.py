@@ -145,7 +145,7 @@ def test_calls_of_dataset_and_file_runs(site, recorded):
             "c1": [SOURCE_BEFORE, ("stream", [["zfs", "send", SNAP]]),
                    ("batch", [["zfs", "destroy", SNAP]])],
             "b1": [file_before, ("stream", [[*stage, ">", partial]]),
-                   ("batch", [*hashed, ["mv", "-f", partial, path], ["wc", "-c", path],
+                   ("batch", [*hashed, ["mv", "-f", "--", partial, path], ["wc", "-c", path],
                               write(MANIFEST)])]}
 
 

@@ -4,12 +4,13 @@ answers each argv from a script and records what it was asked. The real
 streams are tests/integration/test_resume.py's."""
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
-from esbackup.actions.backup import BackupJob
+from esbackup.actions.backup import BackupJob, Plan
 from esbackup.domain.models import VM, Definition, Node, Storage
 from esbackup.drivers import batch, zfs
 from esbackup.drivers.transport import Result
@@ -120,23 +121,22 @@ def test_a_token_whose_source_is_gone_is_discarded_and_the_run_starts_over():
     backup = Node("b1", "127.0.0.3", backup=True, capabilities={"resume": True})
     vm = VM("web01", "3f2a5a4e-0000-4000-8000-0000000000a1", "admin", "c1", disks={1: SOURCE})
     sessions = Scripted()
-    job = BackupJob(None, DAILY, vm, compute, backup, Storage(node="b1", name="tank",
-                                                              zpool="tank"), Warnings(),
-                    sessions=sessions)
-    target = job.target
-    job.token, job.target_snaps, job.made_snapshot = TOKEN, [], True
+    plan = Plan.now(DAILY, vm, compute, backup, Storage(node="b1", name="tank", zpool="tank"))
+    job = BackupJob(None, plan, Warnings(), sessions=sessions)
+    target = plan.target
+    job.seen.target_snaps = []
+    job.made_snapshot()
     # a partial first receive goes with its token: the target is gone afterwards
     backup_t = ScriptedNode({tuple(zfs.receive_abort(target)): ok(),
                              tuple(zfs.exists(target)): Result(
                                  1, "", f"cannot open '{target}': dataset does not exist\n")})
     compute_t = info_node("resume-info-gone.txt", status=255)
     sessions.update(c1=compute_t, b1=backup_t)
-    created, snapshot = job.created, job.snapshot
-    assert job.interrupted_stream() is None
+    assert job.interrupted_stream(TOKEN) is None
     assert compute_t.calls == [zfs.send_resume_info(TOKEN)]
     assert backup_t.calls == [zfs.receive_abort(target), zfs.exists(target)]
-    assert job.target_snaps is None  # a full backup follows, into a fresh target
-    assert (job.created, job.snapshot, job.made_snapshot) == (created, snapshot, True)
+    assert job.seen.target_snaps is None  # a full backup follows, into a fresh target
+    assert job.plan == plan and "snapshot" in job.undo  # same name; its snapshot still its own
     (line,) = job.reporter.lines
     assert "discarded" in line and "no longer exists" in line and "starting over" in line
 
@@ -164,13 +164,14 @@ class NoBackups:
 def test_trim_steps_bookmark_the_new_snapshot_first():
     compute = Node("c1", "127.0.0.2", capabilities={"bookmarks": True})
     vm = VM("web01", "3f2a5a4e-0000-4000-8000-0000000000a1", "admin", "c1", disks={1: SOURCE})
-    job = BackupJob(NoBackups(), DAILY, vm, compute, Node("b1", "127.0.0.3"),
-                    Storage(node="b1", name="tank", zpool="tank"), sessions=Scripted(),
-                    created=datetime(2026, 11, 30, 7, 0, tzinfo=timezone.utc))
+    job = BackupJob(NoBackups(), Plan(DAILY, vm, compute, Node("b1", "127.0.0.3"),
+                                      Storage(node="b1", name="tank", zpool="tank"),
+                                      datetime(2026, 11, 30, 7, 0, tzinfo=timezone.utc)),
+                    sessions=Scripted())
     old_mark = f"{SOURCE}#esb-daily-20261129_070000"
-    job.source_marks = [zfs.Bookmark(old_mark, 7, 20)]
-    job.source_snaps = [snap(f"{SOURCE}@esb-daily-20261129_060000", 5), snap(SNAP, SNAP_GUID),
-                        snap(f"{SOURCE}@mine", 9)]
+    job.seen.source_marks = [zfs.Bookmark(old_mark, 7, 20)]
+    job.seen.source_snaps = [snap(f"{SOURCE}@esb-daily-20261129_060000", 5),
+                             snap(SNAP, SNAP_GUID), snap(f"{SOURCE}@mine", 9)]
     job.superseded = f"{SOURCE}@esb-daily-20261130_080000"
     steps = [(s.name, list(s.argv), s.stop) for s in job.trim_steps()]
     assert steps == [
@@ -179,7 +180,8 @@ def test_trim_steps_bookmark_the_new_snapshot_first():
         ("trim-0", zfs.destroy(f"{SOURCE}@esb-daily-20261129_060000"), False),
         ("trim-1", zfs.destroy(job.superseded), False),
     ]
-    job.compute = Node("c1", "127.0.0.2", capabilities={"bookmarks": False})  # zfs-fuse
+    job.plan = replace(job.plan, compute=Node("c1", "127.0.0.2",
+                                              capabilities={"bookmarks": False}))  # zfs-fuse
     assert [s.name for s in job.trim_steps()] == ["trim-0", "trim-1"]
 
 
@@ -193,14 +195,14 @@ def test_a_run_failing_mid_stream_keeps_its_snapshot_while_the_target_can_resume
     backup = Node("b1", "127.0.0.3", backup=True, capabilities={"resume": True})
     vm = VM("web01", "3f2a5a4e-0000-4000-8000-0000000000a1", "admin", "c1", disks={1: SOURCE})
     sessions = Scripted()
-    job = BackupJob(None, DAILY, vm, compute, backup, Storage(node="b1", name="tank",
-                                                              zpool="tank"), Warnings(),
-                    sessions=sessions)
-    job.made_snapshot = True  # and the stream died: job.streamed stays False
-    compute_t = ScriptedNode({tuple(zfs.destroy(job.snapshot)): ok()})
-    backup_t = ScriptedNode({tuple(zfs.resume_token(job.target)): ok(token_output)})
+    plan = Plan.now(DAILY, vm, compute, backup, Storage(node="b1", name="tank", zpool="tank"))
+    job = BackupJob(None, plan, Warnings(), sessions=sessions)
+    job.made_snapshot()  # and the stream died: job.streamed stays False
+    compute_t = ScriptedNode({tuple(zfs.destroy(plan.snapshot)): ok()})
+    backup_t = ScriptedNode({tuple(zfs.resume_token(plan.target)): ok(token_output)})
     sessions.update(c1=compute_t, b1=backup_t)
     job.clean_up()
-    assert backup_t.calls == [zfs.resume_token(job.target)]
-    assert compute_t.calls == ([zfs.destroy(job.snapshot)] if source_snapshot_destroyed else [])
+    assert backup_t.calls == [zfs.resume_token(plan.target)]
+    assert compute_t.calls == ([zfs.destroy(plan.snapshot)] if source_snapshot_destroyed
+                               else [])
     assert bool(job.reporter.lines) is not source_snapshot_destroyed  # "kept: the next run..."
