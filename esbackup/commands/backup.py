@@ -105,14 +105,8 @@ def restore(ref, target_vm, target_disk_id, yes, force, wait) -> None:
     from esbackup.actions import restore as restore_job
 
     a = app()
-    b = backups.lookup(a.catalog, a.identity, ref, write=False)
-    if b.status != "ok":
-        raise InvalidInput(f"backup {b.ref} is {b.status}: only ok backups can be restored")
-    vm = a.catalog.vm(target_vm or b.vm_uuid)
-    disk_id = target_disk_id or b.disk_id
-    from esbackup.domain import auth
-
-    auth.require_vm(a.identity, vm, write=True)
+    b, vm, disk_id = backups.restore_target(a.catalog, a.identity, ref, target_vm,
+                                            target_disk_id)
     warning = (f"restoring {b.ref} to disk {disk_id} of {vm.hostname} destroys ALL data on "
                "that disk, including all of its snapshots")
     if yes:

@@ -165,29 +165,14 @@ def balance(node, window, apply_, fmt, full) -> None:
     import json
 
     from esbackup.domain import auth
-    from esbackup.domain import balance as balancer
-    from esbackup.services import planning as workload
+    from esbackup.services import planning
 
     a = app()
     auth.require_superadmin(a.identity, "schedule balance")
     known(a.catalog, node=node)
-    zone = balancer.parse_window(window)
-    loads = {w.definition.ref: w
-             for w in workload.active(a.catalog, reporter=a, sessions=a.sessions)}
-    items = [balancer.Item(ref, w.definition.schedule, w.definition.timezone, w.nodes,
-                           w.minutes, fixed=node is not None and node not in w.nodes)
-             for ref, w in loads.items()]
-    slots = {n.name: n.max_backups for n in a.catalog.nodes()}
-    plan = balancer.balance(items, slots, datetime.now(timezone.utc), zone)
-    moves = []
-    for ref, new in plan.moves.items():
-        d = loads[ref].definition
-        moves.append({"definition": ref, "timezone": d.timezone, "minutes": loads[ref].minutes,
-                      "old": d.schedule, "new": new})
-        if apply_:
-            definitions.update(a.catalog, a.identity, d, {"schedule": new})
-    peaks = [{"node": name, "slots": slots[name], "before": before, "after": after}
-             for name, (before, after) in sorted(plan.peaks.items()) if node in (None, name)]
+    moves, peaks = planning.rebalance(a.catalog, a.identity, datetime.now(timezone.utc),
+                                      node=node, window=window, apply=apply_, reporter=a,
+                                      sessions=a.sessions)
     if fmt == "json":
         click.echo(json.dumps({"moves": moves, "peaks": peaks, "applied": apply_}, indent=2))
         return

@@ -4,8 +4,8 @@ from __future__ import annotations
 from esbackup.catalog.core import Catalog
 from esbackup.domain import auth
 from esbackup.domain.auth import Identity
-from esbackup.domain.models import Backup, parse_ref
-from esbackup.errors import NotFound
+from esbackup.domain.models import VM, Backup, parse_ref
+from esbackup.errors import InvalidInput, NotFound
 
 FREEZE_FLAG = "⚑"
 
@@ -66,3 +66,16 @@ def visible(cat: Catalog, who: Identity, **filters) -> list[Backup]:
         return who.is_superadmin if vm is None else auth.can_read_vm(who, vm)
 
     return [b for b in found if allowed(b)]
+
+
+def restore_target(cat: Catalog, who: Identity, ref: str, vm: str | None,
+                   disk_id: int | None) -> tuple[Backup, VM, int]:
+    """The backup `ref` and the disk it would be restored to (the backup's own,
+    unless `vm` or `disk_id` say otherwise), refused before anything is asked
+    or touched: a backup that is not ok, a target VM the caller may not change."""
+    b = lookup(cat, who, ref, write=False)
+    if b.status != "ok":
+        raise InvalidInput(f"backup {b.ref} is {b.status}: only ok backups can be restored")
+    target = cat.vm(vm or b.vm_uuid)
+    auth.require_vm(who, target, write=True)
+    return b, target, disk_id or b.disk_id

@@ -8,13 +8,17 @@ that cannot be read). Perfdata counts are Nagios `label=value` pairs after a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from esbackup.catalog.core import Catalog
+from esbackup.domain import schedule
+from esbackup.engine import locks
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 LABELS = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
 # kinds of findings that perfdata counts
 LOST, FAILED, STALE, LEFTOVER, VERIFY_FAILED = "lost", "failed", "stale", "leftover", "verify"
+LOOKBACK = timedelta(days=8)  # a weekly schedule still shows a missed run
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,40 @@ class Finding:
     level: int
     kind: str
     text: str
+
+
+def problems(cat: Catalog, now: datetime) -> list[Finding]:
+    """What is wrong, from a few whole-catalog queries (not one per definition)."""
+    found = []
+    odd = cat.backups(status=("lost", "pending", "restore"))
+    busy = {h["resource"] for h in cat.locks("disk:") if not locks.is_stale(h)}
+    for b in odd:
+        if b.status == "lost":
+            found.append(Finding(CRITICAL, LOST, f"backup {b.ref} is lost"))
+    for status in ("pending", "restore"):
+        for b in odd:
+            if b.status == status and locks.disk_resource(b.vm_uuid, b.disk_id) not in busy:
+                found.append(Finding(WARNING, LEFTOVER,
+                                     f"backup {b.ref} is {status} but nothing runs: "
+                                     "run `esbackup backup sync`"))
+    for d, last_run, last_ok in cat.definition_states(active=True):
+        if last_run is not None and last_run.outcome == "failed":
+            found.append(Finding(CRITICAL, FAILED,
+                                 f"{d.ref}: last run failed: {last_run.error}"))
+            continue
+        since = max(datetime.fromisoformat(d.created), now - LOOKBACK)
+        missed = schedule.runs_between(d.schedule, d.timezone, since, now)
+        if len(missed) >= 2 and (not last_ok or datetime.fromisoformat(last_ok) < missed[-2]):
+            found.append(Finding(WARNING, STALE,
+                                 f"{d.ref}: no backup since {missed[-2]:%Y-%m-%d %H:%M} UTC"))
+    return found
+
+
+def judge(cat: Catalog, now: datetime) -> tuple[int, list[str]]:
+    """check's exit status and lines: the problems, the failed verifies, the counts."""
+    found = problems(cat, now) + verify_findings(cat)
+    counts = cat.summary_counts()
+    return report(counts["definitions"], counts["ok_backups"], found)
 
 
 def verify_findings(cat: Catalog) -> list[Finding]:

@@ -12,13 +12,17 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime
 from statistics import median
 
 from esbackup.catalog.core import Catalog
+from esbackup.domain import balance as balancer
+from esbackup.domain.auth import Identity
 from esbackup.domain.models import VM, Definition
 from esbackup.drivers import zfs
 from esbackup.drivers.session import NodeSession, Reporter, Sessions
 from esbackup.errors import EsbackupError
+from esbackup.services import definitions
 
 RECENT = 5
 ESTIMATE_RATE = 50 * 1000**2  # bytes/s: about gzip -1, the slowest usual path
@@ -80,3 +84,28 @@ def _used(session: NodeSession, datasets: list[str]) -> dict[str, int]:
     result = session.run(zfs.get(datasets, "used"), check=False)
     return {name: props["used"] for name, props in zfs.parse_get(result.stdout).items()
             if isinstance(props.get("used"), int)}
+
+
+def rebalance(cat: Catalog, who: Identity, now: datetime, *, node: str | None,
+              window: str | None, apply: bool, reporter: Reporter | None = None,
+              sessions: Sessions) -> tuple[list[dict], list[dict]]:
+    """`schedule balance`: the moves that spread fixed-time schedules over the
+    nodes' slots (domain/balance.py), made with `apply`; and each node's peak
+    before and after. With `node`, only definitions that touch it move."""
+    zone = balancer.parse_window(window)
+    loads = {w.definition.ref: w for w in active(cat, reporter, sessions=sessions)}
+    items = [balancer.Item(ref, w.definition.schedule, w.definition.timezone, w.nodes,
+                           w.minutes, fixed=node is not None and node not in w.nodes)
+             for ref, w in loads.items()]
+    slots = {n.name: n.max_backups for n in cat.nodes()}
+    plan = balancer.balance(items, slots, now, zone)
+    moves = []
+    for ref, new in plan.moves.items():
+        d = loads[ref].definition
+        moves.append({"definition": ref, "timezone": d.timezone, "minutes": loads[ref].minutes,
+                      "old": d.schedule, "new": new})
+        if apply:
+            definitions.update(cat, who, d, {"schedule": new})
+    peaks = [{"node": name, "slots": slots[name], "before": before, "after": after}
+             for name, (before, after) in sorted(plan.peaks.items()) if node in (None, name)]
+    return moves, peaks

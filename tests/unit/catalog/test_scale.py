@@ -15,13 +15,12 @@ from esbackup.actions import tick
 from esbackup.catalog import core as catalog
 from esbackup.catalog.core import Catalog, where
 from esbackup.cli import cli
-from esbackup.commands import check
 from esbackup.commands.output import json_pieces
 from esbackup.domain.auth import Identity
 from esbackup.domain.models import VM, Backup, Definition, Node, Run, Storage
 from esbackup.engine import runlog
 from esbackup.services import backup_access as backups
-from esbackup.services import definitions
+from esbackup.services import definitions, health
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
 ROOT = Identity("root", "superadmin")
@@ -132,7 +131,7 @@ def test_newest_runs_walk_the_time_index_without_sorting(tmp_path):
 # --- one query per command, whatever the catalog holds ---------------------------------
 
 @pytest.mark.parametrize("action", [
-    lambda cat: check.problems(cat, NOW),
+    lambda cat: health.problems(cat, NOW),
     lambda cat: tick.due(cat, NOW),
     lambda cat: definitions.visible(cat, ROOT),
     lambda cat: definitions.visible(cat, Identity("bob", "dcadmin", ("admin",))),
