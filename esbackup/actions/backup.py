@@ -13,7 +13,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 from esbackup.actions import delete
-from esbackup.catalog.core import Catalog, utcnow
+from esbackup.catalog.core import Catalog
+from esbackup.catalog.helpers import utcnow
 from esbackup.domain.models import VM, Backup, Definition, Node, Run, Storage
 from esbackup.drivers import batch, compress, files, zfs
 from esbackup.drivers.session import NodeSession, Reporter, Sessions, parse_mountpoint
