@@ -19,7 +19,8 @@ from datetime import datetime, timezone
 
 from esbackup.actions import delete
 from esbackup.actions.backup_kinds import DatasetKind, FileKind
-from esbackup.catalog.core import Catalog, utcnow
+from esbackup.catalog.core import Catalog
+from esbackup.catalog.helpers import utcnow
 from esbackup.domain.models import VM, Backup, Definition, Node, Run, Storage
 from esbackup.drivers import batch, files, zfs
 from esbackup.drivers.session import NodeSession, Reporter, Sessions

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import sqlite3
 
-from esbackup.catalog.core import TABLES, Catalog
+from esbackup.catalog.core import Catalog
 from esbackup.catalog.postgresql import redact
+from esbackup.catalog.schema import TABLES
 from esbackup.errors import InvalidInput, OperationFailed
 
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from esbackup.catalog.core import Catalog, utcnow
+from esbackup.catalog.core import Catalog
+from esbackup.catalog.helpers import utcnow
 from esbackup.domain.models import Backup, Node
 from esbackup.drivers import files, throttle, zfs
 from esbackup.drivers.session import NodeSession, Reporter, Sessions

@@ -1,5 +1,9 @@
 """Catalog: the only place with SQL; imports nothing above domain.
 
-Schema and migrations, location and file checks, the SQLite and PostgreSQL
-backends (docs/DESIGN.md, "Layers", "Catalog schema and migrations").
+Modules (docs/DESIGN.md, "Layers", "Catalog schema and migrations"):
+`schema` (migrations, the tables, version checks), `location` (where a
+catalog is, file permission checks), `sqlite` and `postgresql` (the two
+backends' connections), `helpers` (`where()`, `utcnow()`), one query mixin
+per kind of record (`inventory`, `definitions`, `backups`, `runs`, `locks`,
+`copying`), and `core`, whose `Catalog` composes them.
 """

@@ -21,7 +21,7 @@ def cli() -> None:
     import sqlite3
     from pathlib import Path
 
-    from esbackup.catalog.core import default_path, is_url
+    from esbackup.catalog.location import default_path, is_url
     from esbackup.domain import auth
     from esbackup.errors import EsbackupError
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import syslog
 from datetime import datetime, timedelta, timezone
 
-from esbackup.catalog.core import Catalog, utcnow
+from esbackup.catalog.core import Catalog
+from esbackup.catalog.helpers import utcnow
 from esbackup.domain.models import Backup, Run
 from esbackup.errors import InvalidInput
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from esbackup.catalog.core import SYSTEM_PATH
+from esbackup.catalog.location import SYSTEM_PATH
 
 ESBACKUP = Path(sys.executable).with_name("esbackup")
 REPO = Path(__file__).resolve().parents[2]

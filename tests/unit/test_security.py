@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from esbackup.catalog.core import SCHEMA_VERSION
+from esbackup.catalog.schema import SCHEMA_VERSION
 from esbackup.domain import auth
 
 OTHER = "3f2a5a4e-0000-4000-8000-000000000002"
@@ -144,10 +144,10 @@ def test_missing_table_is_one_line(esb):
 
 
 def test_busy_catalog_exits_5(esb, monkeypatch):
-    from esbackup.catalog import core as catalog
+    from esbackup.catalog import sqlite as catalog_sqlite
 
     esb.ok("dc", "list")
-    monkeypatch.setattr(catalog, "BUSY_TIMEOUT_S", 0.1)
+    monkeypatch.setattr(catalog_sqlite, "BUSY_TIMEOUT_S", 0.1)
     holder = sqlite3.connect(esb.catalog, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     try:
@@ -160,18 +160,18 @@ def test_busy_catalog_exits_5(esb, monkeypatch):
 def test_read_only_catalog_is_one_line(esb):
     esb.ok("dc", "list")
     uri = f"file:{esb.catalog}?mode=ro"
-    from esbackup.catalog import core as catalog
+    from esbackup.catalog import sqlite as catalog_sqlite
 
     real = sqlite3.connect
 
     def read_only(path, *args, **kwargs):
         return real(uri, *args, uri=True, **kwargs)
 
-    catalog.sqlite3.connect = read_only
+    catalog_sqlite.sqlite3.connect = read_only
     try:
         assert "read-only" in esb.fails(1, "dc", "create", "x")
     finally:
-        catalog.sqlite3.connect = real
+        catalog_sqlite.sqlite3.connect = real
 
 
 # --- generated text ---------------------------------------------------------
@@ -309,7 +309,7 @@ def test_errors_escape_what_the_user_typed(inventory):
 
 @pytest.mark.parametrize("spoil", ["symlink", "group-writable dir", "missing"])
 def test_sudo_system_catalog_must_be_roots_own_file(inventory, monkeypatch, tmp_path, spoil):
-    from esbackup.catalog import core as catalog
+    from esbackup.catalog import location
 
     inventory.ok("user", "create", "nobody", "--role", "superadmin")
     system = tmp_path / "system" / "catalog.db"
@@ -319,7 +319,7 @@ def test_sudo_system_catalog_must_be_roots_own_file(inventory, monkeypatch, tmp_
     elif spoil == "group-writable dir":
         os.replace(inventory.catalog, system)
         system.parent.chmod(0o775)
-    monkeypatch.setattr(catalog, "SYSTEM_PATH", system)
+    monkeypatch.setattr(location, "SYSTEM_PATH", system)
     monkeypatch.setenv("SUDO_USER", "nobody")
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     from tests.conftest import Esbackup

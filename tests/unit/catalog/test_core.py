@@ -6,9 +6,11 @@ import threading
 
 import pytest
 
-from esbackup.catalog import core as catalog
 from esbackup.catalog import postgresql as catalog_pg
+from esbackup.catalog import schema
+from esbackup.catalog import sqlite as catalog_sqlite
 from esbackup.catalog.core import Catalog
+from esbackup.catalog.location import is_url
 from esbackup.domain.models import DC, VM, Backup, Definition, Node, Run, Storage
 from esbackup.engine import locks
 from esbackup.errors import Busy, InvalidInput, NotFound
@@ -28,29 +30,29 @@ def cat(catalog_location):
 
 def raw_connect(location):
     """A connection without migrations, as an older esbackup left the catalog."""
-    if catalog.is_url(location):
-        return catalog_pg.connect(location, catalog.BUSY_TIMEOUT_S)
+    if is_url(location):
+        return catalog_pg.connect(location, catalog_sqlite.BUSY_TIMEOUT_S)
     return sqlite3.connect(location, isolation_level=None)
 
 
 def test_new_catalog_records_every_migration(cat):
-    assert cat.schema_version() == catalog.SCHEMA_VERSION
+    assert cat.schema_version() == schema.SCHEMA_VERSION
     versions = [r[0] for r in cat.conn.execute(
         "SELECT version FROM schema_migrations ORDER BY version")]
-    assert versions == [v for v, _, _ in catalog.MIGRATIONS]
+    assert versions == [v for v, _, _ in schema.MIGRATIONS]
     assert [d.name for d in cat.dcs()] == ["admin"]
 
 
 def test_upgrade_from_first_schema_keeps_data_on_both(catalog_location):
     conn = raw_connect(catalog_location)
-    catalog.migrate(conn, upto=1)
+    schema.migrate(conn, upto=1)
     conn.execute("INSERT INTO nodes (name, address, compute, backup, created) "
                  "VALUES ('c1', 'h', 1, 0, '2026-01-01T00:00:00+00:00')")
     conn.execute("INSERT INTO vms (hostname, uuid, dc_id, node_id, brand, created) "
                  "VALUES ('web01', 'u-1', 1, 1, 'kvm', '2026-01-01T00:00:00+00:00')")
     conn.close()
     cat = Catalog.open(catalog_location)
-    assert cat.schema_version() == catalog.SCHEMA_VERSION
+    assert cat.schema_version() == schema.SCHEMA_VERSION
     assert cat.vm("web01").qga_socket is None and cat.runs() == []
     cat.close()
 
@@ -164,11 +166,11 @@ def test_catalog_copy_both_ways_keeps_every_row(cat, tmp_path, pg_catalog):
 
 def test_new_catalog_is_at_latest_schema_with_wal_and_foreign_keys(tmp_path):
     cat = Catalog.open(tmp_path / "c.db")
-    assert cat.schema_version() == catalog.SCHEMA_VERSION
+    assert cat.schema_version() == schema.SCHEMA_VERSION
     assert cat.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert cat.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     versions = [r[0] for r in cat.conn.execute("SELECT version FROM schema_migrations")]
-    assert versions == [v for v, _, _ in catalog.MIGRATIONS]
+    assert versions == [v for v, _, _ in schema.MIGRATIONS]
     assert [d.name for d in cat.dcs()] == ["admin"]
 
 
@@ -177,7 +179,7 @@ def test_runs_of_an_older_catalog_go_to_the_definition_their_text_names_now(cata
     definition made before it started is that definition's; one that started
     earlier (a deleted VM's of the same hostname) or names nothing is an orphan."""
     conn = raw_connect(catalog_location)
-    catalog.migrate(conn, upto=7)
+    schema.migrate(conn, upto=7)
     for sql in [
         "INSERT INTO nodes (name, address, compute, backup, created) "
         "VALUES ('c1', 'h', 1, 1, '2026-01-01T00:00:00+00:00')",
@@ -205,7 +207,7 @@ def test_runs_of_an_older_catalog_go_to_the_definition_their_text_names_now(cata
 def test_upgrade_from_first_schema_keeps_data_sqlite(tmp_path):
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path, isolation_level=None)
-    catalog.migrate(conn, upto=1)
+    schema.migrate(conn, upto=1)
     conn.execute("INSERT INTO nodes (name, address, compute, backup, created) "
                  "VALUES ('c1', 'h', 1, 0, '2026-01-01T00:00:00+00:00')")
     conn.execute("INSERT INTO vms (hostname, uuid, dc_id, node_id, brand, created) "
@@ -213,7 +215,7 @@ def test_upgrade_from_first_schema_keeps_data_sqlite(tmp_path):
     conn.close()
 
     cat = Catalog.open(path)
-    assert cat.schema_version() == catalog.SCHEMA_VERSION
+    assert cat.schema_version() == schema.SCHEMA_VERSION
     vm = cat.vm("web01")
     assert vm.uuid == "u-1" and vm.qga_socket is None  # column added by migration 2
     assert cat.runs() == [] and cat.users() == []
@@ -223,7 +225,7 @@ def test_migrating_twice_is_a_no_op(tmp_path):
     Catalog.open(tmp_path / "c.db").close()
     cat = Catalog.open(tmp_path / "c.db")
     count = cat.conn.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0]
-    assert count == len(catalog.MIGRATIONS)
+    assert count == len(schema.MIGRATIONS)
 
 
 def test_busy_timeout_is_long(tmp_path):
@@ -247,7 +249,7 @@ def test_moving_locations_aside_stays_on_its_node(cat):
 
 def test_postgresql_writers_take_turns_and_a_long_wait_is_busy(pg_catalog):
     Catalog.open(pg_catalog).close()
-    holder = catalog_pg.connect(pg_catalog, catalog.BUSY_TIMEOUT_S)
+    holder = catalog_pg.connect(pg_catalog, catalog_sqlite.BUSY_TIMEOUT_S)
     waiter = catalog_pg.connect(pg_catalog, 0.3)
     holder.execute("BEGIN IMMEDIATE")
     with pytest.raises(Busy, match="catalog is busy"):
@@ -306,7 +308,7 @@ def test_a_firing_is_claimed_by_exactly_one_of_many_ticks(catalog_location):
 
 
 def test_catalog_copy_knows_every_table(cat):
-    assert cat.table_names() == {*catalog.TABLES, "locks", "schema_migrations"}
+    assert cat.table_names() == {*schema.TABLES, "locks", "schema_migrations"}
 
 
 def test_renew_and_release_touch_only_this_hosts_row(cat):
@@ -321,14 +323,14 @@ def test_renew_and_release_touch_only_this_hosts_row(cat):
 
 def test_each_backend_fills_in_the_column_types_of_the_ddl():
     ddl = "CREATE TABLE n (id {ID}, \"user\" {TEXT} NOT NULL DEFAULT 'x', size {INT}, d {REAL})"
-    assert ddl.format_map(catalog.COLUMN_TYPES) == (
+    assert ddl.format_map(schema.COLUMN_TYPES) == (
         "CREATE TABLE n (id INTEGER PRIMARY KEY, \"user\" TEXT NOT NULL DEFAULT 'x', "
         "size INTEGER, d REAL)")
     assert ddl.format_map(catalog_pg.COLUMN_TYPES) == (
         'CREATE TABLE n (id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, "user" TEXT '
         'COLLATE "C" NOT NULL DEFAULT \'x\', size BIGINT, d DOUBLE PRECISION)')
-    for _, _, script in catalog.MIGRATIONS:  # no brace but the four names
-        assert "{" not in script.format_map(catalog.COLUMN_TYPES).replace("'{}'", "")
+    for _, _, script in schema.MIGRATIONS:  # no brace but the four names
+        assert "{" not in script.format_map(schema.COLUMN_TYPES).replace("'{}'", "")
 
 
 def test_postgresql_columns_hold_64_bits_and_sort_bytewise(pg_catalog):

@@ -194,12 +194,12 @@ def test_sudo_user_is_the_caller(monkeypatch):
 
 
 def test_sudo_opens_only_the_system_catalog_with_its_users(inventory, monkeypatch):
-    from esbackup.catalog import core as catalog
+    from esbackup.catalog import location
 
     monkeypatch.setenv("SUDO_USER", "nobody")
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    assert f"opens only {catalog.SYSTEM_PATH}" in inventory.fails(3, "dc", "list")
-    monkeypatch.setattr(catalog, "SYSTEM_PATH", inventory.catalog)
+    assert f"opens only {location.SYSTEM_PATH}" in inventory.fails(3, "dc", "list")
+    monkeypatch.setattr(location, "SYSTEM_PATH", inventory.catalog)
     # a catalog without users makes nobody superadmin through sudo
     assert "root registers the first users" in inventory.fails(3, "dc", "list")
     monkeypatch.delenv("SUDO_USER")
