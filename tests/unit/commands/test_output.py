@@ -6,7 +6,7 @@ import json
 import click
 import pytest
 
-from esbackup.commands.output import Column, human_duration, human_size, render
+from esbackup.commands.output import Column, human_duration, human_size, json_pieces, render
 
 COLUMNS = [Column("name", "Name"), Column("size", "Size", "size"),
            Column("duration", "Duration", "duration"), Column("ok", "OK", "bool"),
@@ -45,3 +45,20 @@ def test_render_csv_is_raw():
 def test_render_unknown_format():
     with pytest.raises(click.BadParameter):
         render(RECORDS, COLUMNS, "nope")
+
+
+@pytest.mark.parametrize("records", [
+    [], [{}], [{"a": 1, "b": 'x, \n"y": {', "c": None, "d": 1.5, "e": True, "f": "⚑"}],
+    [{"a": [1, 2], "b": {"c": [], "d": {}}}, {"z": "flat"}],
+    [{"next": ["2026-11-30T01:00:00+00:00", None], "deep": {"x": [{"y": [1.25, False]}]}}],
+])
+def test_json_pieces_print_exactly_what_json_dumps_indent_2_prints(records):
+    assert "".join(json_pieces(records)) == json.dumps(records, indent=2)
+
+
+def test_json_pieces_of_many_records_batched_and_mixed():
+    flat = [{"name": f"b{i}", "note": "},\n    {" if i % 7 else "}", "size": i, "ok": None}
+            for i in range(2500)]
+    records = flat[:1200] + [{}, {"runs": ["x", {"y": 1}]}] + flat[1200:] + [{"z": []}]
+    assert "".join(json_pieces(records)) == json.dumps(records, indent=2)
+    assert "".join(json_pieces(iter(flat))) == json.dumps(flat, indent=2)

@@ -1,12 +1,13 @@
 """On-node names and paths of backups (engine/layout.py)."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from esbackup.engine import layout
+from tests.unit.scripted import DAILY
 from tests.unit.shared import UTC, UUID
 
 
@@ -73,3 +74,10 @@ def test_compression_of_file_names():
         "off", "gzip", "bzip2"]
     with pytest.raises(ValueError):
         layout.compression_of("/m/b/x.tar")
+
+
+def test_created_of_reads_the_backup_time_from_its_snapshot():
+    assert layout.created_of("esb-daily-20261130_070000", DAILY) == datetime(
+        2026, 11, 30, 7, 0, tzinfo=timezone.utc)
+    assert layout.created_of("esb-weekly-20261130_070000", DAILY) is None
+    assert layout.created_of("esb-daily-20261130_0700", DAILY) is None

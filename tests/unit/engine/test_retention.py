@@ -1,5 +1,5 @@
-"""Which backups retention deletes (engine/retention.py), on a real catalog of
-each backend: only those the definition itself made, selected by its id."""
+"""Which backups retention deletes (engine/retention.py): the newest ok ones kept, and
+on a real catalog of each backend only those the definition itself made, by its id."""
 import pytest
 
 from esbackup.catalog.core import Catalog
