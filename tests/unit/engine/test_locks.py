@@ -1,6 +1,7 @@
 """Disk locks and node backup slots in the catalog (engine/locks.py)."""
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
@@ -121,3 +122,12 @@ def test_node_slots(cat, fast_poll):
         for holder in (a, b, c):
             holder.release()
     assert cat.locks() == []
+
+
+def test_lease_decides_for_other_hosts_pid_for_this_one(monkeypatch):
+    monkeypatch.setenv("ESBACKUP_HOST_ID", "here")
+    past, future = "2000-01-01T00:00:00+00:00", "2999-01-01T00:00:00+00:00"
+    assert locks.is_stale({"host": "there", "pid": os.getpid(), "lease_until": past})
+    assert not locks.is_stale({"host": "there", "pid": 0x7FFFFFF0, "lease_until": future})
+    assert not locks.is_stale({"host": "here", "pid": os.getpid(), "lease_until": past})
+    assert locks.is_stale({"host": "here", "pid": 0x7FFFFFF0, "lease_until": future})
