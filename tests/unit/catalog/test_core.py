@@ -138,15 +138,6 @@ def test_a_lock_is_won_by_exactly_one_of_many_racers(catalog_location):
     assert len(winners) == 1
 
 
-def test_lease_decides_for_other_hosts_pid_for_this_one(monkeypatch):
-    monkeypatch.setenv("ESBACKUP_HOST_ID", "here")
-    past, future = "2000-01-01T00:00:00+00:00", "2999-01-01T00:00:00+00:00"
-    assert locks.is_stale({"host": "there", "pid": os.getpid(), "lease_until": past})
-    assert not locks.is_stale({"host": "there", "pid": 0x7FFFFFF0, "lease_until": future})
-    assert not locks.is_stale({"host": "here", "pid": os.getpid(), "lease_until": past})
-    assert locks.is_stale({"host": "here", "pid": 0x7FFFFFF0, "lease_until": future})
-
-
 def test_catalog_copy_both_ways_keeps_every_row(cat, tmp_path, pg_catalog):
     from esbackup.actions import copy
 

@@ -2,7 +2,6 @@
 command whatever the catalog holds, and run-history pruning."""
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -16,7 +15,6 @@ from esbackup.catalog import core as catalog
 from esbackup.catalog.core import Catalog
 from esbackup.catalog.helpers import where
 from esbackup.cli import cli
-from esbackup.commands.output import json_pieces
 from esbackup.domain.auth import Identity
 from esbackup.domain.models import VM, Backup, Definition, Node, Run, Storage
 from esbackup.engine import runlog
@@ -214,22 +212,3 @@ def test_history_prune_from_the_command_line(tmp_path):
     assert result.exit_code == 2 and "must be >= 1" in result.stderr
     result = runner.invoke(cli, ["--catalog", str(path), "cron"])
     assert "-q history --prune" in result.stdout
-
-
-# --- JSON of many records --------------------------------------------------------------
-
-@pytest.mark.parametrize("records", [
-    [], [{}], [{"a": 1, "b": 'x, \n"y": {', "c": None, "d": 1.5, "e": True, "f": "⚑"}],
-    [{"a": [1, 2], "b": {"c": [], "d": {}}}, {"z": "flat"}],
-    [{"next": ["2026-11-30T01:00:00+00:00", None], "deep": {"x": [{"y": [1.25, False]}]}}],
-])
-def test_json_pieces_print_exactly_what_json_dumps_indent_2_prints(records):
-    assert "".join(json_pieces(records)) == json.dumps(records, indent=2)
-
-
-def test_json_pieces_of_many_records_batched_and_mixed():
-    flat = [{"name": f"b{i}", "note": "},\n    {" if i % 7 else "}", "size": i, "ok": None}
-            for i in range(2500)]
-    records = flat[:1200] + [{}, {"runs": ["x", {"y": 1}]}] + flat[1200:] + [{"z": []}]
-    assert "".join(json_pieces(records)) == json.dumps(records, indent=2)
-    assert "".join(json_pieces(iter(flat))) == json.dumps(flat, indent=2)

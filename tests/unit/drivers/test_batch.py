@@ -147,25 +147,3 @@ def test_a_failing_feed_leaves_no_file(tmp_path):
         batch.run(t, [Step("write", files.write(str(target)), stop=True, input=True)],
                   feed=feed)
     assert not target.exists()
-
-
-def test_file_argv_and_parsers():
-    assert files.write("/m/x/a.json") == ["sh", "-c", files.WRITE_SCRIPT, "sh",
-                                          "/m/x/.a.json.part", "/m/x/a.json", "/m/x"]
-    assert files.prepare_folder("tank", "/backups/file/u/disk1") == [
-        "sh", "-c", files.FOLDER_SCRIPT, "sh", "tank", "/backups/file/u/disk1"]
-    for bad in ("relative", "/a/../b"):
-        with pytest.raises(InvalidInput):
-            files.prepare_folder("tank", bad)
-    assert files.parse_prepared_folder("tank", "/tank\n") == "/tank"
-    for bad in ("", "none\n", "/a\n/b\n"):
-        with pytest.raises(OperationFailed):
-            files.parse_prepared_folder("tank", bad)
-    digest = "ab" * 32
-    assert files.parse_sha256(f"{digest}  /x\n") == digest
-    assert files.sha256("/x", {"sha256sum": False}) == ["digest", "-a", "sha256", "/x"]
-    with pytest.raises(OperationFailed):
-        files.parse_sha256("zz  /x\n")
-    assert files.parse_size("123 /x\n") == 123
-    with pytest.raises(OperationFailed):
-        files.parse_size("-1 /x\n")

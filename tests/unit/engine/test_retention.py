@@ -1,11 +1,12 @@
-"""Which backups retention deletes (engine/retention.py), on a real catalog of
-each backend: only those the definition itself made, selected by its id."""
+"""Which backups retention deletes (engine/retention.py): the newest ok ones kept, and
+on a real catalog of each backend only those the definition itself made, by its id."""
 import pytest
 
 from esbackup.catalog.core import Catalog
 from esbackup.domain.models import VM, Backup, Definition, Node, Storage
 from esbackup.engine import retention
 from esbackup.errors import OperationFailed
+from tests.unit.shared import UUID
 
 
 @pytest.fixture
@@ -56,3 +57,25 @@ def test_retention_refuses_a_definition_that_is_not_in_the_catalog(cat):
                          storage="tank", schedule="0 1 * * *", timezone="UTC", retention=1)
     with pytest.raises(OperationFailed, match="not in the catalog"):
         retention.due(cat, unsaved)
+
+
+def backup(i: int, status: str = "ok") -> Backup:
+    return Backup(name=f"daily-2026112{i}_010000", vm="web01", vm_uuid=UUID, disk_id=1,
+                  type="dataset", created=f"2026-11-2{i}T01:00:00+00:00", status=status,
+                  node="b1", storage="tank", definition="daily")
+
+
+def names(backups) -> list[str]:
+    return [b.name for b in backups]
+
+
+def test_retention_keeps_newest_ok():
+    history = [backup(1), backup(2), backup(3, "lost"), backup(4), backup(5, "pending"),
+               backup(6)]
+    assert names(retention.excess(history, 2)) == names([backup(1), backup(2)])
+    assert names(retention.excess(history, 1)) == names([backup(1), backup(2), backup(4)])
+    assert names(retention.excess(history, 3)) == names([backup(1)])
+    assert retention.excess(history, 4) == []
+    assert retention.excess(history, 0) == []
+    assert retention.excess([], 2) == []
+    assert retention.excess([backup(1, "lost"), backup(2, "lost")], 1) == []

@@ -1,4 +1,4 @@
-"""The syslog line of a run, and check's view of runs (real catalog, no nodes)."""
+"""The syslog line of a run (engine/runlog.py), on a real catalog."""
 import syslog
 
 from esbackup.catalog.core import Catalog
@@ -28,14 +28,3 @@ def test_one_syslog_line_per_run(monkeypatch, tmp_path):
     ]
     newest, oldest = cat.runs()
     assert (newest.outcome, oldest.outcome) == ("failed", "ok") and newest.finished
-
-
-def test_check_warns_about_orphaned_pending_rows(inventory):
-    cat = Catalog.open(inventory.catalog)
-    cat.add_backup(Backup(name="x-20261126_010000", vm="web01",
-                          vm_uuid="3f2a5a4e-0000-4000-8000-000000000001", disk_id=1,
-                          type="dataset", created="2026-11-26T01:00:00+00:00",
-                          status="pending", node="b1", storage="tank"))
-    result = inventory("check")
-    assert result.exit_code == 1
-    assert "is pending but nothing runs" in result.stdout

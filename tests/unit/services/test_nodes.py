@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from esbackup.domain.models import Node, Storage
-from esbackup.drivers import probe, transport, zfs
+from esbackup.drivers import probe, zfs
 from esbackup.drivers.transport import Result
 from esbackup.errors import OperationFailed
 from esbackup.services import nodes
@@ -97,10 +97,3 @@ def test_check_without_zfs_fails_like_before():
     with pytest.raises(OperationFailed, match="no usable zfs"):
         nodes.check(Node("c1", "127.0.0.2"), [], sessions=Replays(c1=t))
     assert len(t.calls) == 1
-
-
-def test_which_finds_what_this_machine_has():
-    with transport.LocalTransport(Node("here", "local")) as t:
-        output = t.run(probe.which(("sh", "esb-no-such-tool"))).stdout
-    assert probe.parse_which(output, ("sh", "esb-no-such-tool")) == {
-        "sh": True, "esb-no-such-tool": False}
