@@ -45,8 +45,8 @@ def fill(cat: Catalog, backups: int) -> None:
                                   type="dataset", created=when.isoformat(), status="ok",
                                   node="c1", storage="tank", size=1 << 30, definition="daily"),
                            definition_id=d.id)
-            cat.add_run(Run(definition="web01/daily", trigger="tick", started=when.isoformat(),
-                            outcome="ok", backup=name, host="admin1"))
+            cat.add_run(Run(definition=d.ref, definition_id=d.id, trigger="tick",
+                            started=when.isoformat(), outcome="ok", backup=name, host="admin1"))
 
 
 def timed(action) -> float:

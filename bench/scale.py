@@ -91,7 +91,8 @@ def build(path: Path) -> None:
             for j in range(RUNS_PER_DEF):
                 started = (last - timedelta(days=RUNS_PER_DEF - 1 - j)).isoformat()
                 failed = (n + j) % 97 == 0
-                cat.add_run(Run(definition=d.ref, trigger="tick", started=started,
+                cat.add_run(Run(definition=d.ref, definition_id=d.id, trigger="tick",
+                                started=started,
                                 finished=started, outcome="failed" if failed else "ok",
                                 error="node unreachable" if failed else None,
                                 backup=None if failed else f"{d.name}-x", duration=12.5))
