@@ -675,7 +675,7 @@ def check_pipeline(node: str, stages: list[list[str]], result: Result) -> None:
         raise RemoteCommandError(node, ["sh"], result.status, stderr)
 
 
-def ssh_argv(node: Node, argv: list[str], config: str | None = None) -> list[str]:
+def pull_argv(node: Node, argv: list[str], config: str | None = None) -> list[str]:
     """argv for another node to run `argv` on `node` with OpenSSH (direct mode).
 
     Strict host keys and batch mode: the nodes' own known_hosts and keys (or

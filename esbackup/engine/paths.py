@@ -81,7 +81,7 @@ def move(transfer: Transfer, *, sessions: Sessions, reporter: Reporter | None = 
     if how == "direct":
         if len(source_stages) != 1 or transfer.input_path is not None:
             raise ValueError("direct mode pulls one command's output")
-        source_stages = [transport.ssh_argv(transfer.source, source_stages[0],
+        source_stages = [transport.pull_argv(transfer.source, source_stages[0],
                                             transfer.target.ssh_config)]
     pipeline = [*source_stages, *limiter(transfer.rate, transfer.target), *transfer.receives]
     sessions(transfer.target).pipeline(pipeline, output=transfer.output,

@@ -6,7 +6,7 @@ import subprocess
 import pytest
 
 from esbackup.domain.models import Node
-from esbackup.drivers.transport import Result, check_pipeline, pipeline_argv, ssh_argv
+from esbackup.drivers.transport import Result, check_pipeline, pipeline_argv, pull_argv
 from esbackup.errors import InvalidInput, RemoteCommandError
 
 
@@ -114,19 +114,19 @@ def test_check_pipeline_shell_failure_after_stages():
     assert caught.value.argv == ["sh"]
 
 
-def test_ssh_argv_exact():
+def test_pull_argv_exact():
     node = Node("c1", "10.0.0.2", port=2222, user="backup")
-    assert ssh_argv(node, ["zfs", "send", "-i", "zones/a@x", "zones/a@y"]) == [
+    assert pull_argv(node, ["zfs", "send", "-i", "zones/a@x", "zones/a@y"]) == [
         "ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-p", "2222",
         "-l", "backup", "--", "10.0.0.2", "zfs send -i zones/a@x zones/a@y"]
-    assert ssh_argv(Node("c2", "h"), ["echo", "a b", "$(id)"])[5:] == [
+    assert pull_argv(Node("c2", "h"), ["echo", "a b", "$(id)"])[5:] == [
         "-p", "22", "-l", "root", "--", "h", "echo 'a b' '$(id)'"]
     with pytest.raises(InvalidInput):
-        ssh_argv(node, [])
+        pull_argv(node, [])
 
 
-def test_ssh_argv_remote_command_is_shell_quoted_when_run(tmp_path):
-    argv = ssh_argv(Node("c1", "h"), ["printf", "%s", NASTY])
+def test_pull_argv_remote_command_is_shell_quoted_when_run(tmp_path):
+    argv = pull_argv(Node("c1", "h"), ["printf", "%s", NASTY])
     result = subprocess.run(["sh", "-c", argv[-1]], capture_output=True, text=True,
                             cwd=tmp_path, check=True)
     assert result.stdout == NASTY and list(tmp_path.iterdir()) == []
