@@ -113,7 +113,8 @@ UPDATE runs SET definition_id = (
     WHERE v.hostname || '/' || f.name = runs.definition AND f.created <= runs.started);
 DROP INDEX runs_firing;
 CREATE UNIQUE INDEX runs_firing ON runs (definition_id, firing);
-CREATE INDEX runs_definition_id ON runs (definition_id, outcome, started);
+CREATE INDEX runs_definition_id ON runs (definition_id, started);
+CREATE INDEX runs_definition_outcome ON runs (definition_id, outcome, started);
 """),
 ]
 # Copied by `catalog copy`, parents before children; locks are not copied.
