@@ -4,11 +4,16 @@ from __future__ import annotations
 import importlib
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from esbackup import __version__
 from esbackup.errors import EsbackupError
+
+if TYPE_CHECKING:
+    from esbackup.catalog.core import Catalog
+    from esbackup.domain.auth import Identity
 
 COMMANDS = {
     "dc": "Virtual data centers.",
@@ -35,7 +40,9 @@ class EsbackupClickError(click.ClickException):
         from esbackup.commands.output import escape_controls
 
         super().__init__(escape_controls(str(error)))  # it may quote what a user typed
-        self.exit_code = error.exit_code
+        # click declares exit_code a ClassVar, yet reads it from the instance: each
+        # error here carries its own code
+        self.exit_code = error.exit_code  # type: ignore[misc]
 
 
 class LazyGroup(click.Group):
@@ -97,8 +104,8 @@ class AppContext:
 
     def __init__(self, catalog_path: str | None, verbosity: int, sessions=None):
         self.catalog_path, self.verbosity = catalog_path, verbosity
-        self._catalog = None
-        self._identity = None
+        self._catalog: Catalog | None = None
+        self._identity: Identity | None = None
         self._sessions = sessions
 
     @property

@@ -11,6 +11,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 scripts/install-deps.sh
 .venv/bin/ruff check esbackup lab tests bench
+.venv/bin/mypy
 # The unit tests on two xdist workers; then the integration tests in two processes side
 # by side, each with its own lab: the OpenZFS guest tests (marked `guests`; TCG keeps
 # about one core busy) and the rest (zfs-fuse, sshd, libvirt: about one core). Only one

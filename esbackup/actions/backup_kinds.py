@@ -190,7 +190,7 @@ class FileKind:
         job.undo.made_files(plan.target_node, path)
 
         def done(results: batch.Results) -> Backup:
-            checksum = moved.sha256 if hashed else files.parse_sha256(
+            checksum = moved.sha256 if hashed and moved is not None else files.parse_sha256(
                 results.ok("sha256").stdout)
             results.ok("place")
             size = files.parse_size(results.ok("size").stdout)

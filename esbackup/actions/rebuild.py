@@ -103,7 +103,10 @@ def parse(raw: bytes | None, relative: str, storage: Storage, mount: str) -> tup
     data = manifest.parse(raw.decode("utf-8"))
     if not isinstance(data, dict) or data.get("format") != manifest.FORMAT:
         raise InvalidInput("unknown manifest format")
-    uuid, disk, name = PATH_RE.fullmatch(relative).groups()
+    match = PATH_RE.fullmatch(relative)
+    if match is None:
+        raise InvalidInput("not a manifest's file name")
+    uuid, disk, name = match.groups()
     vm, record = data["vm"], data["backup"]
     if not isinstance(vm, dict) or not isinstance(record, dict):
         raise InvalidInput("vm and backup must be objects")

@@ -72,6 +72,7 @@ class RestoreJob:
                  source: Node, reporter: Reporter | None = None, *, sessions: Sessions):
         self.cat, self.b, self.vm, self.compute, self.source = cat, b, vm, compute, source
         self.reporter, self.sessions = reporter, sessions
+        self.location = b.stored_at
         self.target = vm.disks[disk_id]
         self.own_disk = (vm.uuid, disk_id)  # a dataset backup restored onto its own disk
         # keeps the received snapshot: the next backup can go on incrementally from it
@@ -92,9 +93,9 @@ class RestoreJob:
         """The file backup's checksum and size, or the dataset backup's size."""
         if self.b.type == "file":
             tools = self.source.capabilities.get("tools", {})
-            return [batch.Step("sha256", files.sha256(self.b.location, tools)),
-                    batch.Step("size", files.size(self.b.location))]
-        return [batch.Step("backup", zfs.get(self.b.location, ("referenced", "volsize")))]
+            return [batch.Step("sha256", files.sha256(self.location, tools)),
+                    batch.Step("size", files.size(self.location))]
+        return [batch.Step("backup", zfs.get(self.location, ("referenced", "volsize")))]
 
     def preflight(self, force: bool = False) -> None:
         """Refuse before touching anything: a VM not stopped, corrupt file, small
@@ -121,10 +122,10 @@ class RestoreJob:
                                       f"recorded {self.b.checksum}; target left untouched")
             needed, volsize = files.parse_size(src.ok("size").stdout), None
         else:
-            props = zfs.parse_get(src.ok("backup").stdout)
-            needed = int(props[self.b.location]["referenced"] or 0)
-            volsize = props[self.b.location].get("volsize")
-        props = zfs.parse_get(dst.ok("target").stdout)[self.target]
+            backup = zfs.parse_get(src.ok("backup").stdout)[self.location]
+            needed = int(backup["referenced"] or 0)
+            volsize = zfs.numbers(backup).get("volsize")
+        props = zfs.numbers(zfs.parse_get(dst.ok("target").stdout)[self.target])
         if volsize and props.get("volsize") and props["volsize"] < volsize:
             raise InvalidInput(f"target disk {self.target} ({props['volsize']} bytes) is smaller "
                                f"than backup {self.b.ref} ({volsize} bytes)")
@@ -142,12 +143,12 @@ class RestoreJob:
         receive = zfs.receive(self.temp, unmounted=True, caps=self.compute.capabilities)
         try:
             if self.b.type == "dataset":
-                source_stages, input_path = [zfs.send(self.b.location)], None
+                source_stages, input_path = [zfs.send(self.location)], None
             else:
-                compression = layout.compression_of(self.b.location)
+                compression = layout.compression_of(self.location)
                 tools = self.source.capabilities.get("tools", {})
                 source_stages = [compress.decompressor(compression, tools) or compress.STORE]
-                input_path = self.b.location
+                input_path = self.location
             paths.move(paths.Transfer.of(self.source, self.compute, source_stages, [receive],
                                          input_path=input_path, direct_ok=False),
                        sessions=self.sessions, reporter=self.reporter)

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 from esbackup.catalog.core import Catalog
 from esbackup.domain import schedule
-from esbackup.domain.models import Definition, Run
+from esbackup.domain.models import Definition, Run, saved_id
 from esbackup.drivers.session import Reporter, Sessions
 from esbackup.errors import EsbackupError, InvalidInput
 
@@ -32,7 +32,8 @@ def due(cat: Catalog, now: datetime) -> list[tuple[Definition, datetime]]:
             fired_at[def_id] = fired[-1]
     if not fired_at:
         return []
-    return [(d, fired_at[d.id]) for d in cat.definitions(ids=tuple(fired_at))]
+    return [(d, fired_at[saved_id(d.id, f"definition {d.ref}")])
+            for d in cat.definitions(ids=tuple(fired_at))]
 
 
 def claim(cat: Catalog, found: list[tuple[Definition, datetime]]

@@ -118,10 +118,10 @@ def dataset_stages(node: Node, snapshot: str, rate: int) -> list[list[str]]:
 def _dataset(session: NodeSession, b: Backup, rate: int) -> str | None:
     problems = []
     try:
-        session.pipeline(dataset_stages(session.node, b.location, rate), output="/dev/null")
+        session.pipeline(dataset_stages(session.node, b.stored_at, rate), output="/dev/null")
     except RemoteCommandError as error:
         problems.append(f"cannot read {b.location}: {error}")
-    pool = zfs.pool_of(b.location)
+    pool = zfs.pool_of(b.stored_at)
     status = session.run(zfs.pool_status(pool), check=False)
     problems += [f"pool {pool}: {p}" for p in zfs.parse_pool_errors(status.stdout)]
     return "; ".join(problems) or None

@@ -7,8 +7,9 @@ import sqlite3
 from dataclasses import fields
 from operator import itemgetter
 
+from esbackup.catalog.base import QueryBase
 from esbackup.catalog.helpers import where
-from esbackup.domain.models import Backup
+from esbackup.domain.models import Backup, saved_id
 from esbackup.errors import InvalidInput, NotFound
 
 # Backup's fields, in order, and the column of BACKUP_SELECT each comes from.
@@ -17,10 +18,9 @@ BACKUP_COLUMNS = {f.name: {"vm": "vm_hostname", "node": "node_name", "storage": 
                   for f in fields(Backup)}
 
 
-class BackupQueries:
+class BackupQueries(QueryBase):
     """Backups."""
 
-    conn: sqlite3.Connection
 
     # --- backups ---------------------------------------------------------
     BACKUP_SELECT = ("SELECT b.*, n.name AS node_name, s.name AS storage_name FROM backups b "
@@ -35,16 +35,16 @@ class BackupQueries:
                   "definition_name": b.definition, "node_id": node.id,
                   "storage_id": self.storage(b.node, b.storage).id, "location": b.location,
                   "checksum": b.checksum, "manifest": b.manifest}
-        cur = self._insert_unique("backups", values, f"backup {b.ref} exists")
-        return self._backup_by_id(cur.lastrowid)
+        return self._backup_by_id(self._insert_unique("backups", values, f"backup {b.ref} exists"))
 
     def update_backup(self, b: Backup, **changes) -> Backup:
         allowed = {"status", "duration", "size", "note", "fsfreeze", "location", "checksum",
                    "manifest", "created", "verified", "verify_result", "verify_error"}
         if not changes.keys() <= allowed:
             raise ValueError(f"cannot update backup fields {set(changes) - allowed}")
-        self._update("backups", changes, b.id)
-        return self._backup_by_id(b.id)
+        backup_id = saved_id(b.id, f"backup {b.ref}")
+        self._update("backups", changes, backup_id)
+        return self._backup_by_id(backup_id)
 
     def _backup_by_id(self, backup_id: int) -> Backup:
         return self._backup(self._one(f"{self.BACKUP_SELECT} WHERE b.id = ?", (backup_id,),

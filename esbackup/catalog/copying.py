@@ -3,15 +3,13 @@ whether a catalog holds anything beyond a new one, and reading and loading
 every row with its id (`CopyQueries`, a mixin of `Catalog`)."""
 from __future__ import annotations
 
-import sqlite3
-
+from esbackup.catalog.base import QueryBase
 from esbackup.catalog.schema import TABLES
 
 
-class CopyQueries:
+class CopyQueries(QueryBase):
     """The whole catalog, table by table."""
 
-    conn: sqlite3.Connection
 
     # --- whole-catalog copy ----------------------------------------------
     def counts(self) -> dict[str, int]:
@@ -21,7 +19,7 @@ class CopyQueries:
 
     def table_names(self) -> set[str]:
         if self.is_postgresql:
-            return set(self.conn.table_names())
+            return set(self._postgresql().table_names())
         return {r[0] for r in self.conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%'")}
 
@@ -49,5 +47,5 @@ class CopyQueries:
                     self.conn.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})",
                                           [tuple(r.values()) for r in rows])
             if self.is_postgresql:
-                self.conn.reset_ids([t for t in TABLES if tables.get(t) and "id" in
-                                     tables[t][0]])
+                self._postgresql().reset_ids([t for t in TABLES if tables.get(t) and "id" in
+                                              tables[t][0]])

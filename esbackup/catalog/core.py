@@ -5,17 +5,15 @@ Only the catalog package has SQL. It returns `models` records and raises
 `NotFound`/`InvalidInput`; rules that span records live in the core modules.
 The catalog is a SQLite file, or a PostgreSQL database named by a
 postgresql:// URL: the SQL is SQLite's, and catalog/postgresql.py runs the same text
-on PostgreSQL. Here: opening either, transactions, and the row helpers the
-mixins share.
+on PostgreSQL. Here: opening either; the transactions and row helpers the
+mixins share are catalog/base.py's.
 """
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from esbackup.catalog.backups import BackupQueries
+from esbackup.catalog.base import CatalogConnection
 from esbackup.catalog.copying import CopyQueries
 from esbackup.catalog.definitions import DefinitionQueries
 from esbackup.catalog.inventory import InventoryQueries
@@ -24,14 +22,14 @@ from esbackup.catalog.locks import LockQueries
 from esbackup.catalog.runs import RunQueries
 from esbackup.catalog.schema import migrate, refuse_newer
 from esbackup.catalog.sqlite import BUSY_TIMEOUT_S, connect
-from esbackup.errors import InvalidInput, NotFound, PermissionDenied
+from esbackup.errors import PermissionDenied
 
 
 class Catalog(InventoryQueries, DefinitionQueries, BackupQueries, RunQueries, LockQueries,
               CopyQueries):
     """Queries over one catalog connection. Open with `Catalog.open(path)`."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path | str):
+    def __init__(self, conn: CatalogConnection, path: Path | str):
         self.conn, self.path = conn, path
 
     @classmethod
@@ -45,17 +43,13 @@ class Catalog(InventoryQueries, DefinitionQueries, BackupQueries, RunQueries, Lo
             if system_only:
                 raise PermissionDenied(f"through sudo, esbackup opens only {SYSTEM_PATH}, "
                                        f"not {catalog_pg.redact(str(path))}")
-            conn = catalog_pg.connect(str(path), BUSY_TIMEOUT_S)
+            conn: CatalogConnection = catalog_pg.connect(str(path), BUSY_TIMEOUT_S)
             if conn.execute("SELECT to_regclass('schema_migrations')").fetchone()[0]:
                 refuse_newer(conn, catalog_pg.redact(str(path)))
             migrate(conn)
             return cls(conn, str(path))
         path = Path(path)
         return cls(connect(path, system_only), path)
-
-    @property
-    def is_postgresql(self) -> bool:
-        return is_url(self.path)
 
     def owner_uid(self) -> int | None:
         """Who owns a SQLite catalog file; None for PostgreSQL (its roles decide)."""
@@ -64,54 +58,5 @@ class Catalog(InventoryQueries, DefinitionQueries, BackupQueries, RunQueries, Lo
     def close(self) -> None:
         self.conn.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """All or nothing; inside another transaction, a savepoint of it."""
-        if self.conn.in_transaction:
-            self.conn.execute("SAVEPOINT nested")
-            try:
-                yield
-            except BaseException:
-                self.conn.execute("ROLLBACK TO nested")
-                self.conn.execute("RELEASE nested")
-                raise
-            self.conn.execute("RELEASE nested")
-            return
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
-
-    def _one(self, sql: str, args: tuple, missing: str) -> sqlite3.Row:
-        row = self.conn.execute(sql, args).fetchone()
-        if row is None:
-            raise NotFound(missing)
-        return row
-
     def schema_version(self) -> int:
         return self.conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0]
-
-    # --- helpers ---------------------------------------------------------
-    def _insert_unique(self, table: str, values: dict, exists: str) -> sqlite3.Cursor:
-        columns = ", ".join(f'"{c}"' for c in values)
-        marks = ", ".join("?" for _ in values)
-        try:
-            return self.conn.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})",
-                                     tuple(values.values()))
-        except sqlite3.IntegrityError as exc:
-            if "UNIQUE" in str(exc):
-                raise InvalidInput(exists) from None
-            raise
-
-    def _update(self, table: str, values: dict, row_id: int) -> None:
-        sets = ", ".join(f'"{c}" = ?' for c in values)
-        try:
-            self.conn.execute(f"UPDATE {table} SET {sets} WHERE id = ?",
-                              (*values.values(), row_id))
-        except sqlite3.IntegrityError as exc:
-            if "UNIQUE" in str(exc):
-                raise InvalidInput(f"{table[:-1]} name already in use") from None
-            raise

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import sqlite3
 
+from esbackup.catalog.base import QueryBase
 from esbackup.catalog.helpers import utcnow, where
 from esbackup.catalog.runs import RUN_FIELDS
-from esbackup.domain.models import Definition, Run
+from esbackup.domain.models import Definition, Run, saved_id
 
 
-class DefinitionQueries:
+class DefinitionQueries(QueryBase):
     """Backup definitions."""
 
-    conn: sqlite3.Connection
 
     # --- definitions -----------------------------------------------------
     DEF_COLUMNS = ("f.*, v.hostname AS vm_name, v.uuid AS vm_uuid, n.name AS node_name, "
@@ -37,7 +37,8 @@ class DefinitionQueries:
     def update_definition(self, d: Definition) -> Definition:
         self._one("SELECT 1 FROM definitions WHERE id = ?", (d.id,), f"no such definition: {d.ref}")
         with self.transaction():
-            self._update("definitions", self._definition_values(d), d.id)
+            self._update("definitions", self._definition_values(d),
+                         saved_id(d.id, f"definition {d.ref}"))
             self.conn.execute("UPDATE backups SET definition_name = ? WHERE definition_id = ?",
                               (d.name, d.id))
         return self.definition(d.vm, d.name)

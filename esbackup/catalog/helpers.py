@@ -10,7 +10,8 @@ def where(*filters: tuple[object, str]) -> tuple[str, tuple]:
     """A WHERE clause of the filters actually given: `(value, sql)` pairs whose
     value is not None, each `?` of `sql` bound to that value (a tuple value binds
     its items in turn; an empty one matches nothing)."""
-    clauses, args = [], []
+    clauses: list[str] = []
+    args: list[object] = []
     for value, sql in filters:
         if value is None:
             continue

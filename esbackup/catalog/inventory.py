@@ -6,15 +6,15 @@ from __future__ import annotations
 import json
 import sqlite3
 
+from esbackup.catalog.base import QueryBase
 from esbackup.catalog.helpers import utcnow, where
-from esbackup.domain.models import DC, VM, Node, Storage, User
+from esbackup.domain.models import DC, VM, Node, Storage, User, saved_id
 from esbackup.errors import InvalidInput, NotFound
 
 
-class InventoryQueries:
+class InventoryQueries(QueryBase):
     """DCs, nodes, storages, VMs and users."""
 
-    conn: sqlite3.Connection
 
     # --- DCs -------------------------------------------------------------
     def add_dc(self, dc: DC) -> DC:
@@ -48,7 +48,7 @@ class InventoryQueries:
     def update_node(self, node: Node) -> Node:
         values = {c: getattr(node, c) for c in self.NODE_COLUMNS}
         values["capabilities"] = json.dumps(node.capabilities)
-        self._update("nodes", values, node.id)
+        self._update("nodes", values, saved_id(node.id, f"node {node.name}"))
         return self.node(node.name)
 
     def node(self, name: str) -> Node:
@@ -114,21 +114,22 @@ class InventoryQueries:
         if self.conn.execute("SELECT 1 FROM vms WHERE uuid = ?", (vm.uuid,)).fetchone():
             raise InvalidInput(f"a virtual server with uuid {vm.uuid} exists")
         with self.transaction():
-            cur = self._insert_unique("vms", {
+            vm_id = self._insert_unique("vms", {
                 "hostname": vm.hostname, "uuid": vm.uuid, "dc_id": dc.id, "node_id": node.id,
                 "owner": vm.owner, "brand": vm.brand, "qga_socket": vm.qga_socket,
                 "created": utcnow()}, f"virtual server {vm.hostname} exists")
-            self._set_disks(cur.lastrowid, vm.disks)
+            self._set_disks(vm_id, vm.disks)
         return self.vm(vm.hostname)
 
     def update_vm(self, vm: VM) -> VM:
         dc, node = self.dc(vm.dc), self.node(vm.node)
+        vm_id = saved_id(vm.id, f"virtual server {vm.hostname}")
         with self.transaction():
             self._update("vms", {"hostname": vm.hostname, "dc_id": dc.id, "node_id": node.id,
                                  "owner": vm.owner, "brand": vm.brand,
-                                 "qga_socket": vm.qga_socket}, vm.id)
-            self.conn.execute("DELETE FROM disks WHERE vm_id = ?", (vm.id,))
-            self._set_disks(vm.id, vm.disks)
+                                 "qga_socket": vm.qga_socket}, vm_id)
+            self.conn.execute("DELETE FROM disks WHERE vm_id = ?", (vm_id,))
+            self._set_disks(vm_id, vm.disks)
             self._rename_refs(vm.uuid, vm.hostname)
         return self.vm(vm.hostname)
 
@@ -187,10 +188,10 @@ class InventoryQueries:
     def add_user(self, user: User) -> User:
         dcs = [self.dc(d) for d in user.dcs]
         with self.transaction():
-            cur = self._insert_unique("users", {"name": user.name, "role": user.role},
-                                      f"user {user.name} exists")
+            user_id = self._insert_unique("users", {"name": user.name, "role": user.role},
+                                          f"user {user.name} exists")
             self.conn.executemany("INSERT INTO user_dcs VALUES (?, ?)",
-                                  [(cur.lastrowid, dc.id) for dc in dcs])
+                                  [(user_id, dc.id) for dc in dcs])
         return self.user(user.name)
 
     def user(self, name: str) -> User:

@@ -3,15 +3,13 @@ transaction), renewing and releasing this host's own, and listing them
 (`LockQueries`, a mixin of `Catalog`)."""
 from __future__ import annotations
 
-import sqlite3
-
+from esbackup.catalog.base import QueryBase
 from esbackup.catalog.helpers import utcnow
 
 
-class LockQueries:
+class LockQueries(QueryBase):
     """Locks."""
 
-    conn: sqlite3.Connection
 
     # --- locks -----------------------------------------------------------
     def take_lock(self, resource: str, owner: str, pid: int, host: str, lease_until: str,

@@ -25,9 +25,13 @@ import os
 import re
 import sqlite3
 import time
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from esbackup.errors import Busy, OperationFailed
+
+if TYPE_CHECKING:
+    import psycopg
 
 # a server restart or fail-over is waited out this long
 RECONNECT_S = float(os.environ.get("ESBACKUP_CATALOG_RETRY_S", 60))
@@ -67,11 +71,11 @@ class Row(tuple):
     """A result row read by position or by column name, like sqlite3.Row."""
 
     names: tuple[str, ...] = ()
-    index: dict[str, int] = {}
+    positions: dict[str, int] = {}  # not `index`: that is tuple's method
 
     def __getitem__(self, key):
         if isinstance(key, str):
-            return tuple.__getitem__(self, self.index[key])
+            return tuple.__getitem__(self, self.positions[key])
         return tuple.__getitem__(self, key)
 
     def keys(self) -> list[str]:
@@ -80,10 +84,10 @@ class Row(tuple):
 
 def _row_factory(cursor):
     names = tuple(c.name for c in cursor.description or ())
-    index: dict[str, int] = {}
+    positions: dict[str, int] = {}
     for i, name in enumerate(names):
-        index.setdefault(name, i)
-    row_type = type("Row", (Row,), {"names": names, "index": index})
+        positions.setdefault(name, i)
+    row_type = type("Row", (Row,), {"names": names, "positions": positions})
     return lambda values: row_type(values)
 
 
@@ -93,7 +97,7 @@ class Cursor:
     def __init__(self, rows: list[Row], rowcount: int = -1, description=None):
         self.rows, self.rowcount = rows, rowcount
         self.description = [(c.name,) for c in description] if description else None
-        self.lastrowid = rows[0]["id"] if rows and "id" in rows[0].index else None
+        self.lastrowid = rows[0]["id"] if rows and "id" in rows[0].positions else None
 
     def fetchone(self) -> Row | None:
         return self.rows[0] if self.rows else None
@@ -113,10 +117,10 @@ class Connection:
     def __init__(self, url: str, busy_timeout_s: float):
         self.url, self.busy_timeout_s = url, busy_timeout_s
         self.in_transaction = False
-        self._conn = None
+        self._conn: psycopg.Connection[Any] | None = None
         self._connect()
 
-    def _connect(self) -> None:
+    def _connect(self) -> psycopg.Connection[Any]:
         import psycopg
 
         try:
@@ -126,6 +130,7 @@ class Connection:
             self._conn.execute(f"SET lock_timeout = {int(self.busy_timeout_s * 1000)}")
         except psycopg.Error as error:
             raise CatalogUnavailable(f"catalog {redact(self.url)}: {_first_line(error)}") from None
+        return self._conn
 
     def execute(self, sql: str, args=()) -> Cursor:
         word = sql.split(None, 1)[0].upper() if sql.strip() else ""
@@ -171,13 +176,12 @@ class Connection:
         deadline = time.monotonic() + RECONNECT_S
         while True:
             try:
-                if self._conn is None:
-                    self._connect()
+                conn = self._conn if self._conn is not None else self._connect()
                 if many:
-                    with self._conn.cursor() as cur:
-                        cur.executemany(sql, params)
+                    with conn.cursor() as many_cur:
+                        many_cur.executemany(sql, params)
                     return Cursor([])
-                cur = self._conn.execute(sql, params)
+                cur = conn.execute(sql, params)
                 rows = cur.fetchall() if cur.description else []
                 return Cursor(rows, cur.rowcount, cur.description)
             except errors.UniqueViolation as error:

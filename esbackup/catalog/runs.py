@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import sqlite3
 
+from esbackup.catalog.base import QueryBase
 from esbackup.catalog.helpers import utcnow, where
-from esbackup.domain.models import Run
+from esbackup.domain.models import Run, saved_id
 
 RUN_FIELDS = ("id", "trigger", "started", "finished", "outcome", "error", "backup", "size",
               "duration", "pid", "definition_id")
 
 
-class RunQueries:
+class RunQueries(QueryBase):
     """Runs."""
 
-    conn: sqlite3.Connection
 
     # --- runs ------------------------------------------------------------
     # A run's display reference is its definition's current VM/NAME; the text the run
@@ -44,12 +44,12 @@ class RunQueries:
 
     def add_run(self, run: Run) -> Run:
         values = {k: v for k, v in run.to_dict().items() if k != "id"}
-        run.id = self._insert_unique("runs", values, "run exists").lastrowid
+        run.id = self._insert_unique("runs", values, "run exists")
         return run
 
     def finish_run(self, run: Run) -> None:
         values = {k: v for k, v in run.to_dict().items() if k != "id"}
-        self._update("runs", values, run.id)
+        self._update("runs", values, saved_id(run.id, f"run of {run.definition}"))
 
     def abandon_run(self, run_id: int, error: str) -> None:
         """A run whose process died is failed, if it was still running."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from esbackup.catalog.base import CatalogConnection
 from esbackup.catalog.helpers import utcnow
 from esbackup.errors import InvalidInput, OperationFailed
 
@@ -133,7 +134,7 @@ def check_schema(conn: sqlite3.Connection, path: Path) -> None:
     refuse_newer(conn, path)
 
 
-def refuse_newer(conn, where: Path | str) -> None:
+def refuse_newer(conn: CatalogConnection, where: Path | str) -> None:
     """A catalog migrated by a newer esbackup is not used: its meaning is unknown here."""
     newest = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] or 0
     if newest > SCHEMA_VERSION:
@@ -141,7 +142,7 @@ def refuse_newer(conn, where: Path | str) -> None:
                               f"knows ({SCHEMA_VERSION}): upgrade esbackup")
 
 
-def migrate(conn: sqlite3.Connection, upto: int = SCHEMA_VERSION) -> None:
+def migrate(conn: CatalogConnection, upto: int = SCHEMA_VERSION) -> None:
     types = getattr(conn, "column_types", COLUMN_TYPES)
     conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("

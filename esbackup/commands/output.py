@@ -40,7 +40,7 @@ def output_options(func: Callable) -> Callable:
     """`-f/--format` and `--full` for every command that prints records."""
 
     @click.option("-f", "--format", "fmt", default="table", show_default=True,
-                  callback=lambda ctx, param, value: check_format(value) or value,
+                  callback=lambda ctx, param, value: _checked_format(value),
                   help="table, json, csv, tsv, plain, or any tabulate format name")
     @click.option("--full", is_flag=True, help="Show all columns.")
     @functools.wraps(func)
@@ -48,6 +48,11 @@ def output_options(func: Callable) -> Callable:
         return func(*args, **kwargs)
 
     return wrapper
+
+
+def _checked_format(fmt: str) -> str:
+    check_format(fmt)
+    return fmt
 
 
 def check_format(fmt: str) -> None:
@@ -171,7 +176,8 @@ def _flat_batch(records: list[dict]) -> str:
 def _record(record: dict) -> str:
     """A record with containers among its values: each run of scalar items in one
     C-encoder call, the containers through `_indented`."""
-    parts, flat = [], {}
+    parts: list[str] = []
+    flat: dict = {}
     for key, value in record.items():
         if isinstance(value, (dict, list, tuple)):
             if flat:

@@ -9,7 +9,7 @@ import re
 import uuid as uuidlib
 from dataclasses import asdict, dataclass, field
 
-from esbackup.errors import InvalidInput
+from esbackup.errors import InvalidInput, NotFound, OperationFailed
 
 ROLES = ("superadmin", "dcadmin", "vmowner")
 BRANDS = ("kvm", "bhyve", "os", "lx")
@@ -161,6 +161,13 @@ class Record:
         return asdict(self)
 
 
+def saved_id(record_id: int | None, what: str) -> int:
+    """The catalog id of a record read from the catalog; one never saved has none."""
+    if record_id is None:
+        raise NotFound(f"{what} is not in the catalog (it has no id)")
+    return record_id
+
+
 @dataclass
 class DC(Record):
     name: str
@@ -260,6 +267,13 @@ class Backup(Record):
     @property
     def ref(self) -> str:
         return f"{self.vm}/{self.name}"
+
+    @property
+    def stored_at(self) -> str:
+        """`location`, for a backup that must have one (its data is read)."""
+        if self.location is None:
+            raise OperationFailed(f"backup {self.ref} has no location recorded")
+        return self.location
 
 
 @dataclass

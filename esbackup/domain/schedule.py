@@ -59,7 +59,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
 from itertools import accumulate, islice, pairwise
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeGuard, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from esbackup.errors import InvalidInput
@@ -245,7 +245,7 @@ def validate_timezone(name: str) -> str:
     raise InvalidInput(f'unknown time zone "{name}": use an IANA name such as Europe/Prague')
 
 
-def _is_zone(name: str | None) -> bool:
+def _is_zone(name: str | None) -> TypeGuard[str]:
     """Whether name is a valid IANA zone name."""
     if not name:
         return False

@@ -71,7 +71,7 @@ class QgaClient:
         self.sock_path = sock_path
         self.timeout = timeout
         self.freeze_sent = False
-        self._sock = None
+        self._sock = None  # type: socket.socket | None
         self._buf = b""
         self._dirty = True
 
@@ -159,12 +159,12 @@ class QgaClient:
             sock.close()
             raise AgentError(f"cannot connect to {self.sock_path}: {exc}") from exc
         self._sock, self._buf = sock, b""
+        return sock
 
     def _write(self, data):
-        if self._sock is None:
-            self._connect()
+        sock = self._sock if self._sock is not None else self._connect()
         try:
-            self._sock.sendall(data)
+            sock.sendall(data)
         except OSError as exc:
             self.close()
             raise AgentError(f"guest agent socket: {exc}") from exc
@@ -196,9 +196,12 @@ class QgaClient:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise AgentError(f"{command}: no answer in time")
-            self._sock.settimeout(remaining)
+            sock = self._sock
+            if sock is None:  # closed by an earlier failure, which was raised
+                raise AgentError(f"{command}: guest agent socket is closed")
+            sock.settimeout(remaining)
             try:
-                chunk = self._sock.recv(4096)
+                chunk = sock.recv(4096)
             except socket.timeout:  # noqa: UP041 (an OSError, not TimeoutError, before 3.10)
                 continue
             except OSError as exc:
@@ -367,7 +370,7 @@ def parse_args(argv):
 def install_signal_handlers():
     """A first SIGTERM/SIGINT/SIGHUP raises Interrupted (so the guest gets thawed);
     later ones are ignored so that they cannot break off that thaw."""
-    seen = []
+    seen = []  # type: list[int]
 
     def handler(signum, frame):
         if not seen:

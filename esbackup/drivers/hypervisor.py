@@ -35,7 +35,9 @@ def parse_state(hypervisor: str, node: str, what: str, status: int, stdout: str,
     if status and hypervisor == "libvirt" and _NO_DOMAIN.search(stderr):
         raise NotFound(f"{what} is not a domain of libvirt on node {node}: {detail[:200]}")
     if status:
-        raise OperationFailed(f"{node}: {state_argv(hypervisor, '')[0]} failed: {detail[:200]}")
+        argv = state_argv(hypervisor, "")
+        program = argv[0] if argv else hypervisor  # asked only where there is an argv
+        raise OperationFailed(f"{node}: {program} failed: {detail[:200]}")
     state = stdout.strip()
     if not state and hypervisor == "smartos":
         raise NotFound(f"{what} is not a VM of vmadm on node {node}")

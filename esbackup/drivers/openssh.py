@@ -130,7 +130,7 @@ class OpenSSHStream(transport.LocalStream):
 
     def __init__(self, node: str, argv: list[str], proc: subprocess.Popen[bytes]) -> None:
         super().__init__(node, argv, False, proc)
-        for pipe in (proc.stdin, proc.stdout):
+        for pipe in (self._in, self._out):
             try:
                 fcntl.fcntl(pipe.fileno(), F_SETPIPE_SZ, PIPE_SIZE)
             except OSError:  # above the system's pipe-max-size: the default pipe will do

@@ -26,7 +26,7 @@ import subprocess
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from esbackup.errors import (
     HostKeyMismatch,
@@ -38,6 +38,7 @@ from esbackup.errors import (
 
 if TYPE_CHECKING:
     import paramiko
+    from paramiko.transport import _SocketLike  # what paramiko.Transport takes as sock
 
     from esbackup.domain.models import Node
 
@@ -260,10 +261,18 @@ class Stream:
             self._stderr_reader.join()
             if self._aborted or self._lost():
                 raise self._failure()
+            if status is None:  # waited without a timeout: it is known by now
+                raise OperationFailed(f"node {self.node}: {self.argv[0]} left no exit status")
             self.status = status
         if self.check and self.status != 0:
             raise self.error(self.status)
         return self.status
+
+    def result(self) -> Result:
+        """Once wait() returned: the exit status and stderr (stdout went to read())."""
+        if self.status is None:
+            raise OperationFailed(f"node {self.node}: {self.argv[0]} has not been waited for")
+        return Result(self.status, "", self.stderr)
 
     def abort(self, reason: str = "aborted") -> None:
         """Stop the command, from any thread; reads and writes then raise OperationFailed."""
@@ -345,7 +354,7 @@ class _Target:
         import paramiko
 
         path = SSH_CONFIG.expanduser()
-        conf = {}
+        conf: dict[str, Any] = {}
         if path.is_file():
             conf = paramiko.SSHConfig.from_path(str(path)).lookup(node.address)
         host = conf.get("hostname", node.address)
@@ -435,6 +444,8 @@ class SSHTransport(Transport):
                     self._client.close()
                 self._client = self._login()
                 transport = self._client.get_transport()
+                if transport is None:
+                    raise NodeUnreachable(f"node {self.node.name}: no SSH transport after login")
             return transport
 
     def _login(self) -> paramiko.SSHClient:
@@ -446,12 +457,17 @@ class SSHTransport(Transport):
         if missing and not target.agent:
             raise NodeUnreachable(f"node {node.name}: key file {missing[0]} not found")
         client = paramiko.SSHClient()
-        client.set_missing_host_key_policy(_PinnedHostKey(node))  # no known_hosts: only the pin
+        # no known_hosts: only the pin. _PinnedHostKey is a policy by duck typing (paramiko
+        # calls only missing_host_key): subclassing would import paramiko with this module.
+        client.set_missing_host_key_policy(
+            _PinnedHostKey(node))  # type: ignore[arg-type]
         try:
             client.connect(
                 target.host, target.port, username=target.user,
                 sock=target.open_socket(node, self.timeout),
-                key_filename=[path for path in target.key_files if path not in missing] or None,
+                # paramiko takes a list of key files too (documented); its stubs say str
+                key_filename=[path for path in target.key_files  # type: ignore[arg-type]
+                              if path not in missing] or None,
                 allow_agent=target.agent, look_for_keys=target.agent, timeout=self.timeout,
                 banner_timeout=self.timeout, auth_timeout=self.timeout,
                 channel_timeout=self.timeout, transport_factory=self._new_transport)
@@ -468,7 +484,7 @@ class SSHTransport(Transport):
             raise target.failure(node, exc) from exc
         return client
 
-    def _new_transport(self, sock: socket.socket, **kwargs: object) -> paramiko.Transport:
+    def _new_transport(self, sock: _SocketLike, /, **kwargs: Any) -> paramiko.Transport:
         """A paramiko Transport with our window, packet size and cipher preferences."""
         import paramiko
 
@@ -511,7 +527,8 @@ class SSHStream(Stream):
         self._stderr_reader.start()
 
     def _send(self, data: memoryview) -> None:
-        self._channel.sendall(data)
+        # paramiko sends any bytes-like object (it slices and packs it); stubs say bytes
+        self._channel.sendall(data)  # type: ignore[arg-type]
 
     def _recv(self, n: int) -> bytes:
         # paramiko's buffer memmoves all it still holds on each partial read (up to a
@@ -537,9 +554,10 @@ class SSHStream(Stream):
         with channel.lock:
             if channel.closed or channel.eof_sent:
                 return
-            message = channel._send_eof()
+            # paramiko's private API, as its own shutdown_write uses it (not in its stubs)
+            message = channel._send_eof()  # type: ignore[attr-defined]
             if message is not None:
-                channel.transport._send_user_message(message)
+                channel.transport._send_user_message(message)  # type: ignore[union-attr]
 
     def _exit_status(self, timeout: float | None) -> int | None:
         """The status sshd reported; -1 if none (killed: paramiko ignores exit-signal)."""
@@ -591,22 +609,25 @@ class LocalStream(Stream):
     def __init__(self, node: str, argv: list[str], check: bool,
                  proc: subprocess.Popen[bytes]) -> None:
         super().__init__(node, argv, check)
+        if proc.stdin is None or proc.stdout is None or proc.stderr is None:
+            raise ValueError(f"{argv[0]}: started without pipes for stdin, stdout and stderr")
         self._proc = proc
+        self._in, self._out, self._err = proc.stdin, proc.stdout, proc.stderr
         self._stderr_reader.start()
 
     def _send(self, data: memoryview) -> None:
-        fd = self._proc.stdin.fileno()
+        fd = self._in.fileno()
         while data:
             data = data[os.write(fd, data):]
 
     def _recv(self, n: int) -> bytes:
-        return os.read(self._proc.stdout.fileno(), n)
+        return os.read(self._out.fileno(), n)
 
     def _recv_stderr(self, n: int) -> bytes:
-        return os.read(self._proc.stderr.fileno(), n)
+        return os.read(self._err.fileno(), n)
 
     def _shutdown_write(self) -> None:
-        self._proc.stdin.close()
+        self._in.close()
 
     def _exit_status(self, timeout: float | None) -> int | None:
         try:
@@ -621,7 +642,7 @@ class LocalStream(Stream):
     def _release(self) -> None:
         self._proc.wait()
         self._stderr_reader.join(5.0)
-        for pipe in (self._proc.stdin, self._proc.stdout, self._proc.stderr):
+        for pipe in (self._in, self._out, self._err):
             pipe.close()
 
 

@@ -446,6 +446,11 @@ def parse_get(output: str) -> dict[str, dict[str, int | str | None]]:
     return result
 
 
+def numbers(props: dict[str, int | str | None]) -> dict[str, int]:
+    """Of one name's `parse_get` properties, those with a number for value."""
+    return {prop: value for prop, value in props.items() if isinstance(value, int)}
+
+
 def space(names: str | Iterable[str]) -> list[str]:
     """Available and used bytes of pools or datasets, via `zfs get -p`.
 

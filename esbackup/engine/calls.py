@@ -5,6 +5,7 @@ A job asks each node it needs once before its stream and once after it
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from esbackup.domain.models import Node
@@ -13,7 +14,7 @@ from esbackup.drivers.session import Sessions
 
 
 def ask(first: Node, first_steps: list[batch.Step], second: Node | None = None,
-        second_steps: list[batch.Step] = (), *, sessions: Sessions, feed=None) -> list:
+        second_steps: Sequence[batch.Step] = (), *, sessions: Sessions, feed=None) -> list:
     """One batch on each node, both at once (on one node: one batch of both,
     `feed` for the first's input step). Returns each node's Results, or the
     error its call raised, or None when it had no steps; `settled` raises."""
@@ -21,12 +22,13 @@ def ask(first: Node, first_steps: list[batch.Step], second: Node | None = None,
     if first.name == second.name:
         if not [*first_steps, *second_steps]:
             return [None, None]
+        merged: batch.Results | Exception
         try:
             merged = sessions(first).batch([*first_steps, *second_steps], feed=feed)
         except Exception as error:  # noqa: BLE001 - handed to the caller
             merged = error
         return [merged, merged]
-    jobs = [(first, first_steps, feed), (second, second_steps, None)]
+    jobs = [(first, first_steps, feed), (second, list(second_steps), None)]
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = [pool.submit(sessions(node).batch, steps, feed=f) if steps else None
                    for node, steps, f in jobs]

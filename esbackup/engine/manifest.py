@@ -35,7 +35,7 @@ def _strip(record: dict) -> dict:
     return {k: v for k, v in record.items() if k != "id"}
 
 
-def parse(data: bytes) -> dict:
+def parse(data: str | bytes) -> dict:
     manifest = json.loads(data)
     if manifest.get("tool") != "esbackup" or "backup" not in manifest:
         raise ValueError("not an esbackup manifest")

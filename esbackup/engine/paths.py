@@ -102,7 +102,7 @@ def relay(transfer: Transfer, *, sessions: Sessions, reporter: Reporter | None =
             moved = transfer_stream.relay(
                 src, dst, bwlimit=transfer.rate, progress=progress, checksum=transfer.checksum,
                 check_source=lambda: transport.check_pipeline(
-                    source.name, source_stages, transport.Result(src.status, "", src.stderr)))
+                    source.name, source_stages, src.result()))
         except OperationFailed as error:
             better = stage_error((source, source_stages, src), (target, stages, dst))
             if better is None:
@@ -111,8 +111,7 @@ def relay(transfer: Transfer, *, sessions: Sessions, reporter: Reporter | None =
         finally:
             if progress:
                 progress(None)
-        transport.check_pipeline(target.name, stages,
-                                 transport.Result(dst.status, "", dst.stderr))
+        transport.check_pipeline(target.name, stages, dst.result())
     return moved
 
 

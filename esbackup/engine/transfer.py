@@ -25,7 +25,7 @@ class Throttle:
                  sleep: Callable[[float], None] = time.sleep):
         self.rate, self.clock, self.sleep = rate, clock, sleep
         self.start = clock()
-        self.passed = 0
+        self.passed: float = 0
 
     @property
     def chunk(self) -> int:

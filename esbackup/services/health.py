@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from esbackup.catalog.core import Catalog
 from esbackup.domain import schedule
 from esbackup.engine import locks
+from esbackup.errors import OperationFailed
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 LABELS = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
@@ -47,6 +48,8 @@ def problems(cat: Catalog, now: datetime) -> list[Finding]:
             found.append(Finding(CRITICAL, FAILED,
                                  f"{d.ref}: last run failed: {last_run.error}"))
             continue
+        if d.created is None:  # the catalog records it with every definition
+            raise OperationFailed(f"definition {d.ref} has no creation time recorded")
         since = max(datetime.fromisoformat(d.created), now - LOOKBACK)
         missed = schedule.runs_between(d.schedule, d.timezone, since, now)
         if len(missed) >= 2 and (not last_ok or datetime.fromisoformat(last_ok) < missed[-2]):

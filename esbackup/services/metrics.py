@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from esbackup.catalog.core import Catalog
-from esbackup.domain.models import STATUSES
+from esbackup.domain.models import STATUSES, saved_id
 
 OUTCOMES = ("ok", "failed", "skipped")
 PREFIX = "esbackup"
@@ -59,14 +59,15 @@ def collect(cat: Catalog, now: datetime) -> str:
     last_ok, last = cat.last_runs("ok"), cat.last_runs()
     for d in cat.definitions():
         labels = {"definition": d.ref, "node": d.node}
-        run = last_ok.get(d.id)
+        def_id = saved_id(d.id, f"definition {d.ref}")
+        run = last_ok.get(def_id)
         if run is not None and run.finished:
             success.add(_seconds(run.finished), **labels)
             duration.add(run.duration or 0, **labels)
             size.add(run.size or 0, **labels)
-        if d.id in last:
+        if def_id in last:
             for name in OUTCOMES:
-                outcome.add(int(last[d.id].outcome == name), **labels, outcome=name)
+                outcome.add(int(last[def_id].outcome == name), **labels, outcome=name)
     counts = cat.backup_counts()
     for node in sorted({n for n, _ in counts}):
         for status in STATUSES:

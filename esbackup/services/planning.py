@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import datetime
 from statistics import median
@@ -73,7 +74,8 @@ def expected(cat: Catalog, defs: list[Definition], vms: dict[str, VM],
                 reporter.warn(f"disk sizes on {node} unknown ({error}): "
                               f"{UNKNOWN_MINUTES} minutes assumed")
         for d in waiting:
-            size = used.get(vms[d.vm].disks.get(d.disk_id))
+            dataset = vms[d.vm].disks.get(d.disk_id)
+            size = None if dataset is None else used.get(dataset)
             found[d.ref] = UNKNOWN_MINUTES if size is None else estimate(size, d.bwlimit)
     return found
 
@@ -82,8 +84,8 @@ def _used(session: NodeSession, datasets: list[str]) -> dict[str, int]:
     if not datasets:
         return {}
     result = session.run(zfs.get(datasets, "used"), check=False)
-    return {name: props["used"] for name, props in zfs.parse_get(result.stdout).items()
-            if isinstance(props.get("used"), int)}
+    used = {name: props.get("used") for name, props in zfs.parse_get(result.stdout).items()}
+    return {name: size for name, size in used.items() if isinstance(size, int)}
 
 
 def rebalance(cat: Catalog, who: Identity, now: datetime, *, node: str | None,
@@ -93,7 +95,8 @@ def rebalance(cat: Catalog, who: Identity, now: datetime, *, node: str | None,
     nodes' slots (domain/balance.py), made with `apply`; and each node's peak
     before and after. With `node`, only definitions that touch it move."""
     zone = balancer.parse_window(window)
-    loads = {w.definition.ref: w for w in active(cat, reporter, sessions=sessions)}
+    loads: dict[Hashable, Load] = {  # keyed as balance's Plan.moves are
+        w.definition.ref: w for w in active(cat, reporter, sessions=sessions)}
     items = [balancer.Item(ref, w.definition.schedule, w.definition.timezone, w.nodes,
                            w.minutes, fixed=node is not None and node not in w.nodes)
              for ref, w in loads.items()]
