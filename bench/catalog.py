@@ -35,7 +35,7 @@ def fill(cat: Catalog, backups: int) -> None:
                   disks={1: "zones/web01-disk0"}))
     d = cat.add_definition(Definition(vm="web01", name="daily", disk_id=1, type="dataset",
                                       node="c1", storage="tank", schedule="0 1 * * *",
-                                      timezone="UTC", retention=0))
+                                      timezone="UTC", keep_last=0))
     start = datetime(2020, 1, 1, 1, tzinfo=timezone.utc)
     with cat.transaction():
         for i in range(backups):

@@ -70,7 +70,7 @@ def build(path: Path) -> None:
                     vm=f"vm{i:05d}", name="daily" if k == 0 else "weekly", disk_id=k + 1,
                     type="dataset" if k == 0 else "file", node=f"b{n % BACKUP_NODES:03d}",
                     storage="tank", schedule=schedule, timezone="Europe/Prague",
-                    retention=BACKUPS_PER_DEF, active=not due)))
+                    keep_last=BACKUPS_PER_DEF, active=not due)))
     with cat.transaction():
         for n, d in enumerate(defs):
             vm_uuid = str(uuid.UUID(int=n // DEFS_PER_VM + 1))

@@ -83,6 +83,12 @@ def run_definition(cat: Catalog, d: Definition, *, sessions: Sessions, trigger: 
     return backup
 
 
+def now() -> datetime:
+    """This second in UTC: the time that names a backup (the one clock a run reads;
+    tests that simulate days replace it)."""
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
 def _say(reporter: Reporter | None, level: str, message: str) -> None:
     if reporter is not None:
         getattr(reporter, level)(message)
@@ -104,8 +110,7 @@ class Plan:
     @classmethod
     def now(cls, d: Definition, vm: VM, compute: Node, target_node: Node,
             storage: Storage) -> Plan:
-        return cls(d, vm, compute, target_node, storage,
-                   datetime.now(timezone.utc).replace(microsecond=0))
+        return cls(d, vm, compute, target_node, storage, now())
 
     def at(self, created: datetime) -> Plan:
         return replace(self, created=created)
@@ -217,7 +222,7 @@ class BackupJob:
 
     def next_second(self) -> None:
         time.sleep(max(0.0, 1 - datetime.now(timezone.utc).microsecond / 1e6))
-        self.plan = self.plan.at(datetime.now(timezone.utc).replace(microsecond=0))
+        self.plan = self.plan.at(now())
 
     def rename_row(self) -> None:
         """The snapshot name is taken on the source: the run moves to the next second."""

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from esbackup.catalog.core import Catalog
 from esbackup.domain.models import Backup, Definition
-from esbackup.drivers import zfs
+from esbackup.drivers import batch, files, zfs
 from esbackup.drivers.session import Reporter, Sessions
 from esbackup.engine import layout, locks, retention
 from esbackup.errors import EsbackupError, OperationFailed
@@ -21,21 +21,77 @@ def delete_backup(cat: Catalog, b: Backup, wait: float = 0, *, sessions: Session
 
 def apply_retention(cat: Catalog, d: Definition, reporter: Reporter | None = None, *,
                     sessions: Sessions) -> list[Backup]:
-    """Delete what exceeds the definition's retention (engine/retention.py); the
-    caller holds the disk lock.
+    """Remove what the definition's retention policy does not keep
+    (engine/retention.py); the caller holds the disk lock. One catalog query,
+    and one call on the backup node however many go.
 
     A backup that cannot be deleted now stays (and is tried again after the
     next backup): the new backup is whole either way, so that is a warning.
     """
-    removed = []
-    for old in retention.due(cat, d):
+    return remove_many(cat, retention.due(cat, d), reporter, sessions=sessions)
+
+
+def prune(cat: Catalog, d: Definition, reporter: Reporter | None = None, wait: float = 0, *,
+          sessions: Sessions) -> list[Backup]:
+    """`backup prune`: apply the definition's retention now, under its disk's lock."""
+    vm = cat.vm(d.vm)
+    with locks.Locks(cat, owner=f"prune {d.ref}") as held:
+        held.disk(vm.uuid, d.disk_id, wait, vm=vm.hostname)
+        return apply_retention(cat, d, reporter, sessions=sessions)
+
+
+def remove_many(cat: Catalog, backups: list[Backup], reporter: Reporter | None = None, *,
+                sessions: Sessions) -> list[Backup]:
+    """Remove several backups of one node in one call: each one's data (its hold
+    released first), then the manifests of those whose data went, fed to the
+    call's last step. Returns those removed; the others stay, with a warning."""
+    if not backups:
+        return []
+    node = cat.node(backups[0].node)
+    steps, owned = [], []
+    for i, b in enumerate(backups):
         try:
-            remove(cat, old, sessions=sessions)
-            removed.append(old)
+            steps += data_steps(i, b, node.capabilities.get("holds_list", False))
+            owned.append((i, b))
         except EsbackupError as error:
-            if reporter is not None:
-                reporter.warn(f"retention: backup {old.ref} not deleted: {error}")
-    return removed
+            _warn(reporter, f"retention: backup {b.ref} not deleted: {error}")
+    steps.append(batch.Step("manifests", files.remove_listed(), input=True))
+    gone: list[Backup] = []
+
+    def feed(results: batch.Results) -> bytes:
+        for i, b in owned:
+            data = results.get(f"data-{i}")
+            if data is None or data.status == 0 or zfs.classify_error(
+                    data.stderr) == zfs.NOT_FOUND:
+                gone.append(b)
+            else:
+                _warn(reporter, f"retention: backup {b.ref} not deleted: "
+                      f"{data.stderr.strip() or f'exit {data.status}'}")
+        return files.listed(b.manifest for b in gone if b.manifest)
+
+    results = sessions(node).batch(steps, feed=feed)
+    if results["manifests"].status:
+        _warn(reporter, f"retention: manifests of removed backups left on {node.name}: "
+              f"{results['manifests'].stderr.strip()}")
+    for b in gone:
+        cat.delete_backup(b)
+    return gone
+
+
+def data_steps(i: int, b: Backup, holds: bool) -> list[batch.Step]:
+    """The steps that remove one backup's data (none for one with no location)."""
+    if not b.location:
+        return []
+    if b.type != "dataset":
+        return [batch.Step(f"data-{i}", files.remove(b.location))]
+    check_own_snapshot(b.location)
+    release = [batch.Step(f"release-{i}", zfs.release(layout.HOLD_TAG, b.location))]
+    return [*(release if holds else []), batch.Step(f"data-{i}", zfs.destroy(b.location))]
+
+
+def _warn(reporter: Reporter | None, message: str) -> None:
+    if reporter is not None:
+        reporter.warn(message)
 
 
 def remove(cat: Catalog, b: Backup, *, sessions: Sessions) -> None:

@@ -236,6 +236,10 @@ def ensure_definition(cat: Catalog, data: dict, vm: VM, b: Backup, node: str, st
     used); an existing definition stays as it is."""
     if not isinstance(data, dict) or data.get("name") != b.definition:
         raise InvalidInput("its definition does not match its backup")
+    if "retention" in data:  # a manifest of before keep-*: its retention is keep-last
+        if data.get("keep_last", data["retention"]) != data["retention"]:
+            raise InvalidInput("its definition's retention and keep_last disagree")
+        data = {**data, "keep_last": data["retention"]}
     fields = {k: v for k, v in data.items()
               if k in Definition.__dataclass_fields__ and k not in ("created", "id")}
     fields.update(vm=vm.uuid, node=node, storage=storage)

@@ -34,12 +34,13 @@ class BackupQueries(QueryBase):
                   "fsfreeze": b.fsfreeze, "definition_id": definition_id,
                   "definition_name": b.definition, "node_id": node.id,
                   "storage_id": self.storage(b.node, b.storage).id, "location": b.location,
-                  "checksum": b.checksum, "manifest": b.manifest}
+                  "checksum": b.checksum, "manifest": b.manifest, "protected": b.protected}
         return self._backup_by_id(self._insert_unique("backups", values, f"backup {b.ref} exists"))
 
     def update_backup(self, b: Backup, **changes) -> Backup:
         allowed = {"status", "duration", "size", "note", "fsfreeze", "location", "checksum",
-                   "manifest", "created", "verified", "verify_result", "verify_error"}
+                   "manifest", "created", "verified", "verify_result", "verify_error",
+                   "protected"}
         if not changes.keys() <= allowed:
             raise ValueError(f"cannot update backup fields {set(changes) - allowed}")
         backup_id = saved_id(b.id, f"backup {b.ref}")
@@ -100,7 +101,7 @@ class BackupQueries(QueryBase):
     @staticmethod
     def _backup(row: sqlite3.Row) -> Backup:
         b = Backup(*(row[column] for column in BACKUP_COLUMNS.values()))
-        b.fsfreeze = bool(b.fsfreeze)
+        b.fsfreeze, b.protected = bool(b.fsfreeze), bool(b.protected)
         return b
 
     def move_backup_locations(self, node: str, storage: str, old_prefix: str,

@@ -10,6 +10,9 @@ from esbackup.catalog.helpers import utcnow, where
 from esbackup.catalog.runs import RUN_FIELDS
 from esbackup.domain.models import Definition, Run, saved_id
 
+KEEP_COLUMNS = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly",
+                "keep_yearly")
+
 
 class DefinitionQueries(QueryBase):
     """Backup definitions."""
@@ -25,7 +28,8 @@ class DefinitionQueries(QueryBase):
     def _definition_values(self, d: Definition) -> dict:
         return {"vm_id": self.vm(d.vm).id, "name": d.name, "disk_id": d.disk_id, "type": d.type,
                 "node_id": self.node(d.node).id, "storage_id": self.storage(d.node, d.storage).id,
-                "schedule": d.schedule, "timezone": d.timezone, "retention": d.retention,
+                "schedule": d.schedule, "timezone": d.timezone,
+                **{f"keep_{rule}": count for rule, count in d.keep.items()},
                 "active": d.active, "desc": d.desc, "compression": d.compression,
                 "bwlimit": d.bwlimit, "fsfreeze": d.fsfreeze}
 
@@ -100,7 +104,8 @@ class DefinitionQueries(QueryBase):
         return Definition(
             vm=row["vm_name"], name=row["name"], disk_id=row["disk_id"], type=row["type"],
             node=row["node_name"], storage=row["storage_name"], schedule=row["schedule"],
-            timezone=row["timezone"], retention=row["retention"], active=bool(row["active"]),
+            timezone=row["timezone"], **{k: row[k] for k in KEEP_COLUMNS},
+            active=bool(row["active"]),
             desc=row["desc"], compression=row["compression"], bwlimit=row["bwlimit"],
             fsfreeze=bool(row["fsfreeze"]), created=row["created"], id=row["id"])
 

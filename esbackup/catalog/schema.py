@@ -117,6 +117,16 @@ CREATE UNIQUE INDEX runs_firing ON runs (definition_id, firing);
 CREATE INDEX runs_definition_id ON runs (definition_id, started);
 CREATE INDEX runs_definition_outcome ON runs (definition_id, outcome, started);
 """),
+    # Retention by age buckets (domain/prune.py): today's count is keep-last.
+    (9, "retention policies, protected backups", """
+ALTER TABLE definitions RENAME COLUMN retention TO keep_last;
+ALTER TABLE definitions ADD COLUMN keep_hourly {INT} NOT NULL DEFAULT 0;
+ALTER TABLE definitions ADD COLUMN keep_daily {INT} NOT NULL DEFAULT 0;
+ALTER TABLE definitions ADD COLUMN keep_weekly {INT} NOT NULL DEFAULT 0;
+ALTER TABLE definitions ADD COLUMN keep_monthly {INT} NOT NULL DEFAULT 0;
+ALTER TABLE definitions ADD COLUMN keep_yearly {INT} NOT NULL DEFAULT 0;
+ALTER TABLE backups ADD COLUMN protected {INT} NOT NULL DEFAULT 0;
+"""),
 ]
 # Copied by `catalog copy`, parents before children; locks are not copied.
 TABLES = ("dcs", "nodes", "storages", "vms", "disks", "definitions", "backups", "runs",

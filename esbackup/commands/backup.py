@@ -18,6 +18,7 @@ COLUMNS = [
     Column("verified", "Verified", "time", full_only=True),
     Column("verify_result", "Verify", full_only=True),
     Column("verify_error", "Verify error", full_only=True),
+    Column("protected", "Protected", "bool"),
 ]
 
 
@@ -80,12 +81,13 @@ def now(ref, wait) -> None:
 @cli.command("delete")
 @click.argument("ref", metavar="VM/BACKUP")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def delete(ref, yes) -> None:
+@click.option("--force", is_flag=True, help="Delete a protected backup too.")
+def delete(ref, yes, force) -> None:
     """Remove a backup's data from its node, and its record."""
     from esbackup.actions import delete as delete_job
 
     a = app()
-    b = backups.lookup(a.catalog, a.identity, ref, write=True)
+    b = backups.deletable(a.catalog, a.identity, ref, force)
     confirm_destructive(f"backup {b.ref} and its data on node {b.node} will be deleted", yes)
     delete_job.delete_backup(a.catalog, b, sessions=a.sessions)
     click.echo(f"deleted backup {b.ref}")
@@ -185,3 +187,53 @@ def verify(ref, node, older_than, wait, fmt, full) -> None:
     if skipped:
         raise Busy(f"{len(skipped)} backup(s) not verified: " + "; ".join(
             f"{o.backup.ref}: {o.detail}" for o in skipped))
+
+
+@cli.command("protect")
+@click.argument("ref", metavar="VM/BACKUP")
+def protect(ref) -> None:
+    """Protect a backup: retention never removes it, and deleting it needs --force."""
+    set_protection(ref, True)
+
+
+@cli.command("unprotect")
+@click.argument("ref", metavar="VM/BACKUP")
+def unprotect(ref) -> None:
+    """Let retention remove a backup again."""
+    set_protection(ref, False)
+
+
+def set_protection(ref: str, protected: bool) -> None:
+    a = app()
+    b = backups.protect(a.catalog, a.identity, ref, protected)
+    click.echo(f"{'protected' if protected else 'unprotected'} backup {b.ref}")
+
+
+@cli.command("prune")
+@click.argument("ref", metavar="VM/NAME")
+@click.option("--dry-run", is_flag=True, help="Only show what would be removed.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--wait", type=Seconds(), default=0, help="Seconds to wait for a busy disk.")
+@output_options
+def prune(ref, dry_run, yes, wait, fmt, full) -> None:
+    """Apply a definition's retention policy now (runs do it after each backup)."""
+    from esbackup.actions import delete as delete_job
+    from esbackup.commands.retention import PREVIEW_COLUMNS
+    from esbackup.domain import auth
+    from esbackup.services import definitions, retention_view
+
+    a = app()
+    d = definitions.find(a.catalog, ref)
+    auth.require_vm(a.identity, a.catalog.vm(d.vm), write=True)
+    if dry_run:
+        echo_records(retention_view.of_definition(a.catalog, d), PREVIEW_COLUMNS, fmt, full)
+        return
+    going = retention_view.due(a.catalog, d)
+    if not going:
+        click.echo(f"{d.ref}: nothing to remove ({retention_view.describe(d)})")
+        return
+    confirm_destructive(f"{len(going)} backup(s) of {d.ref} will be deleted: "
+                        + ", ".join(b.name for b in going), yes)
+    removed = delete_job.prune(a.catalog, d, a, wait, sessions=a.sessions)
+    for b in removed:
+        click.echo(f"removed backup {b.ref}")

@@ -10,6 +10,7 @@ from esbackup.domain.models import (
     Definition,
     parse_ref,
 )
+from esbackup.errors import InvalidInput
 from esbackup.services import definitions
 
 COLUMNS = [
@@ -17,12 +18,22 @@ COLUMNS = [
     Column("type", "Type"), Column("node", "Backup node"), Column("storage", "Storage"),
     Column("schedule", "Schedule"), Column("timezone", "Time zone", full_only=True),
     Column("schedule_utc", "Schedule (UTC)", full_only=True),
-    Column("next_run", "Next run", "time"), Column("retention", "Retention"),
+    Column("next_run", "Next run", "time"), Column("policy", "Retention"),
     Column("active", "Active", "bool"), Column("compression", "Compression", full_only=True),
     Column("bwlimit", "Bandwidth limit", "rate", full_only=True),
     Column("fsfreeze", "Freeze", "bool", full_only=True), Column("desc", "Description"),
     Column("created", "Created", "time", full_only=True),
 ]
+
+
+KEEP_HELP = {
+    "last": "Keep the N newest backups.",
+    "hourly": "Keep the newest backup of each of the N last hours that have one.",
+    "daily": "... of each of the N last days (in the definition's time zone).",
+    "weekly": "... of each of the N last ISO weeks.",
+    "monthly": "... of each of the N last months.",
+    "yearly": "... of each of the N last years.",
+}
 
 
 def definition_options(create: bool):
@@ -38,8 +49,10 @@ def definition_options(create: bool):
             click.option("--schedule", required=create, metavar="CRON",
                          help="Five-field cron line in the definition's time zone."),
             click.option("--timezone", help="IANA time zone (default: this host's)."),
-            click.option("--retention", type=WholeNumber(0, MAX_RETENTION), required=create,
-                         help="Maximum number of backups to keep (0 = all)."),
+            click.option("--retention", type=WholeNumber(0, MAX_RETENTION),
+                         help="Keep this many newest backups: --keep-last (0 = all)."),
+            *(click.option(f"--keep-{rule}", f"keep_{rule}", type=WholeNumber(0, MAX_RETENTION),
+                           help=help) for rule, help in KEEP_HELP.items()),
             click.option("--active/--inactive", default=None, help="Run on schedule."),
             click.option("--desc", help="Description."),
             click.option("--compression", type=click.Choice(COMPRESSIONS),
@@ -55,6 +68,13 @@ def definition_options(create: bool):
 
 
 def changes_from(options: dict) -> dict:
+    """The options given, as Definition fields; `--retention N` is `--keep-last N`
+    (no retention option at all keeps every backup, as 0 does)."""
+    retention = options.pop("retention", None)
+    if retention is not None:
+        if options.get("keep_last") not in (None, retention):
+            raise InvalidInput("--retention is --keep-last: give one of them")
+        options["keep_last"] = retention
     names = {"type_": "type", "freeze": "fsfreeze"}
     return {names.get(k, k): v for k, v in options.items() if v is not None}
 
@@ -113,12 +133,23 @@ def show(ref, fmt, full) -> None:
 @click.argument("ref", metavar="VM/NAME")
 @click.option("--name", "new_name", help="Rename the definition.")
 @definition_options(create=False)
-def update(ref, new_name, **options) -> None:
+@click.option("--dry-run", is_flag=True,
+              help="Change nothing; show which backups the new retention would remove.")
+@output_options
+def update(ref, new_name, dry_run, fmt, full, **options) -> None:
     """Change a backup definition's parameters."""
     a = app()
     changes = changes_from(options)
     if new_name:
         changes["name"] = new_name
+    if dry_run:
+        from esbackup.commands.retention import PREVIEW_COLUMNS
+        from esbackup.services import retention_view
+
+        proposed = definitions.proposed(a.catalog, a.identity, lookup(ref), changes)
+        echo_records(retention_view.of_definition(a.catalog, proposed), PREVIEW_COLUMNS, fmt,
+                     full)
+        return
     d = definitions.update(a.catalog, a.identity, lookup(ref), changes)
     click.echo(f"updated definition {d.ref}")
 

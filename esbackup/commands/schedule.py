@@ -14,7 +14,7 @@ NEXT_COLUMNS = [Column("local", "Run (definition's zone)"), Column("run", "UTC",
 OVERVIEW_COLUMNS = [
     Column("node", "Backup node"), Column("vm", "VM"), Column("name", "Definition"),
     Column("type", "Type"), Column("schedule", "Schedule"), Column("timezone", "Time zone"),
-    Column("schedule_utc", "Schedule (UTC)"), Column("retention", "Retention"),
+    Column("schedule_utc", "Schedule (UTC)"), Column("policy", "Retention"),
     Column("active", "Active", "bool"), Column("next_runs", "Next runs", "times"),
     Column("compute_node", "Compute node", full_only=True),
     Column("disk_id", "Disk ID", full_only=True), Column("desc", "Description", full_only=True),

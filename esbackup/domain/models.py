@@ -226,7 +226,12 @@ class Definition(Record):
     storage: str
     schedule: str
     timezone: str
-    retention: int
+    keep_last: int = 0  # `--retention N` is `--keep-last N`; all counts 0 keep everything
+    keep_hourly: int = 0
+    keep_daily: int = 0
+    keep_weekly: int = 0
+    keep_monthly: int = 0
+    keep_yearly: int = 0
     active: bool = True
     desc: str = ""
     compression: str = "off"
@@ -238,6 +243,13 @@ class Definition(Record):
     @property
     def ref(self) -> str:
         return f"{self.vm}/{self.name}"
+
+    @property
+    def keep(self) -> dict[str, int]:
+        """The retention counts by rule name (domain/prune.py's RULES)."""
+        return {"last": self.keep_last, "hourly": self.keep_hourly, "daily": self.keep_daily,
+                "weekly": self.keep_weekly, "monthly": self.keep_monthly,
+                "yearly": self.keep_yearly}
 
 
 @dataclass
@@ -262,6 +274,7 @@ class Backup(Record):
     verified: str | None = None  # when its data was last read back whole
     verify_result: str | None = None  # ok | failed
     verify_error: str | None = None
+    protected: bool = False  # never removed by retention; `backup delete` needs --force
     id: int | None = None
 
     @property

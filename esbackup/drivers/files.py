@@ -5,6 +5,8 @@ parameters ("$1"...), never inside the script text.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from esbackup.drivers import zfs
 from esbackup.errors import InvalidInput, OperationFailed
 
@@ -21,6 +23,8 @@ FOLDER_SCRIPT = ('m=$(zfs get -H -o value mountpoint "$1") || exit; '
 # "#big" for one over the limit ($0).
 READ_SCRIPT = ('for f in "$@"; do if [ "$(wc -c < "$f")" -le "$0" ]; '
                'then echo "#"; od -An -v -tx1 "$f"; else echo "#big"; fi; done')
+# Each line of stdin a path to remove; stops at the first that cannot be removed.
+REMOVE_LISTED_SCRIPT = 'while IFS= read -r f; do rm -f -- "$f" || exit 1; done'
 EXISTING_SCRIPT = 'for f in "$@"; do [ -e "$f" ] && echo "$f"; done; true'
 # NUL-separated, so that no file name (spaces, newlines) can split into others.
 FIND_SCRIPT = ('for d in "$@"; do [ -d "$d" ] && find "$d" -type f -name "*.json" '
@@ -68,6 +72,20 @@ def parse_read(output: str, count: int) -> list[bytes | None]:
 
 def remove(*paths: str) -> list[str]:
     return ["rm", "-f", "--", *paths]
+
+
+def remove_listed() -> list[str]:
+    """Remove the files named on stdin, one absolute path a line (`listed`)."""
+    return ["sh", "-c", REMOVE_LISTED_SCRIPT]
+
+
+def listed(paths: Iterable[str]) -> bytes:
+    """The stdin of `remove_listed`: paths of esbackup's own layout, which hold
+    no newline (checked)."""
+    paths = list(paths)
+    if any("\n" in p or not p.startswith("/") for p in paths):
+        raise InvalidInput("cannot list a relative path or one with a newline for removal")
+    return "".join(f"{p}\n" for p in paths).encode()
 
 
 def place(partial: str, path: str) -> list[str]:

@@ -72,7 +72,8 @@ _ERROR_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         (EXISTS, r"already exists|destination '[^']*' exists|destination has snapshots"),
         (HAS_CHILDREN, r"has children|has dependent clones"),
         (BUSY, r"is busy|device busy|resource busy"),
-        (NOT_FOUND, r"does not exist|no such pool"),
+        # OpenZFS's `zfs destroy fs@snap` of a snapshot that is gone says the second
+        (NOT_FOUND, r"does not exist|no such pool|could not find any snapshots to destroy"),
         (BAD_STREAM, r"failed to read from stream|invalid stream|invalid backup stream"
                      r"|checksum mismatch"),
         (PERMISSION, r"permission denied"),

@@ -5,7 +5,7 @@ from esbackup.catalog.core import Catalog
 from esbackup.domain import auth
 from esbackup.domain.auth import Identity
 from esbackup.domain.models import VM, Backup, parse_ref
-from esbackup.errors import InvalidInput, NotFound
+from esbackup.errors import InvalidInput, NotFound, PermissionDenied
 
 FREEZE_FLAG = "⚑"
 
@@ -79,3 +79,23 @@ def restore_target(cat: Catalog, who: Identity, ref: str, vm: str | None,
     target = cat.vm(vm or b.vm_uuid)
     auth.require_vm(who, target, write=True)
     return b, target, disk_id or b.disk_id
+
+
+def protect(cat: Catalog, who: Identity, ref: str, protected: bool) -> Backup:
+    """Mark a backup protected (retention never removes it; deleting it needs
+    --force), or not. Not a vmowner's call: protection is the operators'."""
+    if who.role == "vmowner":
+        raise PermissionDenied(f"{who.name} is a vmowner: only admins protect or unprotect "
+                               "backups")
+    b = lookup(cat, who, ref, write=True)
+    return cat.update_backup(b, protected=protected)
+
+
+def deletable(cat: Catalog, who: Identity, ref: str, force: bool) -> Backup:
+    """The backup `ref`, if the caller may delete it now: a protected one only
+    with --force."""
+    b = lookup(cat, who, ref, write=True)
+    if b.protected and not force:
+        raise InvalidInput(f"backup {b.ref} is protected: `esbackup backup unprotect {b.ref}` "
+                           "first, or delete it with --force")
+    return b

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from esbackup.domain import auth, schedule
 from esbackup.domain.auth import Identity
@@ -33,7 +33,8 @@ def check(cat: Catalog, d: Definition) -> Definition:
     The same rules judge the CLI's input and a backup node's manifests."""
     validate_name(d.name, "definition name")
     disk_id = validate_int(d.disk_id, "disk id", 1, MAX_DISK_ID)
-    retention = validate_int(d.retention, "retention", 0, MAX_RETENTION)
+    keep: dict[str, Any] = {f"keep_{rule}": validate_int(count, f"keep-{rule}", 0, MAX_RETENTION)
+                            for rule, count in d.keep.items()}
     for flag, what in ((d.active, "active"), (d.fsfreeze, "freeze")):
         if not isinstance(flag, bool):
             raise InvalidInput(f"invalid {what} flag {flag!r}: true or false")
@@ -60,7 +61,7 @@ def check(cat: Catalog, d: Definition) -> Definition:
     if d.fsfreeze and vm.brand not in FREEZE_BRANDS:
         raise InvalidInput(f"freeze needs a kvm or bhyve virtual server; {vm.hostname} is "
                            f"{vm.brand}")
-    return replace(d, vm=vm.hostname, disk_id=disk_id, retention=retention,
+    return replace(d, vm=vm.hostname, disk_id=disk_id, **keep,
                    schedule=schedule.validate_cron(d.schedule),
                    timezone=schedule.validate_timezone(d.timezone),
                    bwlimit=parse_size(d.bwlimit, "bandwidth limit"))
@@ -81,8 +82,13 @@ def create(cat: Catalog, who: Identity, d: Definition) -> Definition:
 
 
 def update(cat: Catalog, who: Identity, d: Definition, changes: dict) -> Definition:
+    return cat.update_definition(proposed(cat, who, d, changes))
+
+
+def proposed(cat: Catalog, who: Identity, d: Definition, changes: dict) -> Definition:
+    """The definition as `changes` would make it, checked; nothing is saved."""
     auth.require_vm(who, cat.vm(d.vm), write=True)
-    return cat.update_definition(check(cat, replace(d, **changes)))
+    return check(cat, replace(d, **changes))
 
 
 def delete(cat: Catalog, who: Identity, d: Definition) -> None:
@@ -117,7 +123,15 @@ def record(d: Definition, now: datetime | None = None) -> dict:
         "name": d.name, "vm": d.vm, "disk_id": d.disk_id, "type": d.type, "node": d.node,
         "storage": d.storage, "schedule": d.schedule, "timezone": d.timezone,
         "schedule_utc": utc_schedule(d, now),
-        "next_run": nxt[0].isoformat() if nxt else None, "retention": d.retention,
-        "active": d.active, "desc": d.desc, "compression": d.compression,
-        "bwlimit": d.bwlimit, "fsfreeze": d.fsfreeze, "created": d.created,
+        "next_run": nxt[0].isoformat() if nxt else None,
+        "retention": d.keep_last, "policy": retention_text(d),  # retention: --keep-last's
+        **{f"keep_{rule}": count for rule, count in d.keep.items()},
+        "active": d.active, "desc": d.desc, "compression": d.compression, "bwlimit": d.bwlimit,
+        "fsfreeze": d.fsfreeze, "created": d.created,
     }
+
+
+def retention_text(d: Definition) -> str:
+    """The policy in one line: "keep-last 3, keep-daily 7", or "keep all"."""
+    kept = [f"keep-{rule} {count}" for rule, count in d.keep.items() if count]
+    return ", ".join(kept) or "keep all"

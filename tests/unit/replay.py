@@ -24,7 +24,7 @@ from esbackup.drivers.transport import Result
 
 DIES = -9
 REPLAY = 'printf %s "$1"; printf %s "$2" >&2; exit "$3"'
-_STEP = re.compile(r'^b \d+; (.*?) </dev/null; s=\$\?; e \d+ "\$s"'
+_STEP = re.compile(r'^b \d+; (.*?)( </dev/null)?; s=\$\?; e \d+ "\$s"'
                    r'(; \[ "\$s" -eq 0 \] \|\| exit \d+)?$', re.M)
 _NONCE = re.compile(r"esb-[0-9a-f]{32}")
 
@@ -45,7 +45,8 @@ class ReplayNode(transport.LocalTransport):
             self.calls.append(("run", list(argv)))
             return super().open_stream(replay(self.answer(argv)), check=check)
         nonce = _NONCE.search(argv[2]).group()
-        steps = [batch.Step(f"s{i}", shlex.split(m.group(1)), stop=bool(m.group(2)))
+        steps = [batch.Step(f"s{i}", shlex.split(m.group(1)), stop=bool(m.group(3)),
+                            input=not m.group(2))
                  for i, m in enumerate(_STEP.finditer(argv[2]))]
         assert batch.script(steps, nonce) == argv[2], "a batch this double cannot read"
         self.calls.append(("batch", [list(s.argv) for s in steps]))
@@ -53,7 +54,7 @@ class ReplayNode(transport.LocalTransport):
         for s in steps:  # the steps after a failed stop step never run: no answer used
             result = Result(0, "", "") if ended else self.answer(s.argv)
             ended = ended or s.stop and result.status != 0 or result.status == DIES
-            replayed.append(batch.Step(s.name, replay(result), stop=s.stop))
+            replayed.append(batch.Step(s.name, replay(result), stop=s.stop, input=s.input))
         return super().open_stream(batch.argv(replayed, nonce), check=check)
 
 

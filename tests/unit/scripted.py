@@ -15,7 +15,7 @@ SOURCE = "esblab_r1_530167/vm1-disk1"  # the recorded outputs' dataset
 SNAP = f"{SOURCE}@esb-daily-20261130_070000"
 SNAP_GUID = 0xb0e091cdb3dcf094
 DAILY = Definition(vm="web01", name="daily", disk_id=1, type="dataset", node="b1",
-                   storage="tank", schedule="0 1 * * *", timezone="UTC", retention=3)
+                   storage="tank", schedule="0 1 * * *", timezone="UTC", keep_last=3)
 
 
 class ScriptedNode:

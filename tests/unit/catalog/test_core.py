@@ -69,7 +69,7 @@ def definitions(cat, *names: str) -> list[Definition]:
     inventory(cat)
     return [cat.add_definition(Definition(
         vm="web01", name=name, disk_id=1, type="dataset", node="c1", storage="tank",
-        schedule="0 1 * * *", timezone="UTC", retention=1)) for name in names]
+        schedule="0 1 * * *", timezone="UTC", keep_last=1)) for name in names]
 
 
 def test_unique_names_are_invalid_input_on_both(cat):

@@ -38,7 +38,7 @@ def build(path: Path, vms: int) -> Catalog:
         for k, name in enumerate(("daily", "weekly")):
             d = cat.add_definition(Definition(
                 vm=f"vm{i}", name=name, disk_id=k + 1, type="dataset", node="b1",
-                storage="tank", schedule="0 1 * * *", timezone="UTC", retention=3))
+                storage="tank", schedule="0 1 * * *", timezone="UTC", keep_last=3))
             for day in range(3):
                 created = NOW - timedelta(days=3 - day)
                 bname = f"{name}-{created:%Y%m%d_%H%M%S}"

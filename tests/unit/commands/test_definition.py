@@ -21,8 +21,9 @@ UUID = "3f2a5a4e-0000-4000-8000-000000000001"
 BASE = ["--disk-id", "1", "--type", "dataset", "--node", "b1", "--storage", "tank",
         "--retention", "3"]
 JSON_FIELDS = {"name", "vm", "disk_id", "type", "node", "storage", "schedule", "timezone",
-               "schedule_utc", "next_run", "retention", "active", "desc", "compression",
-               "bwlimit", "fsfreeze", "created"}
+               "schedule_utc", "next_run", "retention", "policy", "keep_last", "keep_hourly",
+               "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly", "active", "desc",
+               "compression", "bwlimit", "fsfreeze", "created"}
 
 
 
@@ -242,7 +243,9 @@ def test_show_json_round_trips_every_parameter(inventory):
     assert {k: d[k] for k in JSON_FIELDS - {"schedule_utc", "next_run", "created"}} == {
         "name": "nightly", "vm": "web01", "disk_id": 2, "type": "file", "node": "b1",
         "storage": "tank", "schedule": "30 2 * * 1-5", "timezone": "Europe/Prague",
-        "retention": 7, "active": True, "desc": "nightly, with spaces & 'quotes'",
+        "retention": 7, "policy": "keep-last 7", "keep_last": 7, "keep_hourly": 0,
+        "keep_daily": 0, "keep_weekly": 0, "keep_monthly": 0, "keep_yearly": 0,
+        "active": True, "desc": "nightly, with spaces & 'quotes'",
         "compression": "bzip2", "bwlimit": 10485760, "fsfreeze": True}
     assert d["schedule_utc"] == schedule.schedule_utc("30 2 * * 1-5", "Europe/Prague",
                                                       before.date())

@@ -385,6 +385,7 @@ def test_parse_send_estimate_without_total_line():
     ("zfs-fuse", "recv-s-unsupported.txt", zfs.UNSUPPORTED),
     ("zfs-fuse", "send-broken-pipe.txt", zfs.BROKEN_PIPE),
     ("openzfs", "not-found.txt", zfs.NOT_FOUND),
+    ("openzfs", "snapshot-not-found.txt", zfs.NOT_FOUND),  # zfs destroy fs@gone
     ("openzfs", "held-destroy.txt", zfs.BUSY),
     ("openzfs", "no-space.txt", zfs.NO_SPACE),
     ("openzfs", "modified.txt", zfs.MODIFIED),

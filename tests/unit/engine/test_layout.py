@@ -49,7 +49,7 @@ def definition_record(name: str):
     from esbackup.domain.models import Definition
 
     return Definition(vm="web01", name=name, disk_id=1, type="dataset", node="b1",
-                      storage="tank", schedule="0 1 * * *", timezone="UTC", retention=3)
+                      storage="tank", schedule="0 1 * * *", timezone="UTC", keep_last=3)
 
 
 def test_paths_on_the_nodes():

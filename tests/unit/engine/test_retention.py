@@ -4,6 +4,7 @@ import pytest
 
 from esbackup.catalog.core import Catalog
 from esbackup.domain.models import VM, Backup, Definition, Node, Storage
+from esbackup.domain.prune import Policy
 from esbackup.engine import retention
 from esbackup.errors import OperationFailed
 from tests.unit.shared import UUID
@@ -23,7 +24,7 @@ def cat(catalog_location):
 def define(cat: Catalog, retention_count: int = 1) -> Definition:
     return cat.add_definition(Definition(
         vm="web01", name="daily", disk_id=1, type="dataset", node="b1", storage="tank",
-        schedule="0 1 * * *", timezone="UTC", retention=retention_count))
+        schedule="0 1 * * *", timezone="UTC", keep_last=retention_count))
 
 
 def made(cat: Catalog, d: Definition, day: int) -> Backup:
@@ -54,7 +55,7 @@ def test_a_recreated_definition_never_deletes_the_old_definitions_backups(cat):
 
 def test_retention_refuses_a_definition_that_is_not_in_the_catalog(cat):
     unsaved = Definition(vm="web01", name="daily", disk_id=1, type="dataset", node="b1",
-                         storage="tank", schedule="0 1 * * *", timezone="UTC", retention=1)
+                         storage="tank", schedule="0 1 * * *", timezone="UTC", keep_last=1)
     with pytest.raises(OperationFailed, match="not in the catalog"):
         retention.due(cat, unsaved)
 
@@ -69,13 +70,40 @@ def names(backups) -> list[str]:
     return [b.name for b in backups]
 
 
+def excess(backups: list[Backup], keep: int, **rules: int) -> list[Backup]:
+    """What retention.select removes of `backups` under keep-last `keep` (and `rules`)."""
+    chosen = retention.select(backups, Policy(last=keep, **rules), "UTC")
+    return [b for b, mark in zip(backups, chosen, strict=True) if mark and not mark.keep]
+
+
 def test_retention_keeps_newest_ok():
     history = [backup(1), backup(2), backup(3, "lost"), backup(4), backup(5, "pending"),
                backup(6)]
-    assert names(retention.excess(history, 2)) == names([backup(1), backup(2)])
-    assert names(retention.excess(history, 1)) == names([backup(1), backup(2), backup(4)])
-    assert names(retention.excess(history, 3)) == names([backup(1)])
-    assert retention.excess(history, 4) == []
-    assert retention.excess(history, 0) == []
-    assert retention.excess([], 2) == []
-    assert retention.excess([backup(1, "lost"), backup(2, "lost")], 1) == []
+    assert names(excess(history, 2)) == names([backup(1), backup(2)])
+    assert names(excess(history, 1)) == names([backup(1), backup(2), backup(4)])
+    assert names(excess(history, 3)) == names([backup(1)])
+    assert excess(history, 4) == []
+    assert excess(history, 0) == []
+    assert excess([], 2) == []
+    assert excess([backup(1, "lost"), backup(2, "lost")], 1) == []
+
+
+def test_protected_backups_stay_and_count_toward_nothing():
+    history = [backup(1), backup(2), backup(3), backup(4)]
+    history[0].protected = history[2].protected = True
+    assert names(excess(history, 1)) == [backup(2).name]  # 3 protected, 4 the one kept
+    marks = retention.select(history, Policy(last=1), "UTC")
+    assert [(m.keep, m.rule) for m in marks] == [
+        (True, "protected"), (False, None), (True, "protected"), (True, "last")]
+
+
+def test_the_newest_ok_backup_stays_whatever_the_policy():
+    history = [backup(1), backup(2, "lost"), backup(3)]
+    assert names(excess(history, 0, yearly=1)) == [backup(1).name]  # same year: newest kept
+    history[2].protected = True  # the newest is protected: the rule keeps the one before
+    assert names(excess(history, 1)) == []
+
+
+def test_a_definitions_policy_is_its_keep_counts(cat):
+    d = cat.update_definition(Definition(**{**vars(define(cat, 2)), "keep_daily": 3}))
+    assert retention.policy(d) == Policy(last=2, daily=3)
