@@ -44,7 +44,12 @@ def remove_many(cat: Catalog, backups: list[Backup], reporter: Reporter | None =
                 sessions: Sessions) -> list[Backup]:
     """Remove several backups of one node in one call: each one's data (its hold
     released first), then the manifests of those whose data went, fed to the
-    call's last step. Returns those removed; the others stay, with a warning."""
+    call's last step. Returns those removed; the others stay, with a warning.
+
+    The feed knows each step's exit status, not yet all its stderr: data that
+    was already gone (not-found, told by stderr) is settled after the call,
+    its manifest removed in a second call (rare: data removed behind our back).
+    """
     if not backups:
         return []
     node = cat.node(backups[0].node)
@@ -56,26 +61,34 @@ def remove_many(cat: Catalog, backups: list[Backup], reporter: Reporter | None =
         except EsbackupError as error:
             _warn(reporter, f"retention: backup {b.ref} not deleted: {error}")
     steps.append(batch.Step("manifests", files.remove_listed(), input=True))
-    gone: list[Backup] = []
+    fed: dict[int, Backup] = {}  # by step index: their data went, their manifests go
 
     def feed(results: batch.Results) -> bytes:
-        for i, b in owned:
-            data = results.get(f"data-{i}")
-            if data is None or data.status == 0 or zfs.classify_error(
-                    data.stderr) == zfs.NOT_FOUND:
-                gone.append(b)
-            else:
-                _warn(reporter, f"retention: backup {b.ref} not deleted: "
-                      f"{data.stderr.strip() or f'exit {data.status}'}")
-        return files.listed(b.manifest for b in gone if b.manifest)
+        fed.update((i, b) for i, b in owned
+                   if getattr(results.get(f"data-{i}"), "status", 0) == 0)
+        return files.listed(b.manifest for b in fed.values() if b.manifest)
 
-    results = sessions(node).batch(steps, feed=feed)
+    session = sessions(node)
+    results = session.batch(steps, feed=feed)
     if results["manifests"].status:
         _warn(reporter, f"retention: manifests of removed backups left on {node.name}: "
               f"{results['manifests'].stderr.strip()}")
-    for b in gone:
+    gone_before: dict[int, Backup] = {}
+    for i, b in owned:
+        data = results.get(f"data-{i}")
+        if i in fed or data is None:
+            continue
+        if zfs.classify_error(data.stderr) == zfs.NOT_FOUND:
+            gone_before[i] = b
+        else:
+            _warn(reporter, f"retention: backup {b.ref} not deleted: "
+                  f"{data.stderr.strip() or f'exit {data.status}'}")
+    if manifests := [b.manifest for b in gone_before.values() if b.manifest]:
+        session.remove_files(*manifests)
+    removed = [b for i, b in owned if i in fed or i in gone_before]
+    for b in removed:
         cat.delete_backup(b)
-    return gone
+    return removed
 
 
 def data_steps(i: int, b: Backup, holds: bool) -> list[batch.Step]:

@@ -1,6 +1,7 @@
 """Removing backups (actions/delete.py): retention's removals are one call on the
-backup node however many go, each hold released before its snapshot is destroyed;
-a removal that fails leaves that backup whole, in the catalog, with a warning."""
+backup node however many go, each hold released before its snapshot is destroyed
+(one more only for data that was gone already); a removal that fails leaves that
+backup whole, in the catalog, with a warning."""
 from esbackup.actions import delete
 from esbackup.catalog.core import Catalog
 from esbackup.domain.models import VM, Backup, Definition, Node, Storage
@@ -39,6 +40,10 @@ def catalog(tmp_path) -> tuple[Catalog, Definition]:
     return cat, d
 
 
+def manifest(day: int) -> str:
+    return f"/tank/backups/manifests/{UUID}/disk1/daily-202611{day:02d}_010000.json"
+
+
 def snap(day: int) -> str:
     return f"{TARGET}@esb-daily-202611{day:02d}_010000"
 
@@ -52,6 +57,7 @@ def test_retention_removes_in_one_call_and_keeps_what_failed(tmp_path):
         tuple(zfs.destroy(snap(3))): failed("could not find any snapshots to destroy; "
                                             "check snapshot names.\n"),
         tuple(files.remove_listed()): ok(),
+        tuple(files.remove(manifest(3))): ok(),
     })
     said = Lines()
     removed = delete.apply_retention(cat, d, said, sessions=Replays(b1=node))
@@ -59,7 +65,9 @@ def test_retention_removes_in_one_call_and_keeps_what_failed(tmp_path):
         zfs.release("esbackup", snap(1)), zfs.destroy(snap(1)),
         zfs.release("esbackup", snap(2)), zfs.destroy(snap(2)),
         zfs.release("esbackup", snap(3)), zfs.destroy(snap(3)),
-        files.remove_listed()])]
+        files.remove_listed()]),
+        # the one whose snapshot was gone already: its manifest, once stderr said so
+        ("run", files.remove(manifest(3)))]
     assert [b.name[-15:-7] for b in removed] == ["20261101", "20261103"]  # 3: already gone
     assert [b.name[-15:-7] for b in cat.backups(definition_id=d.id)] == ["20261102", "20261104"]
     (line,) = said.lines
