@@ -34,6 +34,10 @@ COMMANDS = {
 }
 
 
+# Click 8.2+ raises this for a group given no command (older ones print the help)
+NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 class EsbackupClickError(click.ClickException):
     """An `esbackup.errors` exception, shown as one line with its exit code."""
 
@@ -183,6 +187,9 @@ def main() -> None:
     """The console script: click's behaviour, but usage errors on one line."""
     try:
         status = cli.main(prog_name="esbackup", standalone_mode=False)
+    except NO_ARGS_IS_HELP as error:  # a bare group: its help, as --help gives it
+        click.echo(error.ctx.get_help() if error.ctx else cli.get_help(click.Context(cli)))
+        sys.exit(0)
     except click.UsageError as error:
         where = error.ctx.command_path if error.ctx else "esbackup"
         from esbackup.commands.output import escape_controls

@@ -51,6 +51,13 @@ class PermissionDenied(EsbackupError):
     exit_code = 3
 
 
+class NotSetUp(EsbackupError):
+    """esbackup cannot work as installed: e.g. a PostgreSQL catalog without psycopg
+    (exit 3, with permission problems: fix the setup, not the input)."""
+
+    exit_code = 3
+
+
 class NotFound(EsbackupError):
     exit_code = 4
 

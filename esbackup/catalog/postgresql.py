@@ -28,7 +28,7 @@ import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from esbackup.errors import Busy, OperationFailed
+from esbackup.errors import Busy, NotSetUp, OperationFailed
 
 if TYPE_CHECKING:
     import psycopg
@@ -121,7 +121,11 @@ class Connection:
         self._connect()
 
     def _connect(self) -> psycopg.Connection[Any]:
-        import psycopg
+        try:
+            import psycopg
+        except ImportError:
+            raise NotSetUp("a postgresql:// catalog needs psycopg: "
+                           "pip install 'esbackup[postgresql]'") from None
 
         try:
             self._conn = psycopg.connect(

@@ -75,7 +75,7 @@ def now(ref, wait) -> None:
     inactive only keeps a definition off the schedule)."""
     from esbackup.commands.run import run_one
 
-    run_one(ref, wait=wait, force=True, trigger="manual")
+    run_one(ref, wait=wait, force=True, trigger="manual", print_ref=True)
 
 
 @cli.command("delete")

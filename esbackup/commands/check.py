@@ -9,13 +9,17 @@ from esbackup.services import health
 
 
 @click.command("check")
-def cli() -> None:
+@click.option("--allow-empty", is_flag=True,
+              help="No active definitions is OK (else WARNING: nothing is backed up).")
+def cli(allow_empty: bool) -> None:
     """Health of all definitions and backups, for Nagios/Icinga.
 
     CRITICAL: a lost backup, a backup that failed verify, or an active
-    definition whose last run failed. WARNING: an active definition that
-    missed a scheduled backup, or a backup left pending/restore by a run that
-    died. UNKNOWN: the catalog is missing or cannot be read. The summary line
+    definition whose last run failed or that has had no ok backup since it was
+    created and one period of its schedule passed. WARNING: no active
+    definitions at all (see --allow-empty), an active definition that missed a
+    scheduled backup, or a backup left pending/restore by a run that died.
+    UNKNOWN: the catalog is missing or cannot be read. The summary line
     carries perfdata: definitions, ok, lost, failed, stale, verify_failed.
     """
     import sqlite3
@@ -32,7 +36,7 @@ def cli() -> None:
     else:
         try:
             auth.require_superadmin(a.identity, "check")
-            code, lines = health.judge(a.catalog, datetime.now(timezone.utc))
+            code, lines = health.judge(a.catalog, datetime.now(timezone.utc), allow_empty)
         except (EsbackupError, sqlite3.Error) as error:  # psycopg errors arrive as EsbackupError
             code, lines = health.unknown(f"cannot judge: {error}")
     for line in lines:

@@ -1,10 +1,12 @@
+import os
 import re
 import shlex
-import shutil
 import sys
+from pathlib import Path
 
 import click
 
+from esbackup.catalog.location import is_url
 from esbackup.commands.common import app
 from esbackup.domain.models import CONTROL_RE
 from esbackup.errors import InvalidInput
@@ -21,6 +23,22 @@ def crontab_command(argv: list[str]) -> str:
     return " ".join(shlex.quote(arg) for arg in argv).replace("%", "\\%")
 
 
+def running_esbackup() -> list[str]:
+    """The esbackup that is running, by absolute path: its console script when it
+    was started as one, else this Python with `-m esbackup` (never the first
+    esbackup on cron's PATH, which may be another one)."""
+    script = Path(sys.argv[0])
+    if script.name == "esbackup" and script.is_file() and os.access(script, os.X_OK):
+        return [str(script.resolve())]
+    return [str(Path(sys.executable).absolute()), "-m", "esbackup"]
+
+
+def catalog_location(path: Path | str) -> str:
+    """The catalog cron is to open: this one, by absolute path (cron's working
+    directory would decide a relative one), or its URL."""
+    return path if isinstance(path, str) and is_url(path) else str(Path(path).absolute())
+
+
 @click.command("cron")
 @click.option("--user", default="root", show_default=True, help="User field of the lines.")
 def cli(user: str) -> None:
@@ -31,9 +49,8 @@ def cli(user: str) -> None:
     if not USER_RE.fullmatch(user):
         raise InvalidInput(f"invalid user {user!r}: a plain user name (a-z, 0-9, '_', '-')")
     a = app()
-    exe = [shutil.which("esbackup")] if shutil.which("esbackup") else [sys.executable, "-m",
-                                                                       "esbackup"]
-    catalog = ["--catalog", str(a.catalog.path)] if a.catalog_path else []
+    exe = running_esbackup()
+    catalog = ["--catalog", catalog_location(a.catalog.path)]
     click.echo("# esbackup: install as /etc/cron.d/esbackup")
     click.echo("SHELL=/bin/sh")
     click.echo(f"* * * * * {user} {crontab_command([*exe, *catalog, '-q', 'run', '--due'])}")

@@ -142,6 +142,9 @@ def update(ref, new_name, dry_run, fmt, full, **options) -> None:
     changes = changes_from(options)
     if new_name:
         changes["name"] = new_name
+    if not changes:
+        raise InvalidInput(f"nothing to change in {ref}: give the options to change "
+                           "(see definition update --help)")
     if dry_run:
         from esbackup.commands.retention import PREVIEW_COLUMNS
         from esbackup.services import retention_view

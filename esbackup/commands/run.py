@@ -7,8 +7,10 @@ from esbackup.errors import InvalidInput
 from esbackup.services import definitions
 
 
-def run_one(ref: str, *, wait: float, force: bool, trigger: str) -> None:
-    """Run one definition and print what it made (shared with `backup now`)."""
+def run_one(ref: str, *, wait: float, force: bool, trigger: str, print_ref: bool = False) -> None:
+    """Run one definition and print what it made (shared with `backup now`): a line
+    on a terminal; off one nothing (`run`, for cron) or, with `print_ref`, the new
+    backup's VM/NAME alone, for scripts."""
     from esbackup.actions import backup as backup_job
     from esbackup.domain import auth
 
@@ -22,6 +24,8 @@ def run_one(ref: str, *, wait: float, force: bool, trigger: str) -> None:
     a.info(f"backup {b.ref}: {human_size(b.size)} in {human_duration(b.duration)}")
     if sys.stdout.isatty():
         click.echo(f"backup {b.ref} ok: {human_size(b.size)} in {human_duration(b.duration)}")
+    elif print_ref:
+        click.echo(b.ref)
 
 
 @click.command("run")

@@ -54,9 +54,14 @@ def require(cat: Catalog, who: Identity, b: Backup, write: bool) -> None:
 
 
 def visible(cat: Catalog, who: Identity, **filters) -> list[Backup]:
+    """The backups the filters select that `who` may see. A VM or definition named
+    in a filter that names nothing (no such VM, live or with backups left; no such
+    definition) is NotFound, as an unknown node is: not an empty, healthy list."""
     if filters.get("vm") is not None:
         filters["vm"] = vm_key(cat, filters["vm"])
     found = cat.backups(**filters)
+    if not found:
+        unknown(cat, filters.get("vm"), filters.get("definition"))
     if who.is_superadmin:
         return found
     vms = {vm.uuid: vm for vm in cat.vms_without_disks()}
@@ -66,6 +71,20 @@ def visible(cat: Catalog, who: Identity, **filters) -> list[Backup]:
         return who.is_superadmin if vm is None else auth.can_read_vm(who, vm)
 
     return [b for b in found if allowed(b)]
+
+
+def unknown(cat: Catalog, vm: str | None, definition: str | None) -> None:
+    """Raise NotFound for a filter's VM or definition that names nothing at all
+    (its backups, if it had any, would have matched)."""
+    if vm is not None and not cat.backups(vm=vm):
+        try:
+            cat.vm(vm)
+        except NotFound:
+            raise NotFound(f"no such virtual server: {vm}") from None
+    if definition is not None and not any(
+            d.name == definition for d in cat.definitions(vm=vm)) and not cat.backups(
+            vm=vm, definition=definition):
+        raise NotFound(f"no such definition: {definition}")
 
 
 def restore_target(cat: Catalog, who: Identity, ref: str, vm: str | None,

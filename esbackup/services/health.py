@@ -19,7 +19,9 @@ OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 LABELS = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
 # kinds of findings that perfdata counts
 LOST, FAILED, STALE, LEFTOVER, VERIFY_FAILED = "lost", "failed", "stale", "leftover", "verify"
+NEVER, EMPTY = "never", "empty"
 LOOKBACK = timedelta(days=8)  # a weekly schedule still shows a missed run
+GRACE = timedelta(hours=1)  # a new definition's first run may take this long past a period
 
 
 @dataclass(frozen=True)
@@ -29,8 +31,13 @@ class Finding:
     text: str
 
 
-def problems(cat: Catalog, now: datetime) -> list[Finding]:
-    """What is wrong, from a few whole-catalog queries (not one per definition)."""
+def problems(cat: Catalog, now: datetime, allow_empty: bool = False) -> list[Finding]:
+    """What is wrong, from a few whole-catalog queries (not one per definition).
+
+    Nothing to back up is a WARNING (unless `allow_empty`): a catalog that
+    backs up nothing must not look healthy. An active definition with no ok
+    backup since it was created plus one period of its schedule (and GRACE) is
+    CRITICAL."""
     found = []
     odd = cat.backups(status=("lost", "pending", "restore"))
     busy = {h["resource"] for h in cat.locks("disk:") if not locks.is_stale(h)}
@@ -43,14 +50,23 @@ def problems(cat: Catalog, now: datetime) -> list[Finding]:
                 found.append(Finding(WARNING, LEFTOVER,
                                      f"backup {b.ref} is {status} but nothing runs: "
                                      "run `esbackup backup sync`"))
-    for d, last_run, last_ok in cat.definition_states(active=True):
+    states = cat.definition_states(active=True)
+    if not states and not allow_empty:
+        found.append(Finding(WARNING, EMPTY, "no active backup definitions: nothing is backed "
+                                             "up (`check --allow-empty` accepts that)"))
+    for d, last_run, last_ok in states:
         if last_run is not None and last_run.outcome == "failed":
             found.append(Finding(CRITICAL, FAILED,
                                  f"{d.ref}: last run failed: {last_run.error}"))
             continue
         if d.created is None:  # the catalog records it with every definition
             raise OperationFailed(f"definition {d.ref} has no creation time recorded")
-        since = max(datetime.fromisoformat(d.created), now - LOOKBACK)
+        created = datetime.fromisoformat(d.created)
+        if last_ok is None and never_backed_up(d.schedule, d.timezone, created, now):
+            found.append(Finding(CRITICAL, NEVER, f"{d.ref}: no ok backup since it was created "
+                                                  f"({created:%Y-%m-%d %H:%M} UTC)"))
+            continue
+        since = max(created, now - LOOKBACK)
         missed = schedule.runs_between(d.schedule, d.timezone, since, now)
         if len(missed) >= 2 and (not last_ok or datetime.fromisoformat(last_ok) < missed[-2]):
             found.append(Finding(WARNING, STALE,
@@ -58,9 +74,16 @@ def problems(cat: Catalog, now: datetime) -> list[Finding]:
     return found
 
 
-def judge(cat: Catalog, now: datetime) -> tuple[int, list[str]]:
+def never_backed_up(expr: str, zone: str, created: datetime, now: datetime) -> bool:
+    """A definition made at `created` should have had a backup by its second
+    firing (the first one plus one period) and GRACE."""
+    firings = schedule.next_runs(expr, zone, created, 2)
+    return len(firings) == 2 and firings[1] + GRACE <= now
+
+
+def judge(cat: Catalog, now: datetime, allow_empty: bool = False) -> tuple[int, list[str]]:
     """check's exit status and lines: the problems, the failed verifies, the counts."""
-    found = problems(cat, now) + verify_findings(cat)
+    found = problems(cat, now, allow_empty) + verify_findings(cat)
     counts = cat.summary_counts()
     return report(counts["definitions"], counts["ok_backups"], found)
 

@@ -14,10 +14,11 @@ from tests.integration.conftest import both_flavours
 @both_flavours
 def test_full_then_incremental_and_data_equal(site):
     ref = site.define("daily", "--type", "dataset", "--retention", "5")
-    site.esb.ok("run", ref)
+    assert site.esb.ok("run", ref).stdout == ""  # silent for cron
     site.write("changed.bin", os.urandom(256 << 10))
-    site.esb.ok("backup", "now", ref)
+    made = site.esb.ok("backup", "now", ref).stdout  # the new backup, for scripts
     first, second = site.backups()
+    assert made == f"web01/{second['name']}\n"
     assert first["status"] == second["status"] == "ok"
     assert first["size"] > 4 << 20  # the full one carries the 4 MiB disk image
     assert 256 << 10 <= second["size"] < 1 << 20  # the second only what changed

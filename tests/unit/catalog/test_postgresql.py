@@ -105,3 +105,18 @@ def test_a_role_without_rights_is_one_line_exit_1(postgres, pg_catalog):
                  f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO reader", "esbackup_tests")
     err = Esbackup(pg_catalog.replace("postgres@", "reader:r@")).fails(1, "dc", "list")
     assert err.count("\n") == 1 and "permission denied" in err and ":r@" not in err
+
+
+def test_a_postgresql_catalog_without_psycopg_is_one_line_naming_the_extra():
+    import subprocess
+    import sys
+
+    program = ("import sys; sys.modules['psycopg'] = None\n"  # as if it were not installed
+               "from esbackup.cli import main\n"
+               "sys.argv = ['esbackup', '--catalog', 'postgresql://u@127.0.0.1:9/db', 'dc', "
+               "'list']\nmain()\n")
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 3
+    assert done.stderr == ("Error: a postgresql:// catalog needs psycopg: "
+                           "pip install 'esbackup[postgresql]'\n")

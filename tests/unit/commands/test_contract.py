@@ -152,3 +152,34 @@ def test_json_sizes_are_bytes(inventory):
     assert "2.0 MiB/s" in inventory.ok("definition", "list", "--full").stdout
     assert json.loads(inventory.ok("definition", "list", "-f", "json").stdout)[0]["bwlimit"] \
         == 2097152
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--vm", "nope"], "no such virtual server: nope"),
+    (["--definition", "web01/nope"], "no such definition: nope"),
+    (["--definition", "nope"], "no such definition: nope"),
+])
+def test_a_filter_naming_nothing_is_not_found_not_an_empty_list(inventory, args, message):
+    assert message in inventory.fails(4, "backup", "list", *args)
+
+
+def test_filters_of_real_things_with_no_backups_are_empty_lists(inventory):
+    define(inventory)
+    assert inventory.json("backup", "list", "--vm", "web01") == []
+    assert inventory.json("backup", "list", "--definition", "web01/daily") == []
+    assert inventory.json("backup", "list", "--vm", "web01", "--status", "lost") == []
+
+
+def test_definition_update_with_nothing_to_change_says_so(inventory):
+    define(inventory)
+    stderr = inventory.fails(2, "definition", "update", "web01/daily")
+    assert "nothing to change" in stderr
+
+
+@pytest.mark.parametrize("group", [[], ["backup"], ["definition"]])
+def test_a_bare_command_group_prints_its_help(group):
+    done = subprocess.run([sys.executable, "-m", "esbackup", *group], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0 and done.stderr == ""
+    assert done.stdout.startswith(f"Usage: esbackup {' '.join(group)}".rstrip() + " [OPTIONS]")
+    assert "\nCommands:\n" in done.stdout

@@ -537,10 +537,17 @@ def test_history_of_a_definition_without_runs(inventory):
 
 
 def test_check_on_empty_catalog(esb):
+    """Nothing backed up must not look healthy: WARNING, unless --allow-empty."""
     esb.ok("dc", "list")  # without a catalog at all, check says UNKNOWN (test_health.py)
     result = esb("check")
-    assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines()[0].startswith("ESBACKUP OK")
+    assert result.exit_code == 1, result.output
+    assert result.stdout.splitlines() == [
+        "ESBACKUP WARNING - 1 problem(s) | definitions=0 ok=0 lost=0 failed=0 stale=0 "
+        "verify_failed=0",
+        "WARNING: no active backup definitions: nothing is backed up (`check --allow-empty` "
+        "accepts that)"]
+    result = esb("check", "--allow-empty")
+    assert result.exit_code == 0 and result.stdout.startswith("ESBACKUP OK")
 
 
 def test_schedule_not_expressible_in_utc_still_lists(inventory):

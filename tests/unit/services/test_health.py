@@ -43,10 +43,32 @@ def test_check_unknown_without_a_readable_catalog(esb, tmp_path):
     assert result.exit_code == 3 and result.stdout.startswith("ESBACKUP UNKNOWN - cannot judge")
 
 
-def test_check_on_new_catalog_is_ok(esb):
+def test_check_on_new_catalog_warns_that_nothing_is_backed_up(esb):
     esb.ok("dc", "list")
     result = esb("check")
-    assert result.exit_code == 0 and result.stdout.startswith("ESBACKUP OK")
+    assert result.exit_code == 1 and result.stdout.startswith("ESBACKUP WARNING")
+    assert esb("check", "--allow-empty").exit_code == 0
+
+
+def test_a_definition_never_backed_up_past_a_period_is_critical(inventory):
+    """Created, then its first firing and one period more (and the grace) with no ok
+    backup: CRITICAL, not the mere WARNING of a missed run."""
+    from datetime import datetime, timedelta
+
+    from esbackup.domain import schedule
+
+    inventory.ok("definition", "create", "web01/daily", "--disk-id", "1", "--type", "dataset",
+                 "--node", "b1", "--storage", "tank", "--schedule", "0 1 * * *",
+                 "--timezone", "UTC", "--keep-last", "3")
+    cat = Catalog.open(inventory.catalog)
+    created = datetime.fromisoformat(cat.definition("web01", "daily").created)
+    _, second = schedule.next_runs("0 1 * * *", "UTC", created, 2)
+    (early,) = health.problems(cat, second + health.GRACE - timedelta(minutes=1))
+    assert (early.level, early.kind) == (health.WARNING, health.STALE)  # within the grace
+    (found,) = health.problems(cat, second + health.GRACE)
+    assert (found.level, found.kind) == (health.CRITICAL, health.NEVER)
+    assert "no ok backup since it was created" in found.text
+    cat.close()
 
 
 def test_status_is_the_worst_finding():
@@ -63,7 +85,8 @@ def test_check_and_metrics_import_neither_ssh_nor_rich(inventory, tmp_path):
 
     prom = tmp_path / "m.prom"
     code = ("import sys; from click.testing import CliRunner; from esbackup.cli import cli;"
-            "r = CliRunner().invoke(cli, ['check']); assert r.exit_code == 0, r.output;"
+            "r = CliRunner().invoke(cli, ['check', '--allow-empty']); "
+            "assert r.exit_code == 0, r.output;"
             f"r = CliRunner().invoke(cli, ['metrics', '--textfile', {str(prom)!r}]);"
             "assert r.exit_code == 0, r.output;"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
