@@ -1,5 +1,6 @@
 """Nagios-style health: OK (0), WARNING (1), CRITICAL (2), UNKNOWN (3), one
 summary line with perfdata, then one line per problem."""
+import json
 from datetime import datetime, timezone
 
 import click
@@ -11,7 +12,9 @@ from esbackup.services import health
 @click.command("check")
 @click.option("--allow-empty", is_flag=True,
               help="No active definitions is OK (else WARNING: nothing is backed up).")
-def cli(allow_empty: bool) -> None:
+@click.option("-f", "--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              help="text: Nagios lines; json: the same verdict and problems for machines.")
+def cli(allow_empty: bool, fmt: str) -> None:
     """Health of all definitions and backups, for Nagios/Icinga.
 
     CRITICAL: a lost backup, a backup that failed verify, or an active
@@ -31,14 +34,23 @@ def cli(allow_empty: bool) -> None:
 
     a = app()
     path = a.catalog_path or default_path()
-    if not is_url(path) and not Path(path).exists():
-        code, lines = health.unknown(f"no catalog at {path}")
-    else:
+    why = f"no catalog at {path}" if not is_url(path) and not Path(path).exists() else None
+    if why is None:
         try:
             auth.require_superadmin(a.identity, "check")
-            code, lines = health.judge(a.catalog, datetime.now(timezone.utc), allow_empty)
+            judged = health.assess(a.catalog, datetime.now(timezone.utc), allow_empty)
         except (EsbackupError, sqlite3.Error) as error:  # psycopg errors arrive as EsbackupError
-            code, lines = health.unknown(f"cannot judge: {error}")
-    for line in lines:
-        click.echo(line)
+            why = f"cannot judge: {error}"
+    if why is not None:
+        code, lines = health.unknown(why)
+        unknown = health.Finding(health.UNKNOWN, "unknown", why)
+        verdict = health.as_json(None, None, [unknown])
+    else:
+        code, lines = health.report(*judged)
+        verdict = health.as_json(*judged)
+    if fmt == "json":
+        click.echo(json.dumps(verdict, indent=2))
+    else:
+        for line in lines:
+            click.echo(line)
     raise click.exceptions.Exit(code)

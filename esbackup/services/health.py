@@ -83,9 +83,25 @@ def never_backed_up(expr: str, zone: str, created: datetime, now: datetime) -> b
 
 def judge(cat: Catalog, now: datetime, allow_empty: bool = False) -> tuple[int, list[str]]:
     """check's exit status and lines: the problems, the failed verifies, the counts."""
+    return report(*assess(cat, now, allow_empty))
+
+
+def assess(cat: Catalog, now: datetime,
+           allow_empty: bool = False) -> tuple[int, int, list[Finding]]:
+    """(definitions, ok backups, findings): what `check` judges, in either format."""
     found = problems(cat, now, allow_empty) + verify_findings(cat)
     counts = cat.summary_counts()
-    return report(counts["definitions"], counts["ok_backups"], found)
+    return counts["definitions"], counts["ok_backups"], found
+
+
+def as_json(definitions: int | None, ok_backups: int | None,
+            findings: list[Finding]) -> dict:
+    """`check -f json`: the same verdict for machines (None counts: UNKNOWN)."""
+    worst = UNKNOWN if definitions is None else status(findings)
+    return {"status": LABELS[worst], "exit_code": worst,
+            "definitions": definitions, "ok_backups": ok_backups,
+            "problems": [{"level": LABELS[f.level], "kind": f.kind, "text": f.text}
+                         for f in findings]}
 
 
 def verify_findings(cat: Catalog) -> list[Finding]:

@@ -95,3 +95,24 @@ def test_check_and_metrics_import_neither_ssh_nor_rich(inventory, tmp_path):
                          env={**os.environ, "ESBACKUP_CATALOG": str(inventory.catalog)})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]" and prom.exists()
+
+
+def test_check_json_gives_the_same_verdict_and_problems(esb, tmp_path):
+    import json
+
+    esb.ok("dc", "list")
+    result = esb("check", "-f", "json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == {
+        "status": "WARNING", "exit_code": 1, "definitions": 0, "ok_backups": 0,
+        "problems": [{"level": "WARNING", "kind": "empty",
+                      "text": "no active backup definitions: nothing is backed up "
+                              "(`check --allow-empty` accepts that)"}]}
+    result = esb("check", "-f", "json", "--allow-empty")
+    assert (result.exit_code, json.loads(result.stdout)["status"]) == (0, "OK")
+    from tests.conftest import Esbackup
+
+    missing = Esbackup(tmp_path / "none.db")("check", "-f", "json")
+    verdict = json.loads(missing.stdout)
+    assert missing.exit_code == 3 and verdict["status"] == "UNKNOWN"
+    assert verdict["problems"][0]["text"].startswith("no catalog at ")
