@@ -37,7 +37,12 @@ class NodeUnreachable(OperationFailed):
     """The node could not be reached or logged into."""
 
 
-class HostKeyMismatch(NodeUnreachable):
+class NotConnected(NodeUnreachable):
+    """No command reached the node: it could not be reached or logged into, or a
+    command could not be started on it. Nothing ran there, so nothing is undone."""
+
+
+class HostKeyMismatch(NotConnected):
     """The node presented a host key other than the pinned one."""
 
 

@@ -37,7 +37,7 @@ from esbackup.engine import (
     runlog,
 )
 from esbackup.engine.undo import Undo
-from esbackup.errors import Busy, EsbackupError, InvalidInput
+from esbackup.errors import Busy, EsbackupError, InvalidInput, NotConnected
 
 
 def start_run(cat: Catalog, d: Definition, trigger: str, firing: str | None = None) -> Run:
@@ -255,8 +255,14 @@ class BackupJob:
         """Snapshot the source (unless frozen) and learn its snapshots; make the
         storage's datasets and folders and learn the target's snapshots."""
         self.made_snapshot()
-        src, dst = self.ask(self.plan.compute, self.source_steps(), self.plan.target_node,
-                            self.target_steps())
+        try:
+            src, dst = self.ask(self.plan.compute, self.source_steps(), self.plan.target_node,
+                                self.target_steps())
+        except NotConnected:  # no session to a node: nothing ran anywhere
+            self.undo.forget("snapshot")
+            raise
+        if isinstance(src, NotConnected):  # nothing ran on the compute node: no snapshot
+            self.undo.forget("snapshot")
         while self.snapshot_taken(calls.settled(src)):
             self.rename_row()
             self.made_snapshot()

@@ -36,7 +36,7 @@ import shutil
 import subprocess
 
 from esbackup.drivers import transport
-from esbackup.errors import NodeUnreachable, OperationFailed
+from esbackup.errors import NodeUnreachable, NotConnected, OperationFailed
 
 SSH = "ssh"
 # OpenSSH's own default set (modern AEAD and CTR ciphers only), AES-GCM first.
@@ -119,7 +119,7 @@ def open_stream(session: transport.SSHTransport, argv: list[str]) -> transport.S
         proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, bufsize=0)
     except OSError as exc:
-        raise NodeUnreachable(
+        raise NotConnected(
             f"node {session.node.name}: cannot start {SSH}: {exc.strerror}") from exc
     return OpenSSHStream(session.node.name, argv, proc)
 

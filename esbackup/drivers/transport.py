@@ -32,6 +32,7 @@ from esbackup.errors import (
     HostKeyMismatch,
     InvalidInput,
     NodeUnreachable,
+    NotConnected,
     OperationFailed,
     RemoteCommandError,
 )
@@ -377,7 +378,7 @@ class _Target:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
 
-    def failure(self, node: Node, exc: BaseException) -> NodeUnreachable:
+    def failure(self, node: Node, exc: BaseException) -> NotConnected:
         """One line saying why the node could not be reached."""
         where = f"{self.host}:{self.port}"
         if isinstance(exc, socket.gaierror):
@@ -390,7 +391,7 @@ class _Target:
             why = f"cannot connect to {where}: {exc.strerror}"
         else:
             why = f"SSH handshake with {where} failed: {exc or type(exc).__name__}"
-        return NodeUnreachable(f"node {node.name}: {why}")
+        return NotConnected(f"node {node.name}: {why}")
 
 
 class SSHTransport(Transport):
@@ -401,7 +402,7 @@ class SSHTransport(Transport):
                  ciphers: tuple[str, ...] = CIPHERS) -> None:
         super().__init__(node)
         if not node.host_key:
-            raise NodeUnreachable(f"node {node.name} has no pinned host key: accept it with "
+            raise NotConnected(f"node {node.name} has no pinned host key: accept it with "
                                   f"`esbackup node check {node.name} --accept-host-key`")
         self.timeout = timeout
         self.window_size, self.max_packet_size, self.ciphers = window_size, max_packet_size, ciphers
@@ -418,7 +419,7 @@ class SSHTransport(Transport):
                 timeout=self.timeout)
             channel.exec_command(shlex.join(argv))
         except (paramiko.SSHException, OSError, EOFError) as exc:
-            raise NodeUnreachable(f"node {self.node.name}: cannot start {argv[0]}: {exc}") from exc
+            raise NotConnected(f"node {self.node.name}: cannot start {argv[0]}: {exc}") from exc
         return SSHStream(self.node.name, argv, check, channel)
 
     def login(self) -> tuple[_Target, paramiko.PKey]:
@@ -445,7 +446,7 @@ class SSHTransport(Transport):
                 self._client = self._login()
                 transport = self._client.get_transport()
                 if transport is None:
-                    raise NodeUnreachable(f"node {self.node.name}: no SSH transport after login")
+                    raise NotConnected(f"node {self.node.name}: no SSH transport after login")
             return transport
 
     def _login(self) -> paramiko.SSHClient:
@@ -455,7 +456,7 @@ class SSHTransport(Transport):
         node, target = self.node, _Target.of(self.node)
         missing = [path for path in target.key_files if not os.path.isfile(path)]
         if missing and not target.agent:
-            raise NodeUnreachable(f"node {node.name}: key file {missing[0]} not found")
+            raise NotConnected(f"node {node.name}: key file {missing[0]} not found")
         client = paramiko.SSHClient()
         # no known_hosts: only the pin. _PinnedHostKey is a policy by duck typing (paramiko
         # calls only missing_host_key): subclassing would import paramiko with this module.
@@ -477,7 +478,7 @@ class SSHTransport(Transport):
         except paramiko.AuthenticationException as exc:
             client.close()
             keys = ", ".join(target.key_files) or "agent and default keys"
-            raise NodeUnreachable(f"node {node.name}: authentication failed for {target} "
+            raise NotConnected(f"node {node.name}: authentication failed for {target} "
                                   f"(keys: {keys})") from exc
         except (paramiko.SSHException, OSError, EOFError) as exc:
             client.close()

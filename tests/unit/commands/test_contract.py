@@ -183,3 +183,15 @@ def test_a_bare_command_group_prints_its_help(group):
     assert done.returncode == 0 and done.stderr == ""
     assert done.stdout.startswith(f"Usage: esbackup {' '.join(group)}".rstrip() + " [OPTIONS]")
     assert "\nCommands:\n" in done.stdout
+
+
+def test_a_run_that_reaches_no_node_warns_of_no_cleanup(inventory):
+    """Nothing ran on any node (here: no pinned host key), so nothing is undone: the
+    one error, not a "cleanup ... zfs destroy failed" warning about a snapshot
+    that was never taken."""
+    define(inventory)
+    result = inventory("run", "web01/daily")
+    assert result.exit_code == 1
+    assert "no pinned host key" in result.stderr and "cleanup" not in result.stderr
+    (run,) = inventory.json("history", "web01/daily")
+    assert run["outcome"] == "failed" and inventory.json("backup", "list") == []
