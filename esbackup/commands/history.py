@@ -61,4 +61,6 @@ def cli(ref, failed, limit, prune, keep_days, fmt, full) -> None:
     for r in records:
         r.pop("id")
         r.pop("definition_id")
+        if r["backup"]:  # the full reference, VM/BACKUP, as `backup show` takes it
+            r["backup"] = f"{r['definition'].split('/', 1)[0]}/{r['backup']}"
     echo_records(records, COLUMNS, fmt, full)

@@ -195,3 +195,16 @@ def test_a_run_that_reaches_no_node_warns_of_no_cleanup(inventory):
     assert "no pinned host key" in result.stderr and "cleanup" not in result.stderr
     (run,) = inventory.json("history", "web01/daily")
     assert run["outcome"] == "failed" and inventory.json("backup", "list") == []
+
+
+def test_history_names_the_backup_a_run_made_by_its_full_reference(inventory):
+    define(inventory)
+    cat = Catalog.open(inventory.catalog)
+    d = cat.definition("web01", "daily")
+    cat.add_run(Run(definition=d.ref, definition_id=d.id, trigger="cron", outcome="ok",
+                    started="2026-11-26T01:00:00+00:00", backup="daily-20261126_010000"))
+    cat.close()
+    (run,) = inventory.json("history", "web01/daily")
+    assert run["backup"] == "web01/daily-20261126_010000"
+    inventory.ok("vm", "update", "web01", "--hostname", "web1")
+    assert inventory.json("history")[0]["backup"] == "web1/daily-20261126_010000"
