@@ -28,7 +28,11 @@ def apply_retention(cat: Catalog, d: Definition, reporter: Reporter | None = Non
     A backup that cannot be deleted now stays (and is tried again after the
     next backup): the new backup is whole either way, so that is a warning.
     """
-    return remove_many(cat, retention.due(cat, d), reporter, sessions=sessions)
+    by_node: dict[str, list[Backup]] = {}
+    for b in retention.due(cat, d):  # one node, unless the definition moved to another
+        by_node.setdefault(b.node, []).append(b)
+    return [gone for backups in by_node.values()
+            for gone in remove_many(cat, backups, reporter, sessions=sessions)]
 
 
 def prune(cat: Catalog, d: Definition, reporter: Reporter | None = None, wait: float = 0, *,
@@ -42,7 +46,7 @@ def prune(cat: Catalog, d: Definition, reporter: Reporter | None = None, wait: f
 
 def remove_many(cat: Catalog, backups: list[Backup], reporter: Reporter | None = None, *,
                 sessions: Sessions) -> list[Backup]:
-    """Remove several backups of one node in one call: each one's data (its hold
+    """Remove several backups of ONE node in one call: each one's data (its hold
     released first), then the manifests of those whose data went, fed to the
     call's last step. Returns those removed; the others stay, with a warning.
 
@@ -52,6 +56,8 @@ def remove_many(cat: Catalog, backups: list[Backup], reporter: Reporter | None =
     """
     if not backups:
         return []
+    if len({b.node for b in backups}) > 1:
+        raise ValueError("remove_many takes the backups of one node")
     node = cat.node(backups[0].node)
     steps, owned = [], []
     for i, b in enumerate(backups):

@@ -85,3 +85,28 @@ def test_nothing_due_makes_no_call(tmp_path):
 def test_the_manifests_fed_are_those_whose_data_went():
     assert files.listed(["/a/x.json", "/a/y.json"]) == b"/a/x.json\n/a/y.json\n"
     assert files.remove_listed() == ["sh", "-c", files.REMOVE_LISTED_SCRIPT]
+
+
+def test_a_definition_moved_to_another_node_prunes_each_node_on_its_own(tmp_path):
+    """Backups made before `definition update --node b2` stay on b1: their removal
+    goes to b1, the others' to b2; one call per node."""
+    cat, d = catalog(tmp_path)
+    cat.add_node(Node(name="b2", address="b2", backup=True, compute=False))
+    cat.add_storage(Storage(node="b2", name="tank2", zpool="tank"))
+    d = cat.update_definition(Definition(**{**vars(d), "node": "b2", "storage": "tank2"}))
+    for day in (5, 6):
+        name = f"daily-202611{day:02d}_010000"
+        cat.add_backup(Backup(name=name, vm="web01", vm_uuid=UUID, disk_id=1, type="dataset",
+                              created=f"2026-11-{day:02d}T01:00:00+00:00", status="ok",
+                              node="b2", storage="tank2", definition="daily",
+                              location=f"{TARGET}@esb-{name}"), definition_id=d.id)
+    old = (1, 2, 3, 4)
+    b1 = ReplayNode("b1", {**{tuple(zfs.release("esbackup", snap(day))): ok() for day in old},
+                           **{tuple(zfs.destroy(snap(day))): ok() for day in old},
+                           tuple(files.remove_listed()): ok()})
+    b2 = ReplayNode("b2", {tuple(zfs.destroy(snap(5))): ok(), tuple(files.remove_listed()): ok()})
+    removed = delete.apply_retention(cat, d, sessions=Replays(b1=b1, b2=b2))
+    assert sorted(b.name[-15:-7] for b in removed) == [f"202611{d:02d}" for d in (1, 2, 3, 4, 5)]
+    assert [kind for kind, _ in b1.calls] == ["batch"] and [kind for kind, _ in b2.calls] == [
+        "batch"]
+    assert b2.calls[0][1] == [zfs.destroy(snap(5)), files.remove_listed()]  # b2 lists no holds
