@@ -59,10 +59,11 @@ class DefinitionQueries(QueryBase):
 
     def definitions(self, vm: str | None = None, dc: str | None = None,
                     node: str | None = None, active: bool | None = None,
-                    ids: tuple[int, ...] | None = None) -> list[Definition]:
+                    ids: tuple[int, ...] | None = None,
+                    name: str | None = None) -> list[Definition]:
         clause, args = where((vm, "(v.hostname = ? OR v.uuid = ?)"), (dc, "dc.name = ?"),
                              (node, "n.name = ?"), (active, "f.active = ?"),
-                             (ids, "f.id IN (?)"))
+                             (ids, "f.id IN (?)"), (name, "f.name = ?"))
         rows = self.conn.execute(f"{self.DEF_SELECT}{clause} ORDER BY v.hostname, f.name", args)
         return [self._definition(r) for r in rows]
 

@@ -220,6 +220,7 @@ def prune(ref, dry_run, yes, wait, fmt, full) -> None:
     from esbackup.actions import delete as delete_job
     from esbackup.commands.retention import PREVIEW_COLUMNS
     from esbackup.domain import auth
+    from esbackup.engine import retention
     from esbackup.services import definitions, retention_view
 
     a = app()
@@ -228,9 +229,9 @@ def prune(ref, dry_run, yes, wait, fmt, full) -> None:
     if dry_run:
         echo_records(retention_view.of_definition(a.catalog, d), PREVIEW_COLUMNS, fmt, full)
         return
-    going = retention_view.due(a.catalog, d)
+    going = retention.due(a.catalog, d)
     if not going:
-        click.echo(f"{d.ref}: nothing to remove ({retention_view.describe(d)})")
+        click.echo(f"{d.ref}: nothing to remove ({d.policy.describe()})")
         return
     confirm_destructive(f"{len(going)} backup(s) of {d.ref} will be deleted: "
                         + ", ".join(b.name for b in going), yes)

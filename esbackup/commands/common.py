@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from esbackup.domain.models import DIGITS_RE, MAX_WAIT_S
+from esbackup.domain.models import DIGITS_RE, MAX_RETENTION, MAX_WAIT_S
 from esbackup.errors import InvalidInput
 
 SECONDS_RE = re.compile(r"[0-9]+(\.[0-9]*)?|\.[0-9]+", re.ASCII)
@@ -72,3 +72,19 @@ class Seconds(click.ParamType):
         if not 0 <= seconds <= MAX_WAIT_S:
             self.fail(f"{value} is not in the range 0 to {MAX_WAIT_S}", param, ctx)
         return seconds
+
+
+KEEP_HELP = {
+    "last": "Keep the N newest backups.",
+    "hourly": "Keep the newest backup of each of the N last hours that have one.",
+    "daily": "... of each of the N last days (in the definition's time zone).",
+    "weekly": "... of each of the N last ISO weeks.",
+    "monthly": "... of each of the N last months.",
+    "yearly": "... of each of the N last years.",
+}  # by rule, in domain/prune.py's RULES order
+
+
+def keep_option_list() -> list:
+    """--keep-last ... --keep-yearly (definition create/update, retention preview)."""
+    return [click.option(f"--keep-{rule}", f"keep_{rule}", type=WholeNumber(0, MAX_RETENTION),
+                         help=help) for rule, help in KEEP_HELP.items()]

@@ -1,6 +1,12 @@
 import click
 
-from esbackup.commands.common import WholeNumber, app, confirm_destructive, known
+from esbackup.commands.common import (
+    WholeNumber,
+    app,
+    confirm_destructive,
+    keep_option_list,
+    known,
+)
 from esbackup.commands.output import Column, echo_record, echo_records, output_options
 from esbackup.domain.models import (
     BACKUP_TYPES,
@@ -26,16 +32,6 @@ COLUMNS = [
 ]
 
 
-KEEP_HELP = {
-    "last": "Keep the N newest backups.",
-    "hourly": "Keep the newest backup of each of the N last hours that have one.",
-    "daily": "... of each of the N last days (in the definition's time zone).",
-    "weekly": "... of each of the N last ISO weeks.",
-    "monthly": "... of each of the N last months.",
-    "yearly": "... of each of the N last years.",
-}
-
-
 def definition_options(create: bool):
     """The definition's parameters; required on create, optional on update."""
     def decorate(func):
@@ -51,8 +47,7 @@ def definition_options(create: bool):
             click.option("--timezone", help="IANA time zone (default: this host's)."),
             click.option("--retention", type=WholeNumber(0, MAX_RETENTION),
                          help="Keep this many newest backups: --keep-last (0 = all)."),
-            *(click.option(f"--keep-{rule}", f"keep_{rule}", type=WholeNumber(0, MAX_RETENTION),
-                           help=help) for rule, help in KEEP_HELP.items()),
+            *keep_option_list(),
             click.option("--active/--inactive", default=None, help="Run on schedule."),
             click.option("--desc", help="Description."),
             click.option("--compression", type=click.Choice(COMPRESSIONS),

@@ -1,22 +1,18 @@
 import click
 
-from esbackup.commands.common import WholeNumber, app
+from esbackup.commands.common import KEEP_HELP, WholeNumber, app, keep_option_list
 from esbackup.commands.output import Column, echo_records, output_options
-from esbackup.domain.models import MAX_RETENTION
 from esbackup.errors import InvalidInput
 
 PREVIEW_COLUMNS = [Column("time", "Time", "time"), Column("backup", "Backup"),
                    Column("mark", "Mark"), Column("rule", "Kept by")]
 TIME_COLUMNS = [column for column in PREVIEW_COLUMNS if column.key != "backup"]
-RULES = ("last", "hourly", "daily", "weekly", "monthly", "yearly")
 MAX_DAYS = 36600
 
 
 def keep_options(func):
-    """--keep-last ... --keep-yearly, as on `definition create`."""
-    for rule in reversed(RULES):
-        func = click.option(f"--keep-{rule}", f"keep_{rule}", type=WholeNumber(0, MAX_RETENTION),
-                            help=f"Keep-{rule} count.")(func)
+    for option in reversed(keep_option_list()):
+        func = option(func)
     return func
 
 
@@ -52,7 +48,7 @@ def preview(ref, timezone, times_file, schedule, days, fmt, full, **counts) -> N
         raise InvalidInput("give one of VM/DEF, --times FILE or --schedule CRON --days N")
     if (schedule is None) != (days is None):
         raise InvalidInput("--schedule and --days go together")
-    given = {rule: counts[f"keep_{rule}"] for rule in RULES}
+    given = {rule: counts[f"keep_{rule}"] for rule in KEEP_HELP}
     zone = schedules.validate_timezone(timezone) if timezone else None
     if ref is not None:
         from esbackup.domain import auth

@@ -9,6 +9,7 @@ import re
 import uuid as uuidlib
 from dataclasses import asdict, dataclass, field
 
+from esbackup.domain.prune import Policy
 from esbackup.errors import InvalidInput, NotFound, OperationFailed
 
 ROLES = ("superadmin", "dcadmin", "vmowner")
@@ -243,6 +244,11 @@ class Definition(Record):
     @property
     def ref(self) -> str:
         return f"{self.vm}/{self.name}"
+
+    @property
+    def policy(self) -> Policy:
+        """The retention policy its keep counts make (domain/prune.py)."""
+        return Policy.of(**self.keep)
 
     @property
     def keep(self) -> dict[str, int]:

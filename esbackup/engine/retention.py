@@ -19,10 +19,6 @@ from esbackup.errors import OperationFailed
 NEWEST = Mark(True, "newest")  # kept as the next incremental's base, whatever the policy
 
 
-def policy(d: Definition) -> Policy:
-    return Policy.of(**d.keep)
-
-
 def select(backups: list[Backup], rule: Policy, zone: str) -> list[Mark | None]:
     """A Mark for each ok backup, in the order given; None for the others."""
     ok = [b for b in backups if b.status == "ok"]
@@ -47,5 +43,5 @@ def due(cat: Catalog, d: Definition, rule: Policy | None = None) -> list[Backup]
     """The backups retention would remove now (`rule`: another policy than the
     definition's, for a preview of a change)."""
     found = backups_of(cat, d)
-    chosen = select(found, rule or policy(d), d.timezone)
+    chosen = select(found, rule or d.policy, d.timezone)
     return [b for b, mark in zip(found, chosen, strict=True) if mark is not None and not mark.keep]

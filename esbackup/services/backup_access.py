@@ -76,14 +76,14 @@ def visible(cat: Catalog, who: Identity, **filters) -> list[Backup]:
 def unknown(cat: Catalog, vm: str | None, definition: str | None) -> None:
     """Raise NotFound for a filter's VM or definition that names nothing at all
     (its backups, if it had any, would have matched)."""
-    if vm is not None and not cat.backups(vm=vm):
+    if vm is not None:
         try:
             cat.vm(vm)
         except NotFound:
-            raise NotFound(f"no such virtual server: {vm}") from None
-    if definition is not None and not any(
-            d.name == definition for d in cat.definitions(vm=vm)) and not cat.backups(
-            vm=vm, definition=definition):
+            if not cat.backups(vm=vm):  # a deleted VM is known by its backups
+                raise NotFound(f"no such virtual server: {vm}") from None
+    if definition is not None and not cat.definitions(vm=vm, name=definition) and not (
+            cat.backups(vm=vm, definition=definition)):
         raise NotFound(f"no such definition: {definition}")
 
 

@@ -124,14 +124,8 @@ def record(d: Definition, now: datetime | None = None) -> dict:
         "storage": d.storage, "schedule": d.schedule, "timezone": d.timezone,
         "schedule_utc": utc_schedule(d, now),
         "next_run": nxt[0].isoformat() if nxt else None,
-        "retention": d.keep_last, "policy": retention_text(d),  # retention: --keep-last's
+        "retention": d.keep_last, "policy": d.policy.describe(),  # retention: --keep-last's
         **{f"keep_{rule}": count for rule, count in d.keep.items()},
         "active": d.active, "desc": d.desc, "compression": d.compression, "bwlimit": d.bwlimit,
         "fsfreeze": d.fsfreeze, "created": d.created,
     }
-
-
-def retention_text(d: Definition) -> str:
-    """The policy in one line: "keep-last 3, keep-daily 7", or "keep all"."""
-    kept = [f"keep-{rule} {count}" for rule, count in d.keep.items() if count]
-    return ", ".join(kept) or "keep all"

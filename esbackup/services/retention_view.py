@@ -15,7 +15,6 @@ from esbackup.catalog.core import Catalog
 from esbackup.domain.models import Backup, Definition
 from esbackup.domain.prune import Mark, Policy, marks
 from esbackup.engine import retention
-from esbackup.services.definitions import retention_text
 
 
 def _mark(mark: Mark) -> str:
@@ -42,7 +41,7 @@ def _rule(mark: Mark) -> str | None:
 def of_definition(cat: Catalog, d: Definition, rule: Policy | None = None) -> list[dict]:
     """Records for a definition's backups, oldest first, under its policy (or `rule`)."""
     found = retention.backups_of(cat, d)
-    chosen = retention.select(found, rule or retention.policy(d), d.timezone)
+    chosen = retention.select(found, rule or d.policy, d.timezone)
     return [_backup_record(b, m) for b, m in zip(found, chosen, strict=True)]
 
 
@@ -51,11 +50,3 @@ def _backup_record(b: Backup, mark: Mark | None) -> dict:
     if mark is None:
         return {"time": _utc(when), "backup": b.name, "mark": b.status, "rule": None}
     return {"time": _utc(when), "backup": b.name, "mark": _mark(mark), "rule": _rule(mark)}
-
-
-def due(cat: Catalog, d: Definition) -> list[Backup]:
-    return retention.due(cat, d)
-
-
-def describe(d: Definition) -> str:
-    return retention_text(d)

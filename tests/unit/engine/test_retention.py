@@ -106,4 +106,4 @@ def test_the_newest_ok_backup_stays_whatever_the_policy():
 
 def test_a_definitions_policy_is_its_keep_counts(cat):
     d = cat.update_definition(Definition(**{**vars(define(cat, 2)), "keep_daily": 3}))
-    assert retention.policy(d) == Policy(last=2, daily=3)
+    assert d.policy == Policy(last=2, daily=3)
