@@ -54,7 +54,8 @@ class ReplayNode(transport.LocalTransport):
         for s in steps:  # the steps after a failed stop step never run: no answer used
             result = Result(0, "", "") if ended else self.answer(s.argv)
             ended = ended or s.stop and result.status != 0 or result.status == DIES
-            replayed.append(batch.Step(s.name, replay(result), stop=s.stop, input=s.input))
+            replayed.append(batch.Step(s.name, replay(result, s.input), stop=s.stop,
+                                       input=s.input))
         return super().open_stream(batch.argv(replayed, nonce), check=check)
 
 
@@ -66,10 +67,13 @@ class Replays(dict):
         return TransportSession(self[node.name])
 
 
-def replay(result: Result) -> list[str]:
+def replay(result: Result, reads_stdin: bool = False) -> list[str]:
+    """The recorded answer; a step that takes the call's input reads all of it
+    first, as the real one does (else it would end before the input was fed)."""
     if result.status == DIES:
         return ["sh", "-c", 'kill -9 "$PPID"']
-    return ["sh", "-c", REPLAY, "sh", result.stdout, result.stderr, str(result.status)]
+    script = f"cat >/dev/null; {REPLAY}" if reads_stdin else REPLAY
+    return ["sh", "-c", script, "sh", result.stdout, result.stderr, str(result.status)]
 
 
 def ok(stdout: str = "") -> Result:
