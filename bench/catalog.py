@@ -78,7 +78,7 @@ def main() -> None:
     with Server() as server, tempfile.TemporaryDirectory() as folder:
         os.environ["PGPASSFILE"] = str(server.passfile)
         sqlite = Path(folder) / "catalog.db"
-        cat = Catalog.open(sqlite)
+        cat = Catalog.open(sqlite, create=True)
         fill(cat, options.backups)
         postgresql = server.new_database()
         copy_s = timed(lambda: copy.copy(cat, postgresql))

@@ -63,7 +63,8 @@ def main() -> int:
     parser.add_argument("--backups", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
-    cat = Catalog.open(Path(tempfile.mkdtemp(prefix="esb-retention-")) / "catalog.db")
+    cat = Catalog.open(Path(tempfile.mkdtemp(prefix="esb-retention-")) / "catalog.db",
+                       create=True)
     d = fill(cat, args.backups)
     query, found = best(lambda: cat.backups(definition_id=d.id, disk_id=d.disk_id), args.rounds)
     due, going = best(lambda: retention.due(cat, d), args.rounds)

@@ -45,7 +45,7 @@ MEMORY_BUDGET_MB = 300
 def build(path: Path) -> None:
     """The catalog, built fast: one transaction per table where the method allows."""
     now = datetime.now(timezone.utc).replace(microsecond=0)
-    cat = Catalog.open(path)
+    cat = Catalog.open(path, create=True)
     with cat.transaction():
         for i in range(COMPUTE_NODES):
             cat.add_node(Node(name=f"c{i:03d}", address=f"10.1.{i // 250}.{i % 250}",

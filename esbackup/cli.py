@@ -84,10 +84,14 @@ class LazyGroup(click.Group):
 def as_esbackup_error(error: Exception, catalog: str = "catalog") -> EsbackupError | None:
     """Catalog trouble and out-of-range values as one line with their exit code
     (never a traceback); None for what is a bug to see whole."""
-    from esbackup.errors import Busy, InvalidInput, OperationFailed
+    from esbackup.errors import Busy, Damaged, InvalidInput, OperationFailed
 
     sqlite3 = sys.modules.get("sqlite3")  # not loaded: not a catalog error (and --help stays light)
     text = " ".join(str(error).split()) or type(error).__name__
+    if sqlite3 and isinstance(error, sqlite3.DatabaseError) and getattr(
+            error, "sqlite_errorcode", None) in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        return Damaged(f"{catalog} is damaged: {text} (restore it from a copy, or "
+                       "`esbackup catalog rebuild`)")
     if sqlite3 and isinstance(error, sqlite3.OperationalError) and "locked" in text:
         return Busy(f"{catalog} busy: {text} (another esbackup holds it; try again)")
     if sqlite3 and isinstance(error, sqlite3.OperationalError) and "readonly" in text:
@@ -183,24 +187,71 @@ def cli(ctx: click.Context, catalog_path: str | None, verbose: int, quiet: bool)
     ctx.call_on_close(lambda: ctx.obj._catalog and ctx.obj._catalog.close())
 
 
+class GuardedStdout:
+    """sys.stdout whose failed writes (a full disk, a closed pipe) say that the
+    output could not be written, not that the catalog failed."""
+
+    def __init__(self, stream):
+        self._stream, self.failed = stream, False
+
+    def write(self, text: str) -> int:
+        return self._guard(self._stream.write, text)
+
+    def flush(self) -> None:
+        self._guard(self._stream.flush)
+
+    def _guard(self, call, *args):
+        from esbackup.errors import OutputFailed
+
+        try:
+            return call(*args)
+        except OSError as error:
+            self.failed = True
+            raise OutputFailed(f"could not write the output: {error.strerror or error}") from None
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
 def main() -> None:
-    """The console script: click's behaviour, but usage errors on one line."""
+    """The console script: click's behaviour, but usage errors on one line, and
+    output that could not be written said so (exit 1)."""
+    from esbackup.errors import OutputFailed
+
+    guarded = GuardedStdout(sys.stdout)
+    sys.stdout = guarded  # type: ignore[assignment]
+    try:
+        status = run()
+        if not guarded.failed:
+            guarded.flush()
+    except OutputFailed as error:
+        click.echo(f"Error: {error}", err=True)
+        status = error.exit_code
+    if guarded.failed:  # what is still buffered goes nowhere: Python's last flush can't fail
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), guarded.fileno())
+    sys.exit(status)
+
+
+def run() -> int:
+    """The root group, with click's exceptions turned into their exit status."""
     try:
         status = cli.main(prog_name="esbackup", standalone_mode=False)
     except NO_ARGS_IS_HELP as error:  # a bare group: its help, as --help gives it
         click.echo(error.ctx.get_help() if error.ctx else cli.get_help(click.Context(cli)))
-        sys.exit(0)
+        return 0
     except click.UsageError as error:
         where = error.ctx.command_path if error.ctx else "esbackup"
         from esbackup.commands.output import escape_controls
 
         message = escape_controls(" ".join(error.format_message().split()))
         click.echo(f"Error: {message} (see {where} --help)", err=True)
-        sys.exit(error.exit_code)
+        return error.exit_code
     except click.ClickException as error:
         error.show()
-        sys.exit(error.exit_code)
+        return error.exit_code
     except click.Abort:
         click.echo("Aborted!", err=True)
-        sys.exit(1)
-    sys.exit(status if isinstance(status, int) else 0)
+        return 1
+    return status if isinstance(status, int) else 0

@@ -71,3 +71,14 @@ class Busy(EsbackupError):
     """Locked by another operation, or node slots full (exit 5)."""
 
     exit_code = 5
+
+
+class Damaged(EsbackupError):
+    """The catalog is not a database or is corrupt (exit 5, with busy: it cannot be
+    used now; unlike busy, only a restore or a rebuild helps)."""
+
+    exit_code = 5
+
+
+class OutputFailed(OperationFailed):
+    """Standard output could not be written (a full disk, a closed pipe)."""

@@ -24,6 +24,7 @@ zfs create "$c1_pool/web01-disk0"
 disk=$(zfs get -H -o value mountpoint "$c1_pool/web01-disk0")
 head -c 8M /dev/urandom > "$disk/data.img"; echo "hello" > "$disk/hello.txt"
 
+esb catalog init
 esb node create c1 --address "$(field c1 address)" --key "$(field c1 key_path)" --accept-host-key
 esb node create b1 --address "$(field b1 address)" --key "$(field b1 key_path)" \
     --backup --no-compute --accept-host-key

@@ -28,6 +28,11 @@ class Esbackup:
         return runner.invoke(cli, ["--catalog", str(self.catalog), *args], input=input,
                              catch_exceptions=False, obj=self.sessions)
 
+    def init(self) -> Esbackup:
+        """Create this catalog (`catalog init`): no other command does."""
+        self.ok("catalog", "init")
+        return self
+
     def ok(self, *args: str, input: str | None = None) -> Result:
         result = self(*args, input=input)
         assert result.exit_code == 0, (args, result.output, result.stderr)
@@ -92,7 +97,8 @@ def catalog_location(request: pytest.FixtureRequest, tmp_path: Path, backend: st
 
 @pytest.fixture
 def esb(catalog_location) -> Esbackup:
-    return Esbackup(catalog_location)
+    """A CLI on a new catalog, made as an operator makes one: `catalog init`."""
+    return Esbackup(catalog_location).init()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ def copy(source: Catalog, target_location: str) -> dict[str, int]:
     if unknown:  # a table added to the schema but not to catalog.TABLES
         raise OperationFailed(f"catalog copy does not know the tables {sorted(unknown)}")
     try:
-        target = Catalog.open(target_location)
+        target = Catalog.open(target_location, create=True)
     except (sqlite3.Error, OSError) as error:
         raise OperationFailed(f"catalog {target_location}: {error}") from None
     try:

@@ -17,12 +17,12 @@ from esbackup.catalog.base import CatalogConnection
 from esbackup.catalog.copying import CopyQueries
 from esbackup.catalog.definitions import DefinitionQueries
 from esbackup.catalog.inventory import InventoryQueries
-from esbackup.catalog.location import SYSTEM_PATH, default_path, is_url
+from esbackup.catalog.location import SYSTEM_PATH, default_path, init_hint, is_url
 from esbackup.catalog.locks import LockQueries
 from esbackup.catalog.runs import RunQueries
 from esbackup.catalog.schema import migrate, refuse_newer
 from esbackup.catalog.sqlite import BUSY_TIMEOUT_S, connect
-from esbackup.errors import PermissionDenied
+from esbackup.errors import InvalidInput, NotSetUp, PermissionDenied
 
 
 class Catalog(InventoryQueries, DefinitionQueries, BackupQueries, RunQueries, LockQueries,
@@ -33,8 +33,11 @@ class Catalog(InventoryQueries, DefinitionQueries, BackupQueries, RunQueries, Lo
         self.conn, self.path = conn, path
 
     @classmethod
-    def open(cls, path: Path | str | None = None, system_only: bool = False) -> Catalog:
-        """Open a SQLite file or, for a postgresql:// URL, a PostgreSQL database.
+    def open(cls, path: Path | str | None = None, system_only: bool = False,
+             create: bool = False) -> Catalog:
+        """Open a SQLite file or, for a postgresql:// URL, a PostgreSQL database,
+        migrating an older schema. Only `create` (`catalog init`, a copy's target)
+        makes a new catalog; any other open of a missing or empty one is NotSetUp.
         `system_only` (under sudo): nothing but root's system SQLite catalog."""
         path = path or default_path()
         if is_url(path):
@@ -43,13 +46,23 @@ class Catalog(InventoryQueries, DefinitionQueries, BackupQueries, RunQueries, Lo
             if system_only:
                 raise PermissionDenied(f"through sudo, esbackup opens only {SYSTEM_PATH}, "
                                        f"not {catalog_pg.redact(str(path))}")
-            conn: CatalogConnection = catalog_pg.connect(str(path), BUSY_TIMEOUT_S)
-            if conn.execute("SELECT to_regclass('schema_migrations')").fetchone()[0]:
-                refuse_newer(conn, catalog_pg.redact(str(path)))
-            migrate(conn)
+            conn = catalog_pg.connect(str(path), BUSY_TIMEOUT_S)
+            try:
+                if conn.execute("SELECT to_regclass('schema_migrations')").fetchall()[0][0]:
+                    refuse_newer(conn, catalog_pg.redact(str(path)))
+                elif not create:
+                    raise NotSetUp(f"no catalog in {catalog_pg.redact(str(path))}: "
+                                   f"{init_hint(path)}")
+                elif conn.table_names():
+                    raise InvalidInput(f"{catalog_pg.redact(str(path))} holds tables that are "
+                                       "not an esbackup catalog: refused")
+                migrate(conn)
+            except BaseException:
+                conn.close()
+                raise
             return cls(conn, str(path))
         path = Path(path)
-        return cls(connect(path, system_only), path)
+        return cls(connect(path, system_only, create), path)
 
     def owner_uid(self) -> int | None:
         """Who owns a SQLite catalog file; None for PostgreSQL (its roles decide)."""

@@ -134,14 +134,16 @@ TABLES = ("dcs", "nodes", "storages", "vms", "disks", "definitions", "backups", 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
-def check_schema(conn: sqlite3.Connection, path: Path) -> None:
-    """Only an empty file or esbackup's own catalog, of this version or older."""
+def check_schema(conn: sqlite3.Connection, path: Path) -> bool:
+    """Only an empty file (False) or esbackup's own catalog, of this version or
+    older (True)."""
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     if not tables:
-        return
+        return False
     if "schema_migrations" not in tables:
         raise InvalidInput(f"{path} is not an esbackup catalog (other tables); refused")
     refuse_newer(conn, path)
+    return True
 
 
 def refuse_newer(conn: CatalogConnection, where: Path | str) -> None:

@@ -1,3 +1,4 @@
+"""`esbackup catalog`: create, rebuild from the nodes, copy elsewhere."""
 import click
 
 from esbackup.commands.common import app
@@ -6,6 +7,35 @@ from esbackup.commands.common import app
 @click.group("catalog")
 def cli() -> None:
     """Catalog maintenance."""
+
+
+@cli.command("init")
+@click.argument("location", required=False, metavar="[PATH|URL]")
+def init(location: str | None) -> None:
+    """Create the catalog: a SQLite file (mode 0600, in a directory others cannot
+    write) or esbackup's schema in an empty PostgreSQL database. The only command
+    that creates one; on an existing catalog it only applies newer migrations.
+    Default: --catalog, ESBACKUP_CATALOG, or the default path."""
+    import os
+
+    from esbackup.catalog.core import Catalog
+    from esbackup.catalog.location import default_path, is_url
+    from esbackup.catalog.postgresql import redact
+    from esbackup.domain.auth import via_sudo
+    from esbackup.errors import PermissionDenied
+
+    a = app()
+    if via_sudo():
+        raise PermissionDenied("catalog init: root creates the catalog (not through sudo)")
+    where = location or a.catalog_path or default_path()
+    existed = not is_url(where) and os.path.lexists(where)
+    catalog = Catalog.open(where, create=True)
+    try:
+        version = catalog.schema_version()
+    finally:
+        catalog.close()
+    state = "already exists" if existed else "ready"
+    click.echo(f"catalog {redact(str(where))} {state} (schema version {version})")
 
 
 @cli.command("rebuild")

@@ -18,7 +18,7 @@ INTRUDER_UUID = "3f2a5a4e-0000-4000-8000-0000000000c3"
 
 def fresh_catalog(site) -> Esbackup:
     site.esb.catalog.unlink()
-    fresh = Esbackup(site.esb.catalog)
+    fresh = Esbackup(site.esb.catalog).init()
     c1, b1 = site.nodes.compute, site.nodes.backup
     fresh.ok("node", "create", "c1", "--address", f"{c1.address}:{c1.port}", "--key",
              c1.key_path, "--host-key", c1.host_key)

@@ -20,7 +20,7 @@ LEASE_S = 4
 
 @pytest.fixture
 def pg_site(pg_catalog, two_nodes, lab):
-    return register(Esbackup(pg_catalog), two_nodes, lab)
+    return register(Esbackup(pg_catalog).init(), two_nodes, lab)
 
 
 def spawn(site, host: str, *args: str, retry_s: float = 60) -> subprocess.Popen:

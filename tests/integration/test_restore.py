@@ -224,7 +224,7 @@ def test_deleted_catalog_rebuilt_from_backup_node(site, tmp_path):
     site.esb.ok("run", "web01/files")
     before = site.backups()
     site.esb.catalog.unlink()
-    fresh = Esbackup(site.esb.catalog)
+    fresh = Esbackup(site.esb.catalog).init()
     b1, c1 = site.nodes.backup, site.nodes.compute
     fresh.ok("node", "create", "c1", "--address", f"{c1.address}:{c1.port}", "--key",
              c1.key_path, "--host-key", c1.host_key)  # a manifest never creates a node

@@ -65,6 +65,7 @@ def os_user() -> Iterator[OsUser]:
 def test_sudo_refuses_a_catalog_the_user_brings(os_user):
     evil = os_user.home / "evil.db"
     # on their own catalog the user is its superadmin (it runs as them: harmless)...
+    assert os_user.run("--catalog", str(evil), "catalog", "init").returncode == 0
     made = os_user.run("--catalog", str(evil), "node", "create", "pwn", "--address", "local",
                        "--no-connect")
     assert made.returncode == 0, made.stderr
@@ -96,6 +97,7 @@ def test_read_only_catalog_is_one_line(os_user, tmp_path):
     try:
         shared.chmod(0o755)
         catalog = shared / "catalog.db"
+        subprocess.run([str(ESBACKUP), "catalog", "init", str(catalog)], check=True)
         root = subprocess.run([str(ESBACKUP), "--catalog", str(catalog), "user", "create",
                                os_user.name, "--role", "superadmin"], capture_output=True,
                               text=True)

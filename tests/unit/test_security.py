@@ -107,7 +107,10 @@ def test_catalog_another_user_can_write_is_refused(esb):
     assert "belongs to uid 65534" in esb.fails(3, "dc", "list")
 
 
-def test_foreign_sqlite_file_is_refused_not_migrated(esb):
+def test_foreign_sqlite_file_is_refused_not_migrated(tmp_path):
+    from tests.conftest import Esbackup
+
+    esb = Esbackup(tmp_path / "foreign.db")
     conn = sqlite3.connect(esb.catalog)
     conn.execute("CREATE TABLE accounts (id INTEGER)")
     conn.commit()
@@ -184,7 +187,7 @@ def test_cron_refuses_a_user_that_is_not_a_plain_name(esb, user):
 def test_cron_quotes_the_catalog_path(tmp_path):
     from tests.conftest import Esbackup
 
-    odd = Esbackup(tmp_path / "my cat; rm -rf ~ %x" / "catalog.db")
+    odd = Esbackup(tmp_path / "my cat; rm -rf ~ %x" / "catalog.db").init()
     lines = odd.ok("cron").stdout.splitlines()
     tick = lines[2]
     assert "'" in tick and "\\%x" in tick and len(lines) == 6

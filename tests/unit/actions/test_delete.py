@@ -21,7 +21,7 @@ class Lines:
 
 
 def catalog(tmp_path) -> tuple[Catalog, Definition]:
-    cat = Catalog.open(tmp_path / "c.db")
+    cat = Catalog.open(tmp_path / "c.db", create=True)
     cat.add_node(Node(name="b1", address="b1", compute=True, backup=True,
                       capabilities={"holds_list": True}))
     cat.add_storage(Storage(node="b1", name="tank", zpool="tank"))

@@ -23,7 +23,7 @@ def backend(request) -> str:
 
 @pytest.fixture
 def cat(catalog_location):
-    c = Catalog.open(catalog_location)
+    c = Catalog.open(catalog_location, create=True)
     yield c
     c.close()
 
@@ -120,6 +120,7 @@ def test_one_run_per_firing_on_both(cat):
 
 
 def test_a_lock_is_won_by_exactly_one_of_many_racers(catalog_location):
+    Catalog.open(catalog_location, create=True).close()
     winners, barrier = [], threading.Barrier(8)
 
     def race(host: str) -> None:
@@ -156,7 +157,7 @@ def test_catalog_copy_both_ways_keeps_every_row(cat, tmp_path, pg_catalog):
 
 
 def test_new_catalog_is_at_latest_schema_with_wal_and_foreign_keys(tmp_path):
-    cat = Catalog.open(tmp_path / "c.db")
+    cat = Catalog.open(tmp_path / "c.db", create=True)
     assert cat.schema_version() == schema.SCHEMA_VERSION
     assert cat.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert cat.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
@@ -213,14 +214,14 @@ def test_upgrade_from_first_schema_keeps_data_sqlite(tmp_path):
 
 
 def test_migrating_twice_is_a_no_op(tmp_path):
-    Catalog.open(tmp_path / "c.db").close()
+    Catalog.open(tmp_path / "c.db", create=True).close()
     cat = Catalog.open(tmp_path / "c.db")
     count = cat.conn.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0]
     assert count == len(schema.MIGRATIONS)
 
 
 def test_busy_timeout_is_long(tmp_path):
-    cat = Catalog.open(tmp_path / "c.db")
+    cat = Catalog.open(tmp_path / "c.db", create=True)
     assert cat.conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 30_000
 
 
@@ -239,7 +240,7 @@ def test_moving_locations_aside_stays_on_its_node(cat):
 
 
 def test_postgresql_writers_take_turns_and_a_long_wait_is_busy(pg_catalog):
-    Catalog.open(pg_catalog).close()
+    Catalog.open(pg_catalog, create=True).close()
     holder = catalog_pg.connect(pg_catalog, catalog_sqlite.BUSY_TIMEOUT_S)
     waiter = catalog_pg.connect(pg_catalog, 0.3)
     holder.execute("BEGIN IMMEDIATE")
@@ -266,7 +267,7 @@ def test_postgresql_unreachable_or_refused_is_one_line(postgres, pg_catalog, mon
 
 
 def test_postgresql_statements_outlive_a_server_restart(postgres, pg_catalog):
-    cat = Catalog.open(pg_catalog)
+    cat = Catalog.open(pg_catalog, create=True)
     postgres.restart()
     cat.add_dc(DC(name="after"))
     assert [d.name for d in cat.dcs()] == ["admin", "after"]
@@ -278,7 +279,7 @@ def test_a_firing_is_claimed_by_exactly_one_of_many_ticks(catalog_location):
 
     from esbackup.actions import tick
 
-    setup = Catalog.open(catalog_location)
+    setup = Catalog.open(catalog_location, create=True)
     (d,) = definitions(setup, "daily")
     setup.close()
     fired = datetime(2026, 11, 26, 1, 0, tzinfo=timezone.utc)
@@ -325,7 +326,7 @@ def test_each_backend_fills_in_the_column_types_of_the_ddl():
 
 
 def test_postgresql_columns_hold_64_bits_and_sort_bytewise(pg_catalog):
-    cat = Catalog.open(pg_catalog)
+    cat = Catalog.open(pg_catalog, create=True)
     columns = {(table, column): (kind, collation) for table, column, kind, collation in
                cat.conn.execute("SELECT table_name, column_name, data_type, collation_name "
                                 "FROM information_schema.columns WHERE table_schema = "
@@ -351,7 +352,7 @@ def test_one_claim_commit_leaves_out_only_the_firing_another_tick_has(catalog_lo
 
     from esbackup.actions import tick
 
-    cat = Catalog.open(catalog_location)
+    cat = Catalog.open(catalog_location, create=True)
     daily, weekly = definitions(cat, "daily", "weekly")
     fired = datetime(2026, 11, 26, 1, 0, tzinfo=timezone.utc)
     assert [d.name for d, _ in tick.claim(cat, [(daily, fired)])] == ["daily"]

@@ -56,6 +56,7 @@ def test_catalog_copy_moves_everything_and_listings_match(direction, tmp_path, p
     sqlite = tmp_path / "catalog.db"
     source, target = (E(sqlite), pg_catalog) if direction.startswith("sqlite") else (
         E(pg_catalog), str(sqlite))
+    source.init()
     source.ok("node", "create", "c1", "--address", "127.0.0.2", "--no-connect")
     source.ok("node", "create", "b1", "--address", "127.0.0.3", "--backup", "--no-compute",
               "--no-connect")
@@ -83,7 +84,7 @@ def test_history_names_the_admin_host(inventory, monkeypatch):
 def test_cron_lines_quote_a_catalog_url(pg_catalog):
     import shlex
 
-    line = Esbackup(pg_catalog).ok("cron").stdout.splitlines()[2]
+    line = Esbackup(pg_catalog).init().ok("cron").stdout.splitlines()[2]
     words = shlex.split(line.replace("\\%", "%"))  # cron's '%' is escaped
     assert words[words.index("--catalog") + 1] == pg_catalog
     assert words[-2:] == ["run", "--due"]
@@ -98,7 +99,7 @@ def test_through_sudo_a_postgresql_catalog_is_refused(pg_catalog, monkeypatch):
 
 
 def test_a_role_without_rights_is_one_line_exit_1(postgres, pg_catalog):
-    Esbackup(pg_catalog).ok("dc", "list")  # the schema exists
+    Esbackup(pg_catalog).init()  # the schema exists
     schema = pg_catalog.rsplit("%3D", 1)[1]
     postgres.sql("CREATE ROLE reader LOGIN PASSWORD 'r'", "esbackup_tests")
     postgres.sql(f"GRANT USAGE ON SCHEMA {schema} TO reader; "

@@ -27,7 +27,7 @@ ROOT = Identity("root", "superadmin")
 
 def build(path: Path, vms: int) -> Catalog:
     """`vms` VMs with two definitions each, three backups and three runs per definition."""
-    cat = Catalog.open(path)
+    cat = Catalog.open(path, create=True)
     cat.add_node(Node(name="c1", address="c1"))
     cat.add_node(Node(name="b1", address="b1", compute=False, backup=True))
     cat.add_storage(Storage(node="b1", name="tank", zpool="tank"))
@@ -167,7 +167,7 @@ def test_definition_states_give_newest_run_and_newest_ok_backup(tmp_path):
 # --- run history pruning ---------------------------------------------------------------
 
 def test_prune_keeps_recent_runs_and_each_definitions_last_ok_and_failed(tmp_path):
-    cat = Catalog.open(tmp_path / "c.db")
+    cat = Catalog.open(tmp_path / "c.db", create=True)
     day = timedelta(days=1)
 
     def run(definition: str, age: timedelta, outcome: str) -> None:
@@ -197,7 +197,7 @@ def test_prune_keeps_recent_runs_and_each_definitions_last_ok_and_failed(tmp_pat
 
 def test_history_prune_from_the_command_line(tmp_path):
     path = tmp_path / "c.db"
-    cat = Catalog.open(path)
+    cat = Catalog.open(path, create=True)
     for age in (100, 200):
         cat.add_run(Run(definition="a/daily", trigger="tick", outcome="ok",
                         started=(datetime.now(timezone.utc) - timedelta(days=age)).isoformat()))

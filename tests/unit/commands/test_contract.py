@@ -39,15 +39,6 @@ def test_usage_errors_are_one_line(inventory):
     assert result.stderr.startswith("Error: Missing option '--type'")
 
 
-def test_unusable_catalog_is_one_line_exit_1(tmp_path):
-    bad = tmp_path / "bad.db"
-    bad.write_text("not a database")
-    result = subprocess.run([sys.executable, "-m", "esbackup", "--catalog", str(bad), "dc",
-                             "list"], capture_output=True, text=True)
-    assert result.returncode == 1
-    assert result.stderr == f"Error: catalog {bad}: file is not a database\n"
-
-
 @pytest.mark.parametrize("args", [
     ["definition", "list", "--dc", "nosuch"], ["definition", "list", "--node", "nosuch"],
     ["backup", "list", "--node", "nosuch"], ["vm", "list", "--dc", "nosuch"],

@@ -22,7 +22,7 @@ def test_cron_names_this_esbackup_and_this_catalog_by_absolute_paths(tmp_path, m
     from tests.conftest import Esbackup
 
     monkeypatch.chdir(tmp_path)
-    relative = Esbackup("here/catalog.db")  # a cron job's working directory is not this one
+    relative = Esbackup("here/catalog.db").init()  # a cron job's working directory is not this one
     argv = tick_argv(relative.ok("cron"))
     assert argv[argv.index("--catalog") + 1] == str(tmp_path / "here" / "catalog.db")
     assert argv[:3] == [sys.executable, "-m", "esbackup"]  # under pytest: this Python

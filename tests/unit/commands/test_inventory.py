@@ -41,7 +41,7 @@ def test_catalog_directory_private(tmp_path, esb):
     from tests.conftest import Esbackup
 
     nested = Esbackup(tmp_path / "new" / "dir" / "catalog.db")
-    nested.ok("dc", "list")
+    nested.init()
     assert stat.S_IMODE((tmp_path / "new" / "dir").stat().st_mode) == 0o700
 
 

@@ -12,7 +12,7 @@ from tests.unit.shared import UUID
 
 @pytest.fixture
 def cat(catalog_location):
-    c = Catalog.open(catalog_location)
+    c = Catalog.open(catalog_location, create=True)
     c.add_node(Node(name="b1", address="b1", compute=True, backup=True))
     c.add_storage(Storage(node="b1", name="tank", zpool="tank"))
     c.add_vm(VM(hostname="web01", uuid="u-1", dc="admin", node="b1", brand="kvm",

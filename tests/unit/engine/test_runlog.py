@@ -10,7 +10,7 @@ def test_one_syslog_line_per_run(monkeypatch, tmp_path):
     lines = []
     monkeypatch.setattr(syslog, "openlog", lambda *a: None)
     monkeypatch.setattr(syslog, "syslog", lambda priority, text: lines.append((priority, text)))
-    cat = Catalog.open(tmp_path / "c.db")
+    cat = Catalog.open(tmp_path / "c.db", create=True)
     run = cat.add_run(Run(definition="web01/daily", trigger="cron",
                           started="2026-11-26T01:00:00+00:00"))
     backup = Backup(name="daily-20261126_010000", vm="web01", vm_uuid="u", disk_id=1,

@@ -33,7 +33,10 @@ def test_check_critical_on_failed_verify_and_lost_counts(inventory):
            "2026-11-27T01:00:00+00:00: SHA-256 mismatch" in rest
 
 
-def test_check_unknown_without_a_readable_catalog(esb, tmp_path):
+def test_check_unknown_without_a_readable_catalog(tmp_path):
+    from tests.conftest import Esbackup
+
+    esb = Esbackup(tmp_path / "none.db")
     result = esb("check")  # no catalog file at that path
     assert result.exit_code == 3
     assert result.stdout == f"ESBACKUP UNKNOWN - no catalog at {esb.catalog}\n"
