@@ -108,6 +108,9 @@ def make_due(path: Path, round_: int) -> None:
         if d.active != (round_ * DUE <= i < (round_ + 1) * DUE):
             d.active = not d.active
             cat.update_definition(d)  # commits on its own
+    # as if activated long ago: this minute's firing is theirs (a tick never runs
+    # a firing from before a definition's activation)
+    cat.conn.execute("UPDATE definitions SET scheduled_since = '2000-01-01T00:00:00+00:00'")
     cat.close()
 
 

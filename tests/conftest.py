@@ -8,6 +8,7 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,18 @@ class Esbackup:
         """Create this catalog (`catalog init`): no other command does."""
         self.ok("catalog", "init")
         return self
+
+    def backdate_schedules(self, hours: float = 2) -> None:
+        """As if every definition's schedule had begun `hours` ago: a firing a test
+        made minutes ago is then theirs (a tick never runs one from before)."""
+        from esbackup.catalog.core import Catalog
+
+        since = datetime.now(timezone.utc) - timedelta(hours=hours)
+        cat = Catalog.open(self.catalog)
+        try:
+            cat.conn.execute("UPDATE definitions SET scheduled_since = ?", (since.isoformat(),))
+        finally:
+            cat.close()
 
     def ok(self, *args: str, input: str | None = None) -> Result:
         result = self(*args, input=input)

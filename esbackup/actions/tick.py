@@ -22,14 +22,18 @@ TICK_WAIT = 50 * 60  # a due run waits this long for its disk or a node slot
 
 
 def due(cat: Catalog, now: datetime) -> list[tuple[Definition, datetime]]:
-    """Active definitions whose schedule fired since their newest run, with that
-    firing: one light query over all of them, one more for the records of those due."""
+    """Active definitions whose schedule fired since their newest run, and since
+    their schedule began (created, activated, rescheduled), with that firing: one
+    light query over all of them, one more for the records of those due."""
     fired_at: dict[int, datetime] = {}
     until = now + timedelta(microseconds=1)  # a firing at `now` is due, one a second ahead is not
-    for def_id, expr, tz, last in cat.last_starts(active=True):
+    for def_id, expr, tz, last, since in cat.last_starts(active=True):
         fired = schedule.runs_between(expr, tz, now - LOOKBACK, until)
-        if fired and not (last and datetime.fromisoformat(last) >= fired[-1]):
-            fired_at[def_id] = fired[-1]
+        if not fired or (last and datetime.fromisoformat(last) >= fired[-1]):
+            continue
+        if since and datetime.fromisoformat(since) > fired[-1]:
+            continue  # a firing from before the definition or its schedule existed
+        fired_at[def_id] = fired[-1]
     if not fired_at:
         return []
     return [(d, fired_at[saved_id(d.id, f"definition {d.ref}")])

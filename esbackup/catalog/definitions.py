@@ -34,15 +34,22 @@ class DefinitionQueries(QueryBase):
                 "bwlimit": d.bwlimit, "fsfreeze": d.fsfreeze}
 
     def add_definition(self, d: Definition) -> Definition:
-        values = self._definition_values(d) | {"created": utcnow()}
+        now = utcnow()
+        values = self._definition_values(d) | {"created": now, "scheduled_since": now}
         self._insert_unique("definitions", values, f"definition {d.ref} exists")
         return self.definition(d.vm, d.name)
 
     def update_definition(self, d: Definition) -> Definition:
-        self._one("SELECT 1 FROM definitions WHERE id = ?", (d.id,), f"no such definition: {d.ref}")
+        """Save `d`; a new schedule or time zone, or an activation, starts its
+        schedule anew (`scheduled_since`): no firing from before runs."""
+        old = self._one("SELECT schedule, timezone, active FROM definitions WHERE id = ?",
+                        (d.id,), f"no such definition: {d.ref}")
+        values = self._definition_values(d)
+        if (old["schedule"], old["timezone"]) != (d.schedule, d.timezone) or (
+                d.active and not old["active"]):
+            values["scheduled_since"] = utcnow()
         with self.transaction():
-            self._update("definitions", self._definition_values(d),
-                         saved_id(d.id, f"definition {d.ref}"))
+            self._update("definitions", values, saved_id(d.id, f"definition {d.ref}"))
             self.conn.execute("UPDATE backups SET definition_name = ? WHERE definition_id = ?",
                               (d.name, d.id))
         return self.definition(d.vm, d.name)
@@ -68,13 +75,15 @@ class DefinitionQueries(QueryBase):
         return [self._definition(r) for r in rows]
 
     def last_starts(self, active: bool | None = None
-                    ) -> list[tuple[int, str, str, str | None]]:
-        """(id, schedule, timezone, start of the newest run or None) per definition:
-        all a tick needs to find what is due, without building 10,000 records."""
+                    ) -> list[tuple[int, str, str, str | None, str | None]]:
+        """(id, schedule, timezone, start of the newest run or None, since when the
+        schedule counts) per definition: all a tick needs to find what is due,
+        without building 10,000 records."""
         clause, args = where((active, "f.active = ?"))
         return [tuple(row) for row in self.conn.execute(
             "SELECT f.id, f.schedule, f.timezone, (SELECT MAX(r.started) FROM runs r "
-            f"WHERE r.definition_id = f.id) FROM definitions f{clause}", args)]
+            f"WHERE r.definition_id = f.id), f.scheduled_since FROM definitions f{clause}",
+            args)]
 
     def definition_states(self, active: bool | None = None
                           ) -> list[tuple[Definition, Run | None, str | None]]:
@@ -108,7 +117,8 @@ class DefinitionQueries(QueryBase):
             timezone=row["timezone"], **{k: row[k] for k in KEEP_COLUMNS},
             active=bool(row["active"]),
             desc=row["desc"], compression=row["compression"], bwlimit=row["bwlimit"],
-            fsfreeze=bool(row["fsfreeze"]), created=row["created"], id=row["id"])
+            fsfreeze=bool(row["fsfreeze"]), created=row["created"],
+            scheduled_since=row["scheduled_since"], id=row["id"])
 
     def delete_definition(self, vm: str, name: str) -> None:
         d = self.definition(vm, name)

@@ -127,6 +127,10 @@ ALTER TABLE definitions ADD COLUMN keep_monthly {INT} NOT NULL DEFAULT 0;
 ALTER TABLE definitions ADD COLUMN keep_yearly {INT} NOT NULL DEFAULT 0;
 ALTER TABLE backups ADD COLUMN protected {INT} NOT NULL DEFAULT 0;
 """),
+    (10, "when each definition's schedule began", """
+ALTER TABLE definitions ADD COLUMN scheduled_since {TEXT};
+UPDATE definitions SET scheduled_since = created;
+"""),
 ]
 # Copied by `catalog copy`, parents before children; locks are not copied.
 TABLES = ("dcs", "nodes", "storages", "vms", "disks", "definitions", "backups", "runs",

@@ -239,6 +239,9 @@ class Definition(Record):
     bwlimit: int = 0
     fsfreeze: bool = False
     created: str | None = None
+    # since when its schedule counts: creation, or the last activation or change of
+    # schedule or time zone; a firing before it is never run, nor missed
+    scheduled_since: str | None = None
     id: int | None = None
 
     @property

@@ -36,8 +36,8 @@ def problems(cat: Catalog, now: datetime, allow_empty: bool = False) -> list[Fin
 
     Nothing to back up is a WARNING (unless `allow_empty`): a catalog that
     backs up nothing must not look healthy. An active definition with no ok
-    backup since it was created plus one period of its schedule (and GRACE) is
-    CRITICAL."""
+    backup since its schedule began (created, activated or rescheduled) plus one
+    period of its schedule (and GRACE) is CRITICAL."""
     found = []
     odd = cat.backups(status=("lost", "pending", "restore"))
     busy = {h["resource"] for h in cat.locks("disk:") if not locks.is_stale(h)}
@@ -61,12 +61,14 @@ def problems(cat: Catalog, now: datetime, allow_empty: bool = False) -> list[Fin
             continue
         if d.created is None:  # the catalog records it with every definition
             raise OperationFailed(f"definition {d.ref} has no creation time recorded")
-        created = datetime.fromisoformat(d.created)
-        if last_ok is None and never_backed_up(d.schedule, d.timezone, created, now):
-            found.append(Finding(CRITICAL, NEVER, f"{d.ref}: no ok backup since it was created "
-                                                  f"({created:%Y-%m-%d %H:%M} UTC)"))
+        began = datetime.fromisoformat(d.scheduled_since or d.created)
+        if last_ok is None and never_backed_up(d.schedule, d.timezone, began, now):
+            what = "it was created" if began == datetime.fromisoformat(d.created) else \
+                "its schedule began"
+            found.append(Finding(CRITICAL, NEVER, f"{d.ref}: no ok backup since {what} "
+                                                  f"({began:%Y-%m-%d %H:%M} UTC)"))
             continue
-        since = max(created, now - LOOKBACK)
+        since = max(began, now - LOOKBACK)
         missed = schedule.runs_between(d.schedule, d.timezone, since, now)
         if len(missed) >= 2 and (not last_ok or datetime.fromisoformat(last_ok) < missed[-2]):
             found.append(Finding(WARNING, STALE,

@@ -187,6 +187,7 @@ def test_tick_runs_what_is_due_once(site):
     every = site.define("minutely", "--type", "dataset", "--retention", "2")
     site.esb.ok("definition", "update", every, "--schedule", "* * * * *")
     site.define("nightly", "--type", "dataset", "--retention", "2")  # 01:00, not due now
+    site.esb.backdate_schedules()  # made before this minute's firing
     site.esb.ok("run", "--due")
     assert [b["definition"] for b in site.backups()] == ["minutely"]
     assert site.esb.json("history", every)[0]["trigger"] == "tick"

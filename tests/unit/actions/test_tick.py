@@ -29,8 +29,12 @@ def scheduled(inventory):
         inventory.ok("definition", "create", f"web01/{name}", *BASE, "--schedule", cron,
                      "--timezone", zone, *extra)
     cat = Catalog.open(inventory.catalog)
+    cat.conn.execute("UPDATE definitions SET scheduled_since = ?", (LONG_AGO,))  # before NOW
     yield cat
     cat.close()
+
+
+LONG_AGO = "2026-01-01T00:00:00+00:00"
 
 
 def due_names(cat, now=NOW) -> list[str]:
@@ -77,3 +81,38 @@ def test_due_at_its_minute_never_before(scheduled):
 def test_inactive_never_due(scheduled):
     for minute in range(0, 60, 7):
         assert "off" not in due_names(scheduled, NOW.replace(hour=1, minute=minute))
+
+
+def test_a_definition_made_after_its_firing_waits_for_the_next(inventory):
+    """Created at 06:24: the 06:00 firing is not its own (it once ran at 06:28)."""
+    inventory.ok("definition", "create", "web01/late", *BASE, "--schedule", "0 6 * * *")
+    cat = Catalog.open(inventory.catalog)
+    cat.conn.execute("UPDATE definitions SET scheduled_since = '2026-11-26T06:24:00+00:00'")
+    assert due_names(cat, datetime(2026, 11, 26, 6, 28, tzinfo=UTC)) == []
+    assert due_names(cat, datetime(2026, 11, 27, 6, 0, 30, tzinfo=UTC)) == ["late"]
+
+
+@pytest.mark.parametrize("change", [("--schedule", "30 * * * *"), ("--timezone", "Asia/Tokyo"),
+                                    ("--active",)], ids=" ".join)
+def test_activating_or_rescheduling_starts_the_schedule_anew(inventory, change):
+    extra = ["--inactive"] if change == ("--active",) else []
+    inventory.ok("definition", "create", "web01/x", *BASE, "--schedule", "30 * * * *",
+                 "--timezone", "UTC", *extra)
+    cat = Catalog.open(inventory.catalog)
+    cat.conn.execute("UPDATE definitions SET scheduled_since = ?", (LONG_AGO,))
+    if change[0] == "--schedule":
+        inventory.ok("definition", "update", "web01/x", "--schedule", "0 * * * *")
+    inventory.ok("definition", "update", "web01/x", *change)
+    since = datetime.fromisoformat(cat.definition("web01", "x").scheduled_since)
+    assert abs(since - datetime.now(UTC)) < timedelta(minutes=5)
+    assert due_names(cat, since) == []  # its last firing came before the change
+    assert due_names(cat, since + timedelta(minutes=61)) == ["x"]  # an hourly one fired since
+
+
+def test_other_changes_keep_the_schedules_start(inventory):
+    inventory.ok("definition", "create", "web01/x", *BASE, "--schedule", "0 * * * *")
+    cat = Catalog.open(inventory.catalog)
+    cat.conn.execute("UPDATE definitions SET scheduled_since = ?", (LONG_AGO,))
+    inventory.ok("definition", "update", "web01/x", "--desc", "moved", "--retention", "5")
+    inventory.ok("definition", "update", "web01/x", "--active")  # it already was
+    assert cat.definition("web01", "x").scheduled_since == LONG_AGO
