@@ -194,17 +194,41 @@ def test_calls_of_a_restore(site, recorded):
                               old=f"{site.source}-esbold-{stamp}")
              for node, c in recorded.items()}
     get = ["zfs", "get", "-H", "-p", "-o", "name,property,value"]
-    assert calls == {
-        "c1": [("batch", [["zfs", "list", "-H", "-o", "name", "-r", "-d", "1", "{src}"],
-                          [*get, "refquota,quota,available,volsize", "{src}"],
-                          ["zfs", "get", "-H", "-p", "-o", "property,value", "-s", "local",
-                           "all", "{src}"]]),
-               ("stream", [["zfs", "receive", "-u", "{temp}"]]),
-               ("batch", [["zfs", "unmount", "{src}"], ["zfs", "rename", "{src}", "{old}"],
-                          ["zfs", "unmount", "{temp}"], ["zfs", "rename", "{temp}", "{src}"],
-                          *[["zfs", "set", f"{prop}={value}", "{src}"]
-                            for prop, value in local],
-                          ["zfs", "mount", "{src}"],
-                          ["zfs", "destroy", "-r", "-f", "{old}"]])],
-        "b1": [("batch", [[*get, "referenced,volsize", "{target}@esb-{new}"]]),
-               ("stream", [["zfs", "send", "{target}@esb-{new}"]])]}
+    before = [("batch", [["zfs", "list", "-H", "-o", "name", "-r", "-d", "1", "{src}"],
+                         [*get, "refquota,quota,available,volsize", "{src}"],
+                         ["zfs", "get", "-H", "-p", "-o", "property,value", "-s", "local",
+                          "all", "{src}"]]),
+              ("stream", [["zfs", "receive", "-u", "{temp}"]])]
+    assert calls["c1"][:2] == before
+    assert calls["c1"][2:] in swap_alternatives(local)
+    assert calls["b1"] == [("batch", [[*get, "referenced,volsize", "{target}@esb-{new}"]]),
+                           ("stream", [["zfs", "send", "{target}@esb-{new}"]])]
+    if calls["c1"][2:] != swap_alternatives(local)[0]:  # seen under load, on zfs-fuse only
+        assert not site.nodes.compute.guest, calls["c1"]
+
+
+def swap_alternatives(local: list) -> list:
+    """The swap's calls on the compute node: one batch, as a rule; but zfs-fuse
+    may call a dataset it has just unmounted busy for a moment (under load: the
+    FUSE unmount is still settling), and a rename that fails so is retried
+    (actions/restore.py `swap`, the session's `rename`: up to 10 tries of unmount
+    and rename), then the batch goes on from the step after it. The first entry
+    is the rule; the others, exactly the documented busy paths."""
+    aside = [["zfs", "unmount", "{src}"], ["zfs", "rename", "{src}", "{old}"]]
+    in_ = [["zfs", "unmount", "{temp}"], ["zfs", "rename", "{temp}", "{src}"]]
+    after = [*[["zfs", "set", f"{prop}={value}", "{src}"] for prop, value in local],
+             ["zfs", "mount", "{src}"], ["zfs", "destroy", "-r", "-f", "{old}"]]
+
+    def retries(steps: list, tries: int) -> list:
+        return [("run", step) for _ in range(tries) for step in steps]
+
+    found = [[("batch", [*aside, *in_, *after])]]
+    for tries in range(1, 11):
+        found.append([("batch", [*aside, *in_, *after]), *retries(aside, tries),
+                      ("batch", [*in_, *after])])
+        found.append([("batch", [*aside, *in_, *after]), *retries(in_, tries),
+                      ("batch", after)])
+        for more in range(1, 11):
+            found.append([("batch", [*aside, *in_, *after]), *retries(aside, tries),
+                          ("batch", [*in_, *after]), *retries(in_, more), ("batch", after)])
+    return found
