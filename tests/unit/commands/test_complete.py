@@ -161,3 +161,22 @@ def test_completion_imports_no_output_ssh_or_schedule_library(catalog):
     done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
                           text=True, timeout=60)
     assert (done.returncode, done.stdout, done.stderr) == (0, "plain,web01/weekly-a\n", "[]\n")
+
+
+def test_the_bash_script_click_prints_offers_the_catalogs_names(catalog, tmp_path):
+    """The documented setup end to end: bash sources the script, its function
+    runs esbackup as bash's completion would, COMPREPLY holds the candidates."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    wrapper = bin_dir / "esbackup"
+    wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} -m esbackup "$@"\n')
+    wrapper.chmod(0o755)
+    script = ('eval "$(_ESBACKUP_COMPLETE=bash_source esbackup)"\n'
+              f"COMP_WORDS=(esbackup --catalog {catalog} definition show web01/)\n"
+              "COMP_CWORD=5\n"
+              "_esbackup_completion esbackup\n"
+              'printf "%s\\n" "${COMPREPLY[@]}"\n')
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PATH=f"{bin_dir}:{os.environ['PATH']}")
+    done = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert (done.stdout, done.stderr) == ("web01/daily\nweb01/weekly\n", "")
