@@ -8,7 +8,7 @@ from dataclasses import fields
 from operator import itemgetter
 
 from esbackup.catalog.base import QueryBase
-from esbackup.catalog.helpers import where
+from esbackup.catalog.helpers import ref_starting_with, vm_scope, where
 from esbackup.domain.models import Backup, saved_id
 from esbackup.errors import InvalidInput, NotFound
 
@@ -90,6 +90,19 @@ class BackupQueries(QueryBase):
         for b in found:
             b.fsfreeze = bool(b.fsfreeze)
         return found
+
+    def backup_refs_from(self, prefix: str, limit: int, dcs: tuple[str, ...] | None = None,
+                         owner: str | None = None) -> list[str]:
+        """The first `limit` references VM/NAME starting with `prefix`, oldest
+        first within a VM (the order of the hostname index), of the VMs in `dcs`
+        and of `owner` where given, and then none of a deleted VM (shell
+        completion)."""
+        sql, args = ref_starting_with("b.vm_hostname", "b.name", prefix)
+        scope, scope_args = vm_scope(dcs, owner)
+        join = " JOIN vms v ON v.uuid = b.vm_uuid" if scope else ""
+        return [r[0] for r in self.conn.execute(
+            f"SELECT b.vm_hostname || '/' || b.name FROM backups b{join} WHERE {sql}{scope} "
+            "ORDER BY b.vm_hostname, b.created, b.name LIMIT ?", (*args, *scope_args, limit))]
 
     def summary_counts(self) -> dict[str, int]:
         """How many definitions and ok backups the catalog holds (check's summary)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 
 from esbackup.catalog.base import QueryBase
-from esbackup.catalog.helpers import utcnow, where
+from esbackup.catalog.helpers import ref_starting_with, utcnow, vm_scope, where
 from esbackup.catalog.runs import RUN_FIELDS
 from esbackup.domain.models import Definition, Run, saved_id
 
@@ -73,6 +73,19 @@ class DefinitionQueries(QueryBase):
                              (ids, "f.id IN (?)"), (name, "f.name = ?"))
         rows = self.conn.execute(f"{self.DEF_SELECT}{clause} ORDER BY v.hostname, f.name", args)
         return [self._definition(r) for r in rows]
+
+    def definition_refs_from(self, prefix: str, limit: int,
+                             dcs: tuple[str, ...] | None = None,
+                             owner: str | None = None) -> list[str]:
+        """The first `limit` references VM/NAME starting with `prefix`, of the VMs
+        in `dcs` and of `owner` where given (shell completion): a range of the
+        hostname index, then each VM's definitions by the (vm, name) index."""
+        sql, args = ref_starting_with("v.hostname", "f.name", prefix)
+        scope, scope_args = vm_scope(dcs, owner)
+        return [r[0] for r in self.conn.execute(
+            "SELECT v.hostname || '/' || f.name FROM vms v JOIN definitions f ON f.vm_id = v.id "
+            f"WHERE {sql}{scope} ORDER BY v.hostname, f.name LIMIT ?",
+            (*args, *scope_args, limit))]
 
     def last_starts(self, active: bool | None = None
                     ) -> list[tuple[int, str, str, str | None, str | None]]:

@@ -7,7 +7,7 @@ import json
 import sqlite3
 
 from esbackup.catalog.base import QueryBase
-from esbackup.catalog.helpers import utcnow, where
+from esbackup.catalog.helpers import starting_with, utcnow, vm_scope, where
 from esbackup.domain.models import DC, VM, Node, Storage, User, saved_id
 from esbackup.errors import InvalidInput, NotFound
 
@@ -54,6 +54,12 @@ class InventoryQueries(QueryBase):
     def node(self, name: str) -> Node:
         row = self._one("SELECT * FROM nodes WHERE name = ?", (name,), f"no such node: {name}")
         return self._node(row)
+
+    def node_names_from(self, prefix: str, limit: int) -> list[str]:
+        """The first `limit` node names starting with `prefix` (shell completion)."""
+        sql, args = starting_with("name", prefix)
+        return [r[0] for r in self.conn.execute(
+            f"SELECT name FROM nodes WHERE {sql} ORDER BY name LIMIT ?", (*args, limit))]
 
     def nodes(self) -> list[Node]:
         return [self._node(r) for r in self.conn.execute("SELECT * FROM nodes ORDER BY name")]
@@ -168,6 +174,16 @@ class InventoryQueries(QueryBase):
         return VM(hostname=row["hostname"], uuid=row["uuid"], dc=row["dc_name"],
                   node=row["node_name"], owner=row["owner"], brand=row["brand"], disks=disks,
                   qga_socket=row["qga_socket"], created=row["created"], id=row["id"])
+
+    def hostnames_from(self, prefix: str, limit: int, dcs: tuple[str, ...] | None = None,
+                       owner: str | None = None) -> list[str]:
+        """The first `limit` hostnames starting with `prefix`, of the VMs in `dcs`
+        and of `owner` where given (shell completion): one range of the hostname index."""
+        sql, args = starting_with("v.hostname", prefix)
+        scope, scope_args = vm_scope(dcs, owner)
+        return [r[0] for r in self.conn.execute(
+            f"SELECT v.hostname FROM vms v WHERE {sql}{scope} ORDER BY v.hostname LIMIT ?",
+            (*args, *scope_args, limit))]
 
     def delete_vm(self, hostname: str) -> None:
         """Delete a VM and its definitions; its backups stay, keeping hostname and uuid."""

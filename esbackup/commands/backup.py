@@ -1,5 +1,6 @@
 import click
 
+from esbackup.commands import complete
 from esbackup.commands.common import Seconds, WholeNumber, app, confirm_destructive, known
 from esbackup.commands.output import Column, echo_record, echo_records, output_options
 from esbackup.domain.models import MAX_DISK_ID, STATUSES, parse_ref, validate_text
@@ -28,10 +29,12 @@ def cli() -> None:
 
 
 @cli.command("list")
-@click.option("--vm", help="Only this virtual server (hostname or uuid).")
-@click.option("--definition", help="Only this definition (NAME, or VM/NAME).")
+@click.option("--vm", help="Only this virtual server (hostname or uuid).",
+              shell_complete=complete.vms)
+@click.option("--definition", help="Only this definition (NAME, or VM/NAME).",
+              shell_complete=complete.definitions)
 @click.option("--status", type=click.Choice(STATUSES))
-@click.option("--node", help="Only this backup node.")
+@click.option("--node", help="Only this backup node.", shell_complete=complete.nodes)
 @click.option("--dc", help="Only this DC.")
 @output_options
 def list_(vm, definition, status, node, dc, fmt, full) -> None:
@@ -46,7 +49,7 @@ def list_(vm, definition, status, node, dc, fmt, full) -> None:
 
 
 @cli.command("show")
-@click.argument("ref", metavar="VM/BACKUP")
+@click.argument("ref", metavar="VM/BACKUP", shell_complete=complete.backups)
 @output_options
 def show(ref, fmt, full) -> None:
     """Show one backup."""
@@ -56,7 +59,7 @@ def show(ref, fmt, full) -> None:
 
 
 @cli.command("note")
-@click.argument("ref", metavar="VM/BACKUP")
+@click.argument("ref", metavar="VM/BACKUP", shell_complete=complete.backups)
 @click.argument("text")
 def note(ref, text) -> None:
     """Set a backup's note."""
@@ -67,7 +70,7 @@ def note(ref, text) -> None:
 
 
 @cli.command("now")
-@click.argument("ref", metavar="VM/NAME")
+@click.argument("ref", metavar="VM/NAME", shell_complete=complete.definitions)
 @click.option("--wait", type=Seconds(), default=0,
               help="Seconds to wait for a busy disk or node.")
 def now(ref, wait) -> None:
@@ -79,7 +82,7 @@ def now(ref, wait) -> None:
 
 
 @cli.command("delete")
-@click.argument("ref", metavar="VM/BACKUP")
+@click.argument("ref", metavar="VM/BACKUP", shell_complete=complete.backups)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--force", is_flag=True, help="Delete a protected backup too.")
 def delete(ref, yes, force) -> None:
@@ -94,8 +97,9 @@ def delete(ref, yes, force) -> None:
 
 
 @cli.command("restore")
-@click.argument("ref", metavar="VM/BACKUP")
-@click.option("--target-vm", help="Restore to this virtual server (default: the backup's).")
+@click.argument("ref", metavar="VM/BACKUP", shell_complete=complete.backups)
+@click.option("--target-vm", help="Restore to this virtual server (default: the backup's).",
+              shell_complete=complete.vms)
 @click.option("--target-disk-id", type=WholeNumber(1, MAX_DISK_ID),
               help="Disk ID on the target (default: the backup's).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
@@ -120,7 +124,8 @@ def restore(ref, target_vm, target_disk_id, yes, force, wait) -> None:
 
 
 @cli.command("sync")
-@click.option("--node", help="Only backups on this backup node.")
+@click.option("--node", help="Only backups on this backup node.",
+              shell_complete=complete.nodes)
 @output_options
 def sync(node, fmt, full) -> None:
     """Compare the catalog with the nodes: mark lost backups, find returned ones."""
@@ -142,8 +147,10 @@ def sync(node, fmt, full) -> None:
 
 
 @cli.command("verify")
-@click.argument("ref", metavar="[VM/BACKUP]", required=False)
-@click.option("--node", help="Only backups on this backup node.")
+@click.argument("ref", metavar="[VM/BACKUP]", required=False,
+                shell_complete=complete.backups)
+@click.option("--node", help="Only backups on this backup node.",
+              shell_complete=complete.nodes)
 @click.option("--older-than", type=click.FloatRange(min=0), metavar="DAYS",
               help="Only backups not verified in the last DAYS days.")
 @click.option("--wait", type=float, default=0, show_default=True,
@@ -190,14 +197,14 @@ def verify(ref, node, older_than, wait, fmt, full) -> None:
 
 
 @cli.command("protect")
-@click.argument("ref", metavar="VM/BACKUP")
+@click.argument("ref", metavar="VM/BACKUP", shell_complete=complete.backups)
 def protect(ref) -> None:
     """Protect a backup: retention never removes it, and deleting it needs --force."""
     set_protection(ref, True)
 
 
 @cli.command("unprotect")
-@click.argument("ref", metavar="VM/BACKUP")
+@click.argument("ref", metavar="VM/BACKUP", shell_complete=complete.backups)
 def unprotect(ref) -> None:
     """Let retention remove a backup again."""
     set_protection(ref, False)
@@ -210,7 +217,7 @@ def set_protection(ref: str, protected: bool) -> None:
 
 
 @cli.command("prune")
-@click.argument("ref", metavar="VM/NAME")
+@click.argument("ref", metavar="VM/NAME", shell_complete=complete.definitions)
 @click.option("--dry-run", is_flag=True, help="Only show what would be removed.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--wait", type=Seconds(), default=0, help="Seconds to wait for a busy disk.")

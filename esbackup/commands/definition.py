@@ -1,5 +1,6 @@
 import click
 
+from esbackup.commands import complete
 from esbackup.commands.common import (
     WholeNumber,
     app,
@@ -40,7 +41,8 @@ def definition_options(create: bool):
                          help="Virtual server disk ID."),
             click.option("--type", "type_", type=click.Choice(BACKUP_TYPES), required=create,
                          help="dataset (incremental, recommended) or file (full stream)."),
-            click.option("--node", required=create, help="Backup node."),
+            click.option("--node", required=create, help="Backup node.",
+                         shell_complete=complete.nodes),
             click.option("--storage", required=create, help="Storage on the backup node."),
             click.option("--schedule", required=create, metavar="CRON",
                          help="Five-field cron line in the definition's time zone."),
@@ -95,9 +97,9 @@ def create(ref: str, **options) -> None:
 
 
 @cli.command("list")
-@click.option("--vm", help="Only this virtual server.")
+@click.option("--vm", help="Only this virtual server.", shell_complete=complete.vms)
 @click.option("--dc", help="Only this DC.")
-@click.option("--node", help="Only this backup node.")
+@click.option("--node", help="Only this backup node.", shell_complete=complete.nodes)
 @output_options
 def list_(vm, dc, node, fmt, full) -> None:
     """List backup definitions (the overview: -f plain --full)."""
@@ -117,7 +119,7 @@ def lookup(ref: str):
 
 
 @cli.command("show")
-@click.argument("ref", metavar="VM/NAME")
+@click.argument("ref", metavar="VM/NAME", shell_complete=complete.definitions)
 @output_options
 def show(ref, fmt, full) -> None:
     """Show one backup definition."""
@@ -125,7 +127,7 @@ def show(ref, fmt, full) -> None:
 
 
 @cli.command("update")
-@click.argument("ref", metavar="VM/NAME")
+@click.argument("ref", metavar="VM/NAME", shell_complete=complete.definitions)
 @click.option("--name", "new_name", help="Rename the definition.")
 @definition_options(create=False)
 @click.option("--dry-run", is_flag=True,
@@ -153,7 +155,7 @@ def update(ref, new_name, dry_run, fmt, full, **options) -> None:
 
 
 @cli.command("delete")
-@click.argument("ref", metavar="VM/NAME")
+@click.argument("ref", metavar="VM/NAME", shell_complete=complete.definitions)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def delete(ref, yes) -> None:
     """Delete a backup definition. Its backups are kept."""

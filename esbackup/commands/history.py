@@ -1,5 +1,6 @@
 import click
 
+from esbackup.commands import complete
 from esbackup.commands.common import WholeNumber, app
 from esbackup.commands.output import Column, echo_records, output_options
 from esbackup.engine import runlog
@@ -20,7 +21,8 @@ COLUMNS = [
 
 
 @click.command("history")
-@click.argument("ref", metavar="[VM/NAME]", required=False)
+@click.argument("ref", metavar="[VM/NAME]", required=False,
+                shell_complete=complete.definitions)
 @click.option("--failed", is_flag=True, help="Only failed runs.")
 @click.option("--limit", type=WholeNumber(0, 10**9), default=None,
               help="At most this many runs, newest first.")

@@ -1,5 +1,6 @@
 import click
 
+from esbackup.commands import complete
 from esbackup.commands.common import WholeNumber, app
 from esbackup.commands.output import Column, echo_record, echo_records, output_options
 from esbackup.domain import auth
@@ -102,7 +103,7 @@ def list_(fmt: str, full: bool) -> None:
 
 
 @cli.command("show")
-@click.argument("name")
+@click.argument("name", shell_complete=complete.nodes)
 @output_options
 def show(name: str, fmt: str, full: bool) -> None:
     """Show one node."""
@@ -117,7 +118,7 @@ def show(name: str, fmt: str, full: bool) -> None:
 
 
 @cli.command("update")
-@click.argument("name")
+@click.argument("name", shell_complete=complete.nodes)
 @click.option("--address", help="HOST[:PORT].")
 @node_options
 def update(name: str, **options) -> None:
@@ -131,7 +132,7 @@ def update(name: str, **options) -> None:
 
 
 @cli.command("check")
-@click.argument("name")
+@click.argument("name", shell_complete=complete.nodes)
 @host_key_options
 @output_options
 def check(name, accept_host_key, host_key, fmt, full) -> None:
@@ -162,7 +163,7 @@ def check(name, accept_host_key, host_key, fmt, full) -> None:
 
 
 @cli.command("delete")
-@click.argument("name")
+@click.argument("name", shell_complete=complete.nodes)
 def delete(name: str) -> None:
     """Remove a node that nothing refers to."""
     a = app()

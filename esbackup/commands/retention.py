@@ -1,5 +1,6 @@
 import click
 
+from esbackup.commands import complete
 from esbackup.commands.common import KEEP_HELP, WholeNumber, app, keep_option_list
 from esbackup.commands.output import Column, echo_records, output_options
 from esbackup.errors import InvalidInput
@@ -22,7 +23,8 @@ def cli() -> None:
 
 
 @cli.command("preview")
-@click.argument("ref", metavar="VM/DEF", required=False)
+@click.argument("ref", metavar="VM/DEF", required=False,
+                shell_complete=complete.definitions)
 @keep_options
 @click.option("--timezone", help="IANA zone of the periods (default: the definition's, or UTC).")
 @click.option("--times", "times_file", type=click.File("r"), metavar="FILE",

@@ -2,6 +2,7 @@ import sys
 
 import click
 
+from esbackup.commands import complete
 from esbackup.commands.common import Seconds, app
 from esbackup.errors import InvalidInput
 from esbackup.services import definitions
@@ -29,7 +30,8 @@ def run_one(ref: str, *, wait: float, force: bool, trigger: str, print_ref: bool
 
 
 @click.command("run")
-@click.argument("ref", metavar="VM/NAME", required=False)
+@click.argument("ref", metavar="VM/NAME", required=False,
+                shell_complete=complete.definitions)
 @click.option("--due", is_flag=True, help="Run every active definition that is due (a tick).")
 @click.option("--wait", type=Seconds(), default=None,
               help="Seconds to wait for a busy disk or node (0; with --due 3000).")

@@ -3,6 +3,7 @@ from datetime import datetime, timezone
 
 import click
 
+from esbackup.commands import complete
 from esbackup.commands.common import app, known
 from esbackup.commands.output import Column, echo_records, output_options
 from esbackup.domain import schedule
@@ -39,7 +40,7 @@ def cli() -> None:
 
 
 @cli.command("next")
-@click.argument("ref", metavar="VM/NAME")
+@click.argument("ref", metavar="VM/NAME", shell_complete=complete.definitions)
 @click.option("--count", type=click.IntRange(1, 1000), default=5, show_default=True)
 @click.option("--after", help="Start from this time (ISO 8601; default now).")
 @output_options
@@ -61,7 +62,7 @@ def next_(ref, count, after, fmt, full) -> None:
 
 @cli.command("overview")
 @click.option("--dc", help="Only this DC.")
-@click.option("--node", help="Only this backup node.")
+@click.option("--node", help="Only this backup node.", shell_complete=complete.nodes)
 @click.option("--runs", type=click.IntRange(1, 20), default=3, show_default=True,
               help="How many next runs to show.")
 @output_options
@@ -91,7 +92,7 @@ PEAK_COLUMNS = [Column("node", "Node"), Column("slots", "Slots"),
 
 
 @cli.command("load")
-@click.option("--node", help="Only this node.")
+@click.option("--node", help="Only this node.", shell_complete=complete.nodes)
 @click.option("--days", type=click.IntRange(1, 366), default=7, show_default=True,
               help="Look this many days ahead.")
 @output_options
@@ -147,7 +148,8 @@ def heatmap(records: list[dict]):
 
 
 @cli.command("balance")
-@click.option("--node", help="Only move definitions that touch this node.")
+@click.option("--node", help="Only move definitions that touch this node.",
+              shell_complete=complete.nodes)
 @click.option("--window", metavar="HH:MM-HH:MM",
               help="Move start times only into this window, in each definition's zone "
                    "(e.g. 22:00-06:00; default: the whole day).")

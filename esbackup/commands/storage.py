@@ -1,5 +1,6 @@
 import click
 
+from esbackup.commands import complete
 from esbackup.commands.common import app
 from esbackup.commands.output import Column, echo_records, output_options
 from esbackup.domain import auth
@@ -14,7 +15,7 @@ def cli() -> None:
 
 
 @cli.command("create")
-@click.argument("node")
+@click.argument("node", shell_complete=complete.nodes)
 @click.argument("name")
 @click.option("--zpool", required=True, help="Pool or dataset root on the node.")
 def create(node: str, name: str, zpool: str) -> None:
@@ -25,7 +26,7 @@ def create(node: str, name: str, zpool: str) -> None:
 
 
 @cli.command("list")
-@click.argument("node", required=False)
+@click.argument("node", required=False, shell_complete=complete.nodes)
 @output_options
 def list_(node: str | None, fmt: str, full: bool) -> None:
     """List storages, optionally of one node."""
@@ -40,7 +41,7 @@ def list_(node: str | None, fmt: str, full: bool) -> None:
 
 
 @cli.command("delete")
-@click.argument("node")
+@click.argument("node", shell_complete=complete.nodes)
 @click.argument("name")
 def delete(node: str, name: str) -> None:
     """Remove a storage that no definition or backup uses."""

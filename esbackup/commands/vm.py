@@ -1,5 +1,6 @@
 import click
 
+from esbackup.commands import complete
 from esbackup.commands.common import app, confirm_destructive, known
 from esbackup.commands.output import Column, echo_record, echo_records, output_options
 from esbackup.domain import auth
@@ -40,7 +41,8 @@ def cli() -> None:
 
 @cli.command("create")
 @click.argument("hostname")
-@click.option("--node", required=True, help="Compute node that hosts the disks.")
+@click.option("--node", required=True, help="Compute node that hosts the disks.",
+              shell_complete=complete.nodes)
 @click.option("--uuid", help="The hypervisor's uuid (default: a new one).")
 @click.option("--brand", type=click.Choice(BRANDS), default="kvm", show_default=True)
 @vm_options
@@ -54,7 +56,7 @@ def create(hostname, node, uuid, brand, dc, owner, disks, qga_socket) -> None:
 
 @cli.command("list")
 @click.option("--dc", help="Only this DC.")
-@click.option("--node", help="Only this compute node.")
+@click.option("--node", help="Only this compute node.", shell_complete=complete.nodes)
 @output_options
 def list_(dc, node, fmt, full) -> None:
     """List virtual servers."""
@@ -65,7 +67,7 @@ def list_(dc, node, fmt, full) -> None:
 
 
 @cli.command("show")
-@click.argument("vm")
+@click.argument("vm", shell_complete=complete.vms)
 @output_options
 def show(vm, fmt, full) -> None:
     """Show one virtual server."""
@@ -76,9 +78,9 @@ def show(vm, fmt, full) -> None:
 
 
 @cli.command("update")
-@click.argument("vm")
+@click.argument("vm", shell_complete=complete.vms)
 @click.option("--hostname", help="New hostname.")
-@click.option("--node", help="Compute node.")
+@click.option("--node", help="Compute node.", shell_complete=complete.nodes)
 @click.option("--brand", type=click.Choice(BRANDS))
 @vm_options
 def update(vm, hostname, node, brand, dc, owner, disks, qga_socket) -> None:
@@ -91,7 +93,7 @@ def update(vm, hostname, node, brand, dc, owner, disks, qga_socket) -> None:
 
 
 @cli.command("delete")
-@click.argument("vm")
+@click.argument("vm", shell_complete=complete.vms)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def delete(vm, yes) -> None:
     """Remove a virtual server and its definitions. Its backups are kept."""

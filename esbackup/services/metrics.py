@@ -2,12 +2,20 @@
 
 Per definition: when its last ok run finished, how long it took and how big
 its backup was, and the outcome of its last run. Per backup node: backups by
-status, and backups whose last verify failed. node_exporter reads *.prom files
-from its textfile directory; the file is written beside its final name and
-renamed, so a scrape never sees half of it.
+status, and backups whose last verify failed. Overall: how many definitions
+there are (all, and active), and when the metrics were written.
+
+Every series is there for every definition and backup node, NaN or 0 where
+there is no data (a definition never backed up has a NaN last success and 0
+for each last outcome), so an alert never mistakes a missing series for a
+healthy one; an empty catalog says `esbackup_definitions 0`.
+
+node_exporter reads *.prom files from its textfile directory; the file is
+written beside its final name and renamed, so a scrape never sees half of it.
 """
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from datetime import datetime
@@ -39,7 +47,10 @@ class Family:
 
     def add(self, value: float, **labels: str) -> None:
         number = float(value)
-        text = str(int(number)) if number.is_integer() else repr(number)
+        if math.isnan(number):
+            text = "NaN"  # the exposition format's spelling
+        else:
+            text = str(int(number)) if number.is_integer() else repr(number)
         self.samples.append(f"{self.name}{_labels(**labels) if labels else ''} {text}")
 
     def text(self) -> list[str]:
@@ -49,15 +60,21 @@ class Family:
 
 def collect(cat: Catalog, now: datetime) -> str:
     success = Family("last_success_timestamp_seconds",
-                     "When the definition's last ok run finished (Unix time).")
-    duration = Family("last_duration_seconds", "How long the definition's last ok run took.")
-    size = Family("last_size_bytes", "Size of the backup the definition's last ok run made.")
-    outcome = Family("last_run_outcome", "1 for the outcome of the definition's last run.")
+                     "When the definition's last ok run finished (Unix time; NaN: never).")
+    duration = Family("last_duration_seconds",
+                      "How long the definition's last ok run took (NaN: none).")
+    size = Family("last_size_bytes",
+                  "Size of the backup the definition's last ok run made (NaN: none).")
+    outcome = Family("last_run_outcome",
+                     "1 for the outcome of the definition's last run (all 0: never run).")
     backups = Family("backups", "Backups per backup node and status.")
     verify = Family("verify_failed_backups", "Backups whose last verify found damage.")
+    definitions = Family("definitions", "Backup definitions in the catalog.")
+    active = Family("active_definitions", "Active backup definitions in the catalog.")
     generated = Family("metrics_timestamp_seconds", "When these metrics were written.")
     last_ok, last = cat.last_runs("ok"), cat.last_runs()
-    for d in cat.definitions():
+    found = cat.definitions()
+    for d in found:
         labels = {"definition": d.ref, "node": d.node}
         def_id = saved_id(d.id, f"definition {d.ref}")
         run = last_ok.get(def_id)
@@ -65,16 +82,23 @@ def collect(cat: Catalog, now: datetime) -> str:
             success.add(_seconds(run.finished), **labels)
             duration.add(run.duration or 0, **labels)
             size.add(run.size or 0, **labels)
-        if def_id in last:
-            for name in OUTCOMES:
-                outcome.add(int(last[def_id].outcome == name), **labels, outcome=name)
+        else:
+            for family in (success, duration, size):
+                family.add(math.nan, **labels)
+        last_outcome = last[def_id].outcome if def_id in last else None
+        for name in OUTCOMES:
+            outcome.add(int(last_outcome == name), **labels, outcome=name)
     counts = cat.backup_counts()
-    for node in sorted({n for n, _ in counts}):
+    nodes = {n.name for n in cat.nodes() if n.backup} | {n for n, _ in counts}
+    for node in sorted(nodes):
         for status in STATUSES:
             backups.add(counts.get((node, status), 0), node=node, status=status)
         verify.add(counts.get((node, "verify_failed"), 0), node=node)
+    definitions.add(len(found))
+    active.add(sum(d.active for d in found))
     generated.add(now.timestamp())
-    families = (success, duration, size, outcome, backups, verify, generated)
+    families = (success, duration, size, outcome, backups, verify, definitions, active,
+                generated)
     return "\n".join(line for f in families for line in f.text()) + "\n"
 
 

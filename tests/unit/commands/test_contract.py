@@ -92,8 +92,12 @@ def test_a_vm_renamed_to_a_deleted_vms_hostname_sees_no_runs(inventory, tmp_path
     assert (orphan["definition"], orphan["outcome"]) == ("web01/daily", "ok")
     inventory.ok("metrics", "--textfile", str(tmp_path / "esbackup.prom"))
     metrics = (tmp_path / "esbackup.prom").read_text()
-    assert "last_success_timestamp_seconds{" not in metrics  # it never ran
-    assert "last_run_outcome{" not in metrics
+    labels = 'definition="web01/daily",node="b1"'
+    lines = metrics.splitlines()  # it never ran: no success, no outcome
+    assert f"esbackup_last_success_timestamp_seconds{{{labels}}} NaN" in lines
+    assert [line for line in lines if line.startswith("esbackup_last_run_outcome{")] == [
+        f'esbackup_last_run_outcome{{{labels},outcome="{o}"}} 0' for o in ("ok", "failed",
+                                                                          "skipped")]
 
 
 def test_backup_csv_carries_the_freeze_flag(inventory):
