@@ -36,7 +36,7 @@ ESBACKUP = [sys.executable, "-m", "esbackup"]
 
 def fill(path: Path) -> None:
     now = datetime.now(timezone.utc).replace(microsecond=0)
-    cat = Catalog.open(path)
+    cat = Catalog.open(path, create=True)
     cat.add_node(Node(name="c1", address="10.1.0.1", compute=True, backup=True))
     cat.add_storage(Storage(node="c1", name="tank", zpool="tank"))
     with cat.transaction():

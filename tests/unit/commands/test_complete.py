@@ -116,7 +116,7 @@ def test_completion_never_writes_to_the_catalog(catalog):
 
 
 def test_each_roles_completion_scope_selects_exactly_the_vms_it_may_list(tmp_path):
-    cat = Catalog.open(tmp_path / "catalog.db")
+    cat = Catalog.open(tmp_path / "catalog.db", create=True)
     from esbackup.domain.models import DC, Node, Storage, User
 
     cat.add_dc(DC(name="dc2"))
