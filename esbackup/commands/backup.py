@@ -70,12 +70,14 @@ def note(ref, text) -> None:
 @click.argument("ref", metavar="VM/NAME")
 @click.option("--wait", type=Seconds(), default=0,
               help="Seconds to wait for a busy disk or node.")
-def now(ref, wait) -> None:
+@output_options
+def now(ref, wait, fmt, full) -> None:
     """Back up now, based on a backup definition (inactive ones too: being
-    inactive only keeps a definition off the schedule)."""
+    inactive only keeps a definition off the schedule). Off a terminal it prints
+    the new backup's VM/NAME; -f json the run's record."""
     from esbackup.commands.run import run_one
 
-    run_one(ref, wait=wait, force=True, trigger="manual", print_ref=True)
+    run_one(ref, wait=wait, force=True, trigger="manual", print_ref=True, fmt=fmt)
 
 
 @cli.command("delete")
