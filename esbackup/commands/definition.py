@@ -23,7 +23,7 @@ COLUMNS = [
     Column("vm", "VM"), Column("name", "Name"), Column("disk_id", "Disk ID"),
     Column("type", "Type"), Column("node", "Backup node"), Column("storage", "Storage"),
     Column("schedule", "Schedule"), Column("timezone", "Time zone", full_only=True),
-    Column("schedule_utc", "Schedule (UTC)", full_only=True),
+    Column("next_run", "Next run (UTC)", "utc", full_only=True),
     Column("next_run", "Next run", "time"), Column("policy", "Retention"),
     Column("active", "Active", "bool"), Column("compression", "Compression", full_only=True),
     Column("bwlimit", "Bandwidth limit", "rate", full_only=True),

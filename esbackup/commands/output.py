@@ -12,7 +12,7 @@ import io
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 import click
 
@@ -32,7 +32,7 @@ JSON_BATCH = 1000  # flat records per C-encoder call
 class Column:
     key: str
     header: str
-    kind: str = "text"  # text | size | duration | time | bool | list | rate | times
+    kind: str = "text"  # text | size | duration | time | utc | bool | list | rate | times
     full_only: bool = False
 
 
@@ -103,6 +103,9 @@ def _text(value, kind: str) -> str:
         return human_duration(value)
     if kind == "time":
         return local_time(value)
+    if kind == "utc":
+        return "-" if not value else datetime.fromisoformat(value).astimezone(
+            timezone.utc).strftime("%Y-%m-%d %H:%MZ")
     if kind == "bool":
         return "yes" if value else "no"
     if kind == "list":

@@ -14,7 +14,7 @@ NEXT_COLUMNS = [Column("local", "Run (definition's zone)"), Column("run", "UTC",
 OVERVIEW_COLUMNS = [
     Column("node", "Backup node"), Column("vm", "VM"), Column("name", "Definition"),
     Column("type", "Type"), Column("schedule", "Schedule"), Column("timezone", "Time zone"),
-    Column("schedule_utc", "Schedule (UTC)"), Column("policy", "Retention"),
+    Column("next_run", "Next run (UTC)", "utc"), Column("policy", "Retention"),
     Column("active", "Active", "bool"), Column("next_runs", "Next runs", "times"),
     Column("compute_node", "Compute node", full_only=True),
     Column("disk_id", "Disk ID", full_only=True), Column("desc", "Description", full_only=True),
@@ -99,7 +99,8 @@ def load(node, days, fmt, full) -> None:
     """Most backups expected to run at once per node and hour of day (UTC) over
     --days, against the node's slots. A definition occupies its compute node and
     its backup node for its expected duration (median of its last 5 ok runs, else
-    estimated from its disk's used size)."""
+    estimated from its disk's used size); runs of one disk never overlap (its
+    lock makes the next one wait), so they count once."""
     from esbackup.domain import auth
     from esbackup.services import planning as workload
 
@@ -108,7 +109,7 @@ def load(node, days, fmt, full) -> None:
     known(a.catalog, node=node)
     start = datetime.now(timezone.utc).replace(second=0, microsecond=0)
     loads = workload.active(a.catalog, reporter=a, sessions=a.sessions)
-    items = [(name, w.definition.schedule, w.definition.timezone, w.minutes)
+    items = [(name, w.disk, w.definition.schedule, w.definition.timezone, w.minutes)
              for w in loads for name in w.nodes]
     peaks = schedule.concurrent_load(items, start, days)
     records = []

@@ -1,5 +1,7 @@
 """Active definitions as load on nodes: which nodes each one occupies (its VM's
-compute node and its backup node), and for how long, in whole minutes.
+compute node and its backup node), and for how long, in whole minutes; and
+the disk it backs up, which runs one operation at a time (the disk lock):
+runs of one disk never add up.
 
 The median of its last `RECENT` ok runs; a definition without such history is
 estimated from its disk's used size at `ESTIMATE_RATE` (or at its bandwidth
@@ -35,6 +37,7 @@ class Load:
     definition: Definition
     nodes: frozenset[str]
     minutes: int
+    disk: tuple[str, int]  # (VM uuid, disk id): what the disk lock locks
 
 
 def active(cat: Catalog, reporter: Reporter | None = None, *, sessions: Sessions) -> list[Load]:
@@ -42,7 +45,8 @@ def active(cat: Catalog, reporter: Reporter | None = None, *, sessions: Sessions
     vms = {vm.hostname: vm for vm in cat.vms()}
     defs = [d for d in cat.definitions() if d.active]
     durations = expected(cat, defs, vms, reporter, sessions=sessions)
-    return [Load(d, frozenset({d.node, vms[d.vm].node}), durations[d.ref]) for d in defs]
+    return [Load(d, frozenset({d.node, vms[d.vm].node}), durations[d.ref],
+                 (vms[d.vm].uuid, d.disk_id)) for d in defs]
 
 
 def minutes(seconds: float) -> int:
@@ -98,7 +102,8 @@ def rebalance(cat: Catalog, who: Identity, now: datetime, *, node: str | None,
     loads: dict[Hashable, Load] = {  # keyed as balance's Plan.moves are
         w.definition.ref: w for w in active(cat, reporter, sessions=sessions)}
     items = [balancer.Item(ref, w.definition.schedule, w.definition.timezone, w.nodes,
-                           w.minutes, fixed=node is not None and node not in w.nodes)
+                           w.minutes, fixed=node is not None and node not in w.nodes,
+                           disk=w.disk)
              for ref, w in loads.items()]
     slots = {n.name: n.max_backups for n in cat.nodes()}
     plan = balancer.balance(items, slots, now, zone)
