@@ -7,7 +7,7 @@ from esbackup.errors import InvalidInput, OperationFailed
 from esbackup.services import backup_access as backups
 
 COLUMNS = [
-    Column("vm", "VM"), Column("name", "Name"), Column("disk_id", "Disk ID"),
+    Column("vm", "VM"), Column("name", "Name"), Column("disk_id", "Disk ID", wide=True),
     Column("type", "Type"), Column("created", "Created", "time"), Column("status", "Status"),
     Column("duration", "Duration", "duration"), Column("size", "Size", "size"),
     Column("note", "Note"), Column("fsfreeze", "Freeze", "bool", full_only=True),

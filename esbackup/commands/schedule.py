@@ -12,10 +12,11 @@ from esbackup.services import definitions
 
 NEXT_COLUMNS = [Column("local", "Run (definition's zone)"), Column("run", "UTC", "time")]
 OVERVIEW_COLUMNS = [
-    Column("node", "Backup node"), Column("vm", "VM"), Column("name", "Definition"),
-    Column("type", "Type"), Column("schedule", "Schedule"), Column("timezone", "Time zone"),
-    Column("next_run", "Next run (UTC)", "utc"), Column("policy", "Retention"),
-    Column("active", "Active", "bool"), Column("next_runs", "Next runs", "times"),
+    Column("node", "Node"), Column("vm", "VM"), Column("name", "Definition"),
+    Column("type", "Type", wide=True), Column("schedule", "Schedule"),
+    Column("timezone", "Time zone"), Column("policy", "Retention", wide=True),
+    Column("active", "Active", "bool"),
+    Column("next_runs", "Next runs (UTC)", "times"),
     Column("compute_node", "Compute node", full_only=True),
     Column("disk_id", "Disk ID", full_only=True), Column("desc", "Description", full_only=True),
     Column("created", "Created", "time", full_only=True),
@@ -118,32 +119,61 @@ def load(node, days, fmt, full) -> None:
             per_hour = {h: peaks.get((n.name, int(h)), 0) for h in HOURS}
             records.append({"node": n.name, "slots": n.max_backups, **per_hour,
                             "peak": max(per_hour.values())})
-    if fmt == "table" and sys.stdout.isatty():
-        from rich.console import Console
+    if fmt == "table" and sys.stdout.isatty() and not full:
+        show_heatmap(records)
+        return
+    hours = HOURS if full or fmt != "table" else FOLDED
+    records = records if hours is HOURS else [folded(r) for r in records]
+    columns = [Column("node", "Node"), Column("slots", "Slots"),
+               *(Column(h, h) for h in hours), Column("peak", "Peak")]
+    echo_records(records, columns, fmt, full)
 
-        Console().print(heatmap(records))
-    else:
-        columns = [Column("node", "Node"), Column("slots", "Slots"),
-                   *(Column(h, h) for h in HOURS), Column("peak", "Peak")]
-        echo_records(records, columns, fmt, full)
+
+HEATMAP_WIDTH = 80
+FOLDED = HOURS[::2]  # a default table's column "00" is the hours 00 and 01
+LEGEND = ("Column 00: 00:00-01:59 UTC, the most backups running at once. "
+          "n= all slots in use, n! more backups than slots.")
+
+
+def folded(record: dict) -> dict:
+    """A load record with two hours per column: the most at once in either."""
+    return {"node": record["node"], "slots": record["slots"],
+            **{h: max(record[h], record[f"{int(h) + 1:02d}"]) for h in FOLDED},
+            "peak": record["peak"]}
+
+
+def mark(value: int, slots: int) -> str:
+    """A count with its state in characters (and colour): "=" all slots in use,
+    "!" more than the slots; the legend says so, also under NO_COLOR."""
+    if value > slots:
+        return f"[red]{value}![/]"
+    return f"[yellow]{value}=[/]" if value == slots else f"[green]{value}[/]"
+
+
+def show_heatmap(records: list[dict], console=None) -> None:
+    """The heatmap on the terminal (`console`: rich's), at most 80 columns wide."""
+    from rich.console import Console
+
+    console = console or Console()
+    console.print(heatmap(records), width=min(console.width, HEATMAP_WIDTH))
 
 
 def heatmap(records: list[dict]):
-    """A rich table: hours within the node's slots green, at its slots yellow,
-    over them red."""
+    """A rich table of 80 columns: two hours per column, each node's peak marked
+    (bold) where it is reached and in its own column."""
     from rich.table import Table
 
-    table = Table(title="Backups running at once (UTC hour)", caption="green: a slot free, "
-                  "yellow: all slots in use, red: more backups than slots")
-    for header in ("Node", "Slots", *HOURS):
-        table.add_column(header, justify="right")
-    for r in records:
-        cells = []
-        for h in HOURS:
-            value, slots = r[h], r["slots"]
-            style = "red" if value > slots else "yellow" if value == slots else "green"
-            cells.append(f"[{style}]{value}[/]")
-        table.add_row(r["node"], str(r["slots"]), *cells)
+    table = Table(title="Backups running at once (UTC, two hours per column)",
+                  caption=LEGEND, box=None, collapse_padding=True, pad_edge=False)
+    table.add_column("Node", overflow="ellipsis", no_wrap=True, max_width=24)
+    for header in ("Slots", *FOLDED, "Peak"):
+        table.add_column(header, justify="right", no_wrap=True)
+    for r in map(folded, records):
+        slots, peak = r["slots"], r["peak"]
+        cells = [mark(r[h], slots) for h in FOLDED]
+        cells = [f"[bold]{c}[/]" if r[h] == peak and peak else c
+                 for c, h in zip(cells, FOLDED, strict=True)]
+        table.add_row(r["node"], str(slots), *cells, f"[bold]{mark(peak, slots)}[/]")
     return table
 
 

@@ -180,11 +180,13 @@ def test_balance_and_load_commands(inventory):
 def test_load_heatmap_colours_against_the_slots():
     from esbackup.commands.schedule import HOURS, heatmap
 
-    record = {"node": "b1", "slots": 2, **{h: 0 for h in HOURS}} | {"01": 2, "02": 3}
+    record = {"node": "b1", "slots": 2, **{h: 0 for h in HOURS}, "peak": 3} | {
+        "01": 2, "02": 3, "04": 1}
     table = heatmap([record])
     cells = {c.header: c._cells[0] for c in table.columns}
-    assert cells["00"] == "[green]0[/]" and cells["01"] == "[yellow]2[/]"
-    assert cells["02"] == "[red]3[/]" and cells["Slots"] == "2"
+    assert cells["00"] == "[yellow]2=[/]" and cells["04"] == "[green]1[/]"
+    assert cells["02"] == "[bold][red]3![/][/]" and cells["Slots"] == "2"  # the peak: bold
+    assert cells["Peak"] == "[bold][red]3![/][/]"
 
 
 def test_definitions_without_history_on_unreachable_nodes_assume_an_hour(inventory):
@@ -250,7 +252,9 @@ def test_overview_shows_the_next_runs_utc_time_not_a_line_that_breaks_at_dst(inv
                  "--retention", "3", "--timezone", "Europe/Prague")
     (d,) = inventory.json("definition", "list")
     utc = datetime.fromisoformat(d["next_run"]).astimezone(timezone.utc)
-    for command in (["schedule", "overview"], ["definition", "list", "--full"]):
+    for command, header_, shown in (
+            (["schedule", "overview"], "Next runs (UTC)", "%m-%d %H:%M"),
+            (["definition", "list", "--full"], "Next run (UTC)", "%Y-%m-%d %H:%MZ")):
         header, _, row = inventory.ok(*command).stdout.splitlines()
-        assert "Next run (UTC)" in header and "Schedule (UTC)" not in header
-        assert utc.strftime("%Y-%m-%d %H:%MZ") in row
+        assert header_ in header and "Schedule (UTC)" not in header
+        assert utc.strftime(shown) in row
