@@ -183,29 +183,38 @@ def heatmap(records: list[dict]):
               help="Move start times only into this window, in each definition's zone "
                    "(e.g. 22:00-06:00; default: the whole day).")
 @click.option("--apply", "apply_", is_flag=True, help="Change the definitions (else: a plan).")
+@click.option("--dry-run", is_flag=True, help="With --apply: only show the plan.")
+@click.option("--yes", is_flag=True, help="Apply without asking (needed off a terminal).")
 @output_options
-def balance(node, window, apply_, fmt, full) -> None:
+def balance(node, window, apply_, dry_run, yes, fmt, full) -> None:
     """Move fixed-time schedules so no node runs more backups at once than its slots.
 
     A definition occupies its compute and backup node for its expected
     duration. Only schedules with one fixed hour and minute move, by as few and
     as small moves as remove every overloaded minute that can be removed; the
     rest count as load. Prints the plan and each node's peak before and after;
-    --apply changes the definitions.
+    --apply changes the definitions (asking first on a terminal, --yes off one)
+    and prints the commands that undo it.
     """
     import json
 
+    from esbackup.commands.common import confirm_destructive
     from esbackup.domain import auth
     from esbackup.services import planning
 
     a = app()
     auth.require_superadmin(a.identity, "schedule balance")
     known(a.catalog, node=node)
-    moves, peaks = planning.rebalance(a.catalog, a.identity, datetime.now(timezone.utc),
-                                      node=node, window=window, apply=apply_, reporter=a,
-                                      sessions=a.sessions)
+    moves, peaks = planning.rebalance(a.catalog, datetime.now(timezone.utc), node=node,
+                                      window=window, reporter=a, sessions=a.sessions)
+    applied = apply_ and not dry_run and bool(moves)
+    if applied:
+        confirm_destructive(f"{len(moves)} definition(s) will get a new schedule", yes)
+        planning.apply(a.catalog, a.identity, moves)
+    undo = [undo_command(m) for m in moves] if applied else []
     if fmt == "json":
-        click.echo(json.dumps({"moves": moves, "peaks": peaks, "applied": apply_}, indent=2))
+        click.echo(json.dumps({"moves": moves, "peaks": peaks, "applied": applied,
+                               "undo": undo}, indent=2))
         return
     if moves:
         echo_records(moves, MOVE_COLUMNS, fmt, full)
@@ -213,3 +222,13 @@ def balance(node, window, apply_, fmt, full) -> None:
         click.echo("nothing to move")
     click.echo("")
     echo_records(peaks, PEAK_COLUMNS, fmt, full)
+    if undo:
+        click.echo("\nto undo:\n" + "\n".join(undo))
+
+
+def undo_command(move: dict) -> str:
+    """The command that gives a moved definition its old schedule back."""
+    import shlex
+
+    return shlex.join(["esbackup", "definition", "update", move["definition"],
+                       "--schedule", move["old"]])

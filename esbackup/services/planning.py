@@ -92,12 +92,12 @@ def _used(session: NodeSession, datasets: list[str]) -> dict[str, int]:
     return {name: size for name, size in used.items() if isinstance(size, int)}
 
 
-def rebalance(cat: Catalog, who: Identity, now: datetime, *, node: str | None,
-              window: str | None, apply: bool, reporter: Reporter | None = None,
+def rebalance(cat: Catalog, now: datetime, *, node: str | None, window: str | None,
+              reporter: Reporter | None = None,
               sessions: Sessions) -> tuple[list[dict], list[dict]]:
     """`schedule balance`: the moves that spread fixed-time schedules over the
-    nodes' slots (domain/balance.py), made with `apply`; and each node's peak
-    before and after. With `node`, only definitions that touch it move."""
+    nodes' slots (domain/balance.py), and each node's peak before and after.
+    With `node`, only definitions that touch it move. `apply` makes the moves."""
     zone = balancer.parse_window(window)
     loads: dict[Hashable, Load] = {  # keyed as balance's Plan.moves are
         w.definition.ref: w for w in active(cat, reporter, sessions=sessions)}
@@ -112,8 +112,15 @@ def rebalance(cat: Catalog, who: Identity, now: datetime, *, node: str | None,
         d = loads[ref].definition
         moves.append({"definition": ref, "timezone": d.timezone, "minutes": loads[ref].minutes,
                       "old": d.schedule, "new": new})
-        if apply:
-            definitions.update(cat, who, d, {"schedule": new})
     peaks = [{"node": name, "slots": slots[name], "before": before, "after": after}
              for name, (before, after) in sorted(plan.peaks.items()) if node in (None, name)]
     return moves, peaks
+
+
+def apply(cat: Catalog, who: Identity, moves: list[dict]) -> None:
+    """Give each moved definition (`rebalance`'s moves) its new schedule, in one
+    transaction: all moves or none."""
+    with cat.transaction():
+        for move in moves:
+            d = definitions.find(cat, move["definition"])
+            definitions.update(cat, who, d, {"schedule": move["new"]})

@@ -167,7 +167,7 @@ def test_balance_and_load_commands(inventory):
     assert len(plan["moves"]) == 2 and all(p["old"] == "0 1 * * *" for p in plan["moves"])
     assert {p["node"]: (p["before"], p["after"]) for p in plan["peaks"]} == {
         "c1": (3, 1), "b1": (3, 1)}  # c1 has one slot: all three apart
-    inventory.ok("schedule", "balance", "--window", "00:00-03:00", "--apply")
+    inventory.ok("schedule", "balance", "--window", "00:00-03:00", "--apply", "--yes")
     schedules = {d["vm"]: d["schedule"] for d in inventory.json("definition", "list")}
     assert len(set(schedules.values())) == 3
     assert inventory.json("schedule", "balance", "--window", "00:00-03:00")["moves"] == []
@@ -206,7 +206,7 @@ def test_twenty_at_one_minute_through_the_commands(inventory):
     for ref in define_on_own_disks(inventory, 20):
         add_runs(inventory.catalog, ref, [1750] * 5)
     assert max(n["peak"] for n in inventory.json("schedule", "load")) == 20
-    plan = inventory.json("schedule", "balance", "--apply")
+    plan = inventory.json("schedule", "balance", "--apply", "--yes")
     assert plan["applied"] and len(plan["moves"]) == 18
     assert {p["node"]: (p["before"], p["after"]) for p in plan["peaks"]} == {
         "b1": (20, 2), "c1": (20, 2)}
@@ -258,3 +258,47 @@ def test_overview_shows_the_next_runs_utc_time_not_a_line_that_breaks_at_dst(inv
         header, _, row = inventory.ok(*command).stdout.splitlines()
         assert header_ in header and "Schedule (UTC)" not in header
         assert utc.strftime(shown) in row
+
+
+def three_at_one_on_one_slot(inventory) -> list[str]:
+    inventory.ok("node", "update", "c1", "--max-backups", "1")
+    refs = define_on_own_disks(inventory, 3)
+    for ref in refs:
+        add_runs(inventory.catalog, ref, [1800] * 3)
+    return refs
+
+
+def schedules(inventory) -> dict[str, str]:
+    return {d["vm"]: d["schedule"] for d in inventory.json("definition", "list")}
+
+
+def test_balance_apply_off_a_terminal_needs_yes_and_changes_nothing_without(inventory):
+    three_at_one_on_one_slot(inventory)
+    before = inventory.catalog.read_bytes()
+    error = inventory.fails(2, "schedule", "balance", "--apply")
+    assert error.count("\n") == 1 and "--yes" in error
+    assert inventory.catalog.read_bytes() == before
+
+
+def test_balance_apply_dry_run_only_plans(inventory):
+    three_at_one_on_one_slot(inventory)
+    before = inventory.catalog.read_bytes()
+    plan = inventory.json("schedule", "balance", "--apply", "--dry-run")
+    assert len(plan["moves"]) == 2 and not plan["applied"] and plan["undo"] == []
+    assert inventory.catalog.read_bytes() == before
+
+
+def test_balance_apply_prints_the_commands_that_undo_it(inventory):
+    import shlex
+
+    three_at_one_on_one_slot(inventory)
+    old = schedules(inventory)
+    out = inventory.ok("schedule", "balance", "--apply", "--yes").stdout
+    assert schedules(inventory) != old
+    undo = out.split("to undo:\n")[1].splitlines()
+    assert len(undo) == 2
+    for line in undo:
+        argv = shlex.split(line)
+        assert argv[:3] == ["esbackup", "definition", "update"]
+        inventory.ok(*argv[1:])
+    assert schedules(inventory) == old
