@@ -84,12 +84,18 @@ def now(ref, wait, fmt, full) -> None:
 @click.argument("ref", metavar="VM/BACKUP")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--force", is_flag=True, help="Delete a protected backup too.")
-def delete(ref, yes, force) -> None:
+@click.option("--dry-run", is_flag=True, help="Only show what would be destroyed.")
+def delete(ref, yes, force, dry_run) -> None:
     """Remove a backup's data from its node, and its record."""
     from esbackup.actions import delete as delete_job
 
     a = app()
     b = backups.deletable(a.catalog, a.identity, ref, force)
+    if dry_run:
+        click.echo(f"deleting backup {b.ref} would destroy:")
+        for what in delete_job.would_remove(b):
+            click.echo(f"  {what}")
+        return
     confirm_destructive(f"backup {b.ref} and its data on node {b.node} will be deleted", yes)
     delete_job.delete_backup(a.catalog, b, sessions=a.sessions)
     click.echo(f"deleted backup {b.ref}")
@@ -104,13 +110,19 @@ def delete(ref, yes, force) -> None:
 @click.option("--force", is_flag=True,
               help="The operator vouches that the target is stopped (hypervisor none).")
 @click.option("--wait", type=Seconds(), default=0, help="Seconds to wait for a busy disk.")
-def restore(ref, target_vm, target_disk_id, yes, force, wait) -> None:
+@click.option("--dry-run", is_flag=True,
+              help="Only show what would be destroyed and replaced (no node is asked).")
+def restore(ref, target_vm, target_disk_id, yes, force, wait, dry_run) -> None:
     """Restore a disk from a backup. ALL data on the target disk is lost."""
     from esbackup.actions import restore as restore_job
 
     a = app()
     b, vm, disk_id = backups.restore_target(a.catalog, a.identity, ref, target_vm,
                                             target_disk_id)
+    if dry_run:
+        destroyed, replacement = restore_job.would_replace(b, vm, disk_id)
+        click.echo(f"restoring {b.ref} would destroy {destroyed},\n{replacement}")
+        return
     warning = (f"restoring {b.ref} to disk {disk_id} of {vm.hostname} destroys ALL data on "
                "that disk, including all of its snapshots")
     if yes:
