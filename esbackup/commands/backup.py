@@ -2,6 +2,7 @@ import click
 
 from esbackup.commands.common import Seconds, WholeNumber, app, confirm_destructive, known
 from esbackup.commands.output import Column, echo_record, echo_records, output_options
+from esbackup.commands.run import dry_run_option
 from esbackup.domain.models import MAX_DISK_ID, STATUSES, parse_ref, validate_text
 from esbackup.errors import InvalidInput, OperationFailed
 from esbackup.services import backup_access as backups
@@ -70,14 +71,16 @@ def note(ref, text) -> None:
 @click.argument("ref", metavar="VM/NAME")
 @click.option("--wait", type=Seconds(), default=0,
               help="Seconds to wait for a busy disk or node.")
+@dry_run_option
 @output_options
-def now(ref, wait, fmt, full) -> None:
+def now(ref, wait, dry_run, fmt, full) -> None:
     """Back up now, based on a backup definition (inactive ones too: being
     inactive only keeps a definition off the schedule). Off a terminal it prints
     the new backup's VM/NAME; -f json the run's record."""
     from esbackup.commands.run import run_one
 
-    run_one(ref, wait=wait, force=True, trigger="manual", print_ref=True, fmt=fmt)
+    run_one(ref, wait=wait, force=True, trigger="manual", print_ref=True, fmt=fmt,
+            dry_run=dry_run)
 
 
 @cli.command("delete")

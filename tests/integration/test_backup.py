@@ -214,3 +214,19 @@ def test_backup_now_and_run_as_json_describe_the_backup_made(site):
         assert record["size"] == b["size"] and record["duration"] == b["duration"]
         assert record["freeze"] is False and record["error"] is None
         assert record["sent"] > 0 and record["resumed"] is None
+
+
+def test_a_dry_run_on_real_nodes_changes_nothing_and_names_its_base(site):
+    from tests.integration.site import catalog_bytes
+
+    ref = site.define("daily", "--type", "dataset", "--retention", "1")
+    site.esb.ok("run", ref)
+    (first,) = site.backups()
+    source_snaps, target_snaps = site.snapshots(site.source), site.snapshots(site.target)
+    before = catalog_bytes(site.esb.catalog)
+    record = json.loads(site.esb.ok("backup", "now", ref, "--dry-run", "-f", "json").stdout)
+    assert record["base_backup"] == f"web01/{first['name']}"
+    assert record["retention_removes"] == [f"web01/{first['name']}"]
+    assert catalog_bytes(site.esb.catalog) == before
+    assert site.snapshots(site.source) == source_snaps
+    assert site.snapshots(site.target) == target_snaps

@@ -238,3 +238,4 @@ def test_run_without_format_prints_nothing_off_a_terminal(inventory):
 
 def test_a_tick_takes_no_format(inventory):
     assert "not --due" in inventory.fails(2, "run", "--due", "-f", "json")
+    assert "not --due" in inventory.fails(2, "run", "--due", "--dry-run")
