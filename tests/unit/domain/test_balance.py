@@ -302,3 +302,19 @@ def test_balance_apply_prints_the_commands_that_undo_it(inventory):
         assert argv[:3] == ["esbackup", "definition", "update"]
         inventory.ok(*argv[1:])
     assert schedules(inventory) == old
+
+
+@pytest.mark.parametrize("answer, applied", [("n\n", False), ("y\n", True)])
+def test_balance_apply_on_a_terminal_asks_first(inventory, monkeypatch, answer, applied):
+    import types
+
+    from esbackup.commands import common
+
+    three_at_one_on_one_slot(inventory)
+    old = schedules(inventory)
+    terminal = types.SimpleNamespace(stdin=types.SimpleNamespace(isatty=lambda: True))
+    monkeypatch.setattr(common, "sys", terminal)
+    result = inventory("schedule", "balance", "--apply", input=answer)
+    assert "2 definition(s) will get a new schedule. Continue?" in result.stderr
+    assert result.exit_code == (0 if applied else 1)
+    assert (schedules(inventory) != old) == applied
