@@ -114,7 +114,8 @@ def delete(ref, yes, force, dry_run) -> None:
               help="The operator vouches that the target is stopped (hypervisor none).")
 @click.option("--wait", type=Seconds(), default=0, help="Seconds to wait for a busy disk.")
 @click.option("--dry-run", is_flag=True,
-              help="Only show what would be destroyed and replaced (no node is asked).")
+              help="Only show what would be destroyed and replaced (the disk's node is "
+                   "asked to list its snapshots).")
 def restore(ref, target_vm, target_disk_id, yes, force, wait, dry_run) -> None:
     """Restore a disk from a backup. ALL data on the target disk is lost."""
     from esbackup.actions import restore as restore_job
@@ -123,8 +124,10 @@ def restore(ref, target_vm, target_disk_id, yes, force, wait, dry_run) -> None:
     b, vm, disk_id = backups.restore_target(a.catalog, a.identity, ref, target_vm,
                                             target_disk_id)
     if dry_run:
-        destroyed, replacement = restore_job.would_replace(b, vm, disk_id)
-        click.echo(f"restoring {b.ref} would destroy {destroyed},\n{replacement}")
+        *destroyed, replacement = restore_job.would_replace(a.catalog, b, vm, disk_id,
+                                                            sessions=a.sessions)
+        click.echo(f"restoring {b.ref} would destroy:\n  " + "\n  ".join(destroyed)
+                   + f"\n{replacement}")
         return
     warning = (f"restoring {b.ref} to disk {disk_id} of {vm.hostname} destroys ALL data on "
                "that disk, including all of its snapshots")

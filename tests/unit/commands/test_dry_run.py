@@ -48,12 +48,20 @@ def test_backup_delete_dry_run_names_what_goes_and_changes_nothing(offline):
 
 
 def test_backup_restore_dry_run_names_the_disk_it_replaces_and_changes_nothing(offline):
+    disk = "zones/web01-disk1"
+    c1 = ScriptedNode({tuple(zfs.list_snapshots(disk)): ok(listing(
+        disk, ("before-upgrade", 1), ("esb-weekly-20261120_010000", 2)))})
     before = offline.catalog.read_bytes()
-    out = offline.ok("backup", "restore", "web01/daily-20261126_010000", "--target-disk-id",
-                     "2", "--dry-run").stdout
-    assert "ALL data of zones/web01-disk1 (disk 2 of web01) on node c1" in out
-    assert f"replaced by backup web01/daily-20261126_010000 (dataset, {SNAPSHOT}" in out
+    out = Esbackup(offline.catalog, sessions=Scripted(c1=c1)).ok(
+        "backup", "restore", "web01/daily-20261126_010000", "--target-disk-id", "2",
+        "--dry-run").stdout
+    assert out.splitlines() == [
+        "restoring web01/daily-20261126_010000 would destroy:",
+        "  ALL data of zones/web01-disk1 (disk 2 of web01) on node c1",
+        "  its 2 snapshot(s): before-upgrade, esb-weekly-20261120_010000",
+        f"replaced by backup web01/daily-20261126_010000 (dataset, {SNAPSHOT} on node b1)"]
     assert offline.catalog.read_bytes() == before
+    assert c1.calls == [zfs.list_snapshots(disk)]  # only asked to list
 
 
 def listing(dataset: str, *snaps: tuple[str, int]) -> str:
