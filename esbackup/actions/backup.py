@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from esbackup.actions import delete
 from esbackup.actions.backup_kinds import DatasetKind, FileKind
@@ -34,6 +34,7 @@ from esbackup.engine import (
     paths,
     recover,
     resume,
+    retention,
     runlog,
 )
 from esbackup.engine.undo import Undo
@@ -81,6 +82,62 @@ def run_definition(cat: Catalog, d: Definition, *, sessions: Sessions, trigger: 
     for old in removed:
         _say(reporter, "info", f"retention: removed backup {old.ref}")
     return backup
+
+
+def preview(cat: Catalog, d: Definition, *, sessions: Sessions, force: bool = False) -> dict:
+    """What a run of `d` would do now (`--dry-run`): what it sends from where to
+    where, from which base, and which backups retention would then remove.
+    Each node is asked once, at once, only to list (no snapshot, no dataset, no
+    lock, no run row: nothing changes anywhere)."""
+    if not d.active and not force:
+        raise InvalidInput(f"definition {d.ref} is inactive (use --force to run it anyway)")
+    vm = cat.vm(d.vm)
+    plan = Plan.now(d, vm, cat.node(vm.node), cat.node(d.node), cat.storage(d.node, d.storage))
+    while cat.backups(vm=vm.uuid, definition=d.name, disk_id=d.disk_id, name=plan.name):
+        plan = plan.at(plan.created + timedelta(seconds=1))  # as add_row would wait
+    zfs.validate_dataset_name(plan.source)
+    record: dict[str, object] = {"definition": d.ref, "type": d.type, "source": plan.source,
+              "compute_node": plan.compute.name, "backup_node": plan.target_node.name,
+              "target": plan.target if d.type == "dataset" else plan.storage.zpool,
+              "name": plan.name, "base": None, "base_backup": None, "whole": "", "resume": False}
+    if d.type == "dataset":
+        record |= _dataset_base(plan, sessions)
+    else:
+        record["whole"] = "a file backup is always whole"
+    new = Backup(name=plan.name, vm=vm.hostname, vm_uuid=vm.uuid, disk_id=d.disk_id,
+                 type=d.type, created=plan.created.isoformat(), status="ok",
+                 node=d.node, storage=d.storage, definition=d.name)
+    record["retention_removes"] = [b.ref for b in retention.due(cat, d, after=new)]
+    return record
+
+
+def _dataset_base(plan: Plan, sessions: Sessions) -> dict:
+    """The base a dataset backup would send from, as `DatasetKind.incremental_base`
+    chooses it, from one listing on each node."""
+    source = [batch.Step("source-snapshots", zfs.list_snapshots(plan.source))]
+    if plan.uses_bookmarks:
+        source.append(batch.Step("source-bookmarks", zfs.list_bookmarks(plan.source)))
+    target = [batch.Step("target-snapshots", zfs.list_snapshots(plan.target))]
+    if plan.target_node.capabilities.get("resume"):
+        target.append(batch.Step("resume-token", zfs.resume_token(plan.target)))
+    src, dst = (calls.settled(r) for r in calls.ask(plan.compute, source, plan.target_node,
+                                                      target, sessions=sessions))
+    snaps = zfs.parse_snapshots(src.ok("source-snapshots").stdout, plan.source)
+    marks = (zfs.parse_bookmarks(src.ok("source-bookmarks").stdout, plan.source)
+             if plan.uses_bookmarks else [])
+    listing = dst["target-snapshots"]
+    if not zfs.parse_exists(listing.status, listing.stderr):
+        return {"whole": f"no target {plan.target} yet"}
+    on_target = zfs.parse_snapshots(listing.stdout, plan.target)
+    resume_ = "resume-token" in dst and zfs.parse_resume_token(
+        dst.ok("resume-token").stdout) is not None
+    base = bookmarks.base(on_target[-1], snaps, marks) if on_target else None
+    if base is None:
+        return {"resume": resume_, "whole": f"no snapshot in common with {plan.target}: "
+                f"it would be kept aside as {layout.aside_name(plan.target, plan.created)}"}
+    snapname = on_target[-1].snapname
+    made = snapname.removeprefix(layout.SNAP_PREFIX)
+    return {"base": base, "base_backup": f"{plan.vm.hostname}/{made}", "resume": resume_}
 
 
 def now() -> datetime:

@@ -108,6 +108,22 @@ def data_steps(i: int, b: Backup, holds: bool) -> list[batch.Step]:
     return [*(release if holds else []), batch.Step(f"data-{i}", zfs.destroy(b.location))]
 
 
+def would_remove(b: Backup) -> list[str]:
+    """What deleting `b` destroys, said without touching its node (`--dry-run`);
+    refuses what `remove` would refuse."""
+    if b.status == "lost":
+        return [f"its catalog row (lost: nothing left on node {b.node})"]
+    said = []
+    if b.location and b.type == "dataset":
+        check_own_snapshot(b.location)
+        said.append(f"snapshot {b.location} on node {b.node}")
+    elif b.location:
+        said.append(f"file {b.location} on node {b.node}")
+    if b.manifest:
+        said.append(f"manifest {b.manifest} on node {b.node}")
+    return [*said, "its catalog row"]
+
+
 def _warn(reporter: Reporter | None, message: str) -> None:
     if reporter is not None:
         reporter.warn(message)

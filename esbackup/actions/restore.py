@@ -63,6 +63,22 @@ def restore(cat: Catalog, b: Backup, vm: VM, disk_id: int, *, sessions: Sessions
             cat.update_backup(b, status="ok")
 
 
+def would_replace(cat: Catalog, b: Backup, vm: VM, disk_id: int, *,
+                  sessions: Sessions) -> list[str]:
+    """What restoring `b` to `vm`'s disk destroys and replaces (`--dry-run`): the
+    compute node is asked once, to list the disk's snapshots; no lock, no change."""
+    if b.status != "ok":
+        raise InvalidInput(f"backup {b.ref} is {b.status}: only ok backups can be restored")
+    if disk_id not in vm.disks:
+        raise InvalidInput(f"virtual server {vm.hostname} has no disk {disk_id}")
+    target = vm.disks[disk_id]
+    listing = sessions(cat.node(vm.node)).run(zfs.list_snapshots(target))
+    snaps = [s.snapname for s in zfs.parse_snapshots(listing.stdout, target)]
+    return [f"ALL data of {target} (disk {disk_id} of {vm.hostname}) on node {vm.node}",
+            f"its {len(snaps)} snapshot(s)" + (": " + ", ".join(snaps) if snaps else ""),
+            f"replaced by backup {b.ref} ({b.type}, {b.stored_at} on node {b.node})"]
+
+
 class RestoreJob:
     """One restore. Remote calls: one batch per node before the stream (both
     nodes at once), the stream, one batch on the compute node for the swap

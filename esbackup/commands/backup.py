@@ -3,12 +3,13 @@ import click
 from esbackup.commands import complete
 from esbackup.commands.common import Seconds, WholeNumber, app, confirm_destructive, known
 from esbackup.commands.output import Column, echo_record, echo_records, output_options
+from esbackup.commands.run import dry_run_option
 from esbackup.domain.models import MAX_DISK_ID, STATUSES, parse_ref, validate_text
 from esbackup.errors import InvalidInput, OperationFailed
 from esbackup.services import backup_access as backups
 
 COLUMNS = [
-    Column("vm", "VM"), Column("name", "Name"), Column("disk_id", "Disk ID"),
+    Column("vm", "VM"), Column("name", "Name"), Column("disk_id", "Disk ID", wide=True),
     Column("type", "Type"), Column("created", "Created", "time"), Column("status", "Status"),
     Column("duration", "Duration", "duration"), Column("size", "Size", "size"),
     Column("note", "Note"), Column("fsfreeze", "Freeze", "bool", full_only=True),
@@ -73,24 +74,34 @@ def note(ref, text) -> None:
 @click.argument("ref", metavar="VM/NAME", shell_complete=complete.definitions)
 @click.option("--wait", type=Seconds(), default=0,
               help="Seconds to wait for a busy disk or node.")
-def now(ref, wait) -> None:
+@dry_run_option
+@output_options
+def now(ref, wait, dry_run, fmt, full) -> None:
     """Back up now, based on a backup definition (inactive ones too: being
-    inactive only keeps a definition off the schedule)."""
+    inactive only keeps a definition off the schedule). Off a terminal it prints
+    the new backup's VM/NAME; -f json the run's record."""
     from esbackup.commands.run import run_one
 
-    run_one(ref, wait=wait, force=True, trigger="manual", print_ref=True)
+    run_one(ref, wait=wait, force=True, trigger="manual", print_ref=True, fmt=fmt,
+            dry_run=dry_run)
 
 
 @cli.command("delete")
 @click.argument("ref", metavar="VM/BACKUP", shell_complete=complete.backups)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--force", is_flag=True, help="Delete a protected backup too.")
-def delete(ref, yes, force) -> None:
+@click.option("--dry-run", is_flag=True, help="Only show what would be destroyed.")
+def delete(ref, yes, force, dry_run) -> None:
     """Remove a backup's data from its node, and its record."""
     from esbackup.actions import delete as delete_job
 
     a = app()
     b = backups.deletable(a.catalog, a.identity, ref, force)
+    if dry_run:
+        click.echo(f"deleting backup {b.ref} would destroy:")
+        for what in delete_job.would_remove(b):
+            click.echo(f"  {what}")
+        return
     confirm_destructive(f"backup {b.ref} and its data on node {b.node} will be deleted", yes)
     delete_job.delete_backup(a.catalog, b, sessions=a.sessions)
     click.echo(f"deleted backup {b.ref}")
@@ -106,13 +117,22 @@ def delete(ref, yes, force) -> None:
 @click.option("--force", is_flag=True,
               help="The operator vouches that the target is stopped (hypervisor none).")
 @click.option("--wait", type=Seconds(), default=0, help="Seconds to wait for a busy disk.")
-def restore(ref, target_vm, target_disk_id, yes, force, wait) -> None:
+@click.option("--dry-run", is_flag=True,
+              help="Only show what would be destroyed and replaced (the disk's node is "
+                   "asked to list its snapshots).")
+def restore(ref, target_vm, target_disk_id, yes, force, wait, dry_run) -> None:
     """Restore a disk from a backup. ALL data on the target disk is lost."""
     from esbackup.actions import restore as restore_job
 
     a = app()
     b, vm, disk_id = backups.restore_target(a.catalog, a.identity, ref, target_vm,
                                             target_disk_id)
+    if dry_run:
+        *destroyed, replacement = restore_job.would_replace(a.catalog, b, vm, disk_id,
+                                                            sessions=a.sessions)
+        click.echo(f"restoring {b.ref} would destroy:\n  " + "\n  ".join(destroyed)
+                   + f"\n{replacement}")
+        return
     warning = (f"restoring {b.ref} to disk {disk_id} of {vm.hostname} destroys ALL data on "
                "that disk, including all of its snapshots")
     if yes:

@@ -21,14 +21,14 @@ from esbackup.errors import InvalidInput
 from esbackup.services import definitions
 
 COLUMNS = [
-    Column("vm", "VM"), Column("name", "Name"), Column("disk_id", "Disk ID"),
-    Column("type", "Type"), Column("node", "Backup node"), Column("storage", "Storage"),
+    Column("vm", "VM"), Column("name", "Name"), Column("disk_id", "Disk ID", wide=True),
+    Column("type", "Type"), Column("node", "Node"), Column("storage", "Storage", wide=True),
     Column("schedule", "Schedule"), Column("timezone", "Time zone", full_only=True),
-    Column("schedule_utc", "Schedule (UTC)", full_only=True),
+    Column("next_run", "Next run (UTC)", "utc", full_only=True),
     Column("next_run", "Next run", "time"), Column("policy", "Retention"),
     Column("active", "Active", "bool"), Column("compression", "Compression", full_only=True),
     Column("bwlimit", "Bandwidth limit", "rate", full_only=True),
-    Column("fsfreeze", "Freeze", "bool", full_only=True), Column("desc", "Description"),
+    Column("fsfreeze", "Freeze", "bool", full_only=True), Column("desc", "Description", wide=True),
     Column("created", "Created", "time", full_only=True),
 ]
 

@@ -11,7 +11,7 @@ from esbackup.services import inventory
 COLUMNS = [
     Column("name", "Name"), Column("address", "Address"), Column("port", "Port", full_only=True),
     Column("user", "User", full_only=True), Column("compute", "Compute", "bool"),
-    Column("backup", "Backup", "bool"), Column("max_backups", "Max backups"),
+    Column("backup", "Backup", "bool"), Column("max_backups", "Slots"),
     Column("transfer", "Transfer"), Column("hypervisor", "Hypervisor"),
     Column("host_key", "Host key", full_only=True), Column("key_path", "Key", full_only=True),
     Column("ssh_config", "SSH config", full_only=True), Column("zfs", "ZFS", full_only=True),

@@ -12,7 +12,7 @@ import io
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 import click
 
@@ -26,14 +26,21 @@ _FLAT_JSON = json.JSONEncoder(separators=(",\n    ", ": "), default=str)
 _CONTAINERS = frozenset({dict, list, tuple})
 _SCALAR_JSON = json.JSONEncoder(default=str)
 JSON_BATCH = 1000  # flat records per C-encoder call
+TABLE_WIDTH = 100  # default tables fit this many columns; --full shows everything
+MIN_CUT = 8  # a cut text column keeps at least this many characters (or its header)
+CUT = "…"
+CUTTABLE = frozenset({"text", "list"})
+FREE_TEXT = frozenset({"note", "desc", "error", "detail", "why", "verify_error", "policy"})
+CUT_LAST = frozenset({"name", "backup", "definition", "schedule"})  # what a row is about
 
 
 @dataclass(frozen=True)
 class Column:
     key: str
     header: str
-    kind: str = "text"  # text | size | duration | time | bool | list | rate | times
+    kind: str = "text"  # text | size | duration | time | utc | bool | list | rate | times
     full_only: bool = False
+    wide: bool = False  # left out of the default table only (csv and tsv keep it)
 
 
 def output_options(func: Callable) -> Callable:
@@ -92,7 +99,17 @@ def local_time(value: str | None) -> str:
     return datetime.fromisoformat(value).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
-def _display(value, kind: str) -> str:
+def short_local_time(value: str | None) -> str:
+    """A local time to the minute, for a table's columns (`show` and --full: the second
+    and the zone; JSON: ISO 8601 UTC)."""
+    if not value:
+        return "-"
+    return datetime.fromisoformat(value).astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def _display(value, kind: str, short: bool = False) -> str:
+    if short and kind == "time":
+        return short_local_time(value)
     return escape_controls(_text(value, kind))
 
 
@@ -103,6 +120,9 @@ def _text(value, kind: str) -> str:
         return human_duration(value)
     if kind == "time":
         return local_time(value)
+    if kind == "utc":
+        return "-" if not value else datetime.fromisoformat(value).astimezone(
+            timezone.utc).strftime("%Y-%m-%d %H:%MZ")
     if kind == "bool":
         return "yes" if value else "no"
     if kind == "list":
@@ -110,8 +130,8 @@ def _text(value, kind: str) -> str:
     if kind == "rate":
         return "unlimited" if not value else f"{human_size(value)}/s"
     if kind == "times":
-        return ", ".join(datetime.fromisoformat(v).astimezone().strftime("%m-%d %H:%M")
-                         for v in value or [])
+        return ", ".join(datetime.fromisoformat(v).astimezone(timezone.utc).strftime(
+            "%m-%d %H:%M") for v in value or [])
     if isinstance(value, dict):
         return " ".join(f"{k}={v}" for k, v in value.items())
     return "-" if value is None else str(value)
@@ -123,6 +143,8 @@ def render(records: list[dict], columns: list[Column], fmt: str = "table",
     if fmt == "json":
         return "".join(json_pieces(records))
     shown = [c for c in columns if full or not c.full_only]
+    if fmt not in ("csv", "tsv") and not full:
+        shown = [c for c in shown if not c.wide]
     if fmt in ("csv", "tsv"):
         buf = io.StringIO()
         writer = csv.writer(buf, delimiter="," if fmt == "csv" else "\t", lineterminator="\n")
@@ -132,10 +154,52 @@ def render(records: list[dict], columns: list[Column], fmt: str = "table",
         return buf.getvalue().rstrip("\n")
     from tabulate import tabulate
 
-    rows = [[_display(r.get(c.key), c.kind) for c in shown] for r in records]
+    fit = fmt == "table" and not full
+    rows = [[_display(r.get(c.key), c.kind, fit) for c in shown] for r in records]
     headers = () if fmt == "plain" else [c.header for c in shown]
+    if fit:
+        rows = fitted(rows, shown)
+    import tabulate as tabulate_module
+
+    tabulate_module.MIN_PADDING = 0  # a column as wide as its widest cell or header
     return tabulate(rows, headers=headers, tablefmt="simple" if fmt == "table" else fmt,
                     disable_numparse=True)
+
+
+def fitted(rows: list[list[str]], columns: list[Column], width: int = TABLE_WIDTH
+           ) -> list[list[str]]:
+    """Rows whose table ("simple", two spaces between columns) fits `width`: the
+    widest text columns are cut, free text (notes, errors) first and what a row
+    is about (names, schedules) last, none below `MIN_CUT` (or its header).
+    Free text loses its end, names their middle (a backup name keeps its date).
+    `--full` shows every cell whole."""
+    widths = [max([len(c.header), *(len(row[i]) for row in rows)])
+              for i, c in enumerate(columns)]
+    floors = [max(len(c.header), MIN_CUT) if c.kind in CUTTABLE else w
+              for c, w in zip(columns, widths, strict=True)]
+    excess = sum(widths) + 2 * (len(widths) - 1) - width
+    while excess > 0:
+        i = max(range(len(widths)), key=lambda i: (
+            widths[i] > floors[i], _cut_rank(columns[i].key), widths[i] - floors[i]))
+        if widths[i] <= floors[i]:
+            break  # nothing left to cut: more columns would have to go --full
+        widths[i] -= 1
+        excess -= 1
+    return [[_cut(cell, w, c.key in FREE_TEXT)
+             for cell, w, c in zip(row, widths, columns, strict=True)] for row in rows]
+
+
+def _cut_rank(key: str) -> int:
+    return 2 if key in FREE_TEXT else 0 if key in CUT_LAST else 1
+
+
+def _cut(cell: str, width: int, end: bool) -> str:
+    if len(cell) <= width:
+        return cell
+    if end:
+        return cell[:width - 1] + CUT
+    head = width // 2
+    return cell[:head] + CUT + cell[len(cell) - (width - 1 - head):]
 
 
 def _raw(value):

@@ -13,10 +13,11 @@ from esbackup.services import definitions
 
 NEXT_COLUMNS = [Column("local", "Run (definition's zone)"), Column("run", "UTC", "time")]
 OVERVIEW_COLUMNS = [
-    Column("node", "Backup node"), Column("vm", "VM"), Column("name", "Definition"),
-    Column("type", "Type"), Column("schedule", "Schedule"), Column("timezone", "Time zone"),
-    Column("schedule_utc", "Schedule (UTC)"), Column("policy", "Retention"),
-    Column("active", "Active", "bool"), Column("next_runs", "Next runs", "times"),
+    Column("node", "Node"), Column("vm", "VM"), Column("name", "Definition"),
+    Column("type", "Type", wide=True), Column("schedule", "Schedule"),
+    Column("timezone", "Time zone"), Column("policy", "Retention", wide=True),
+    Column("active", "Active", "bool"),
+    Column("next_runs", "Next runs (UTC)", "times"),
     Column("compute_node", "Compute node", full_only=True),
     Column("disk_id", "Disk ID", full_only=True), Column("desc", "Description", full_only=True),
     Column("created", "Created", "time", full_only=True),
@@ -100,7 +101,8 @@ def load(node, days, fmt, full) -> None:
     """Most backups expected to run at once per node and hour of day (UTC) over
     --days, against the node's slots. A definition occupies its compute node and
     its backup node for its expected duration (median of its last 5 ok runs, else
-    estimated from its disk's used size)."""
+    estimated from its disk's used size); runs of one disk never overlap (its
+    lock makes the next one wait), so they count once."""
     from esbackup.domain import auth
     from esbackup.services import planning as workload
 
@@ -109,7 +111,7 @@ def load(node, days, fmt, full) -> None:
     known(a.catalog, node=node)
     start = datetime.now(timezone.utc).replace(second=0, microsecond=0)
     loads = workload.active(a.catalog, reporter=a, sessions=a.sessions)
-    items = [(name, w.definition.schedule, w.definition.timezone, w.minutes)
+    items = [(name, w.disk, w.definition.schedule, w.definition.timezone, w.minutes)
              for w in loads for name in w.nodes]
     peaks = schedule.concurrent_load(items, start, days)
     records = []
@@ -118,32 +120,61 @@ def load(node, days, fmt, full) -> None:
             per_hour = {h: peaks.get((n.name, int(h)), 0) for h in HOURS}
             records.append({"node": n.name, "slots": n.max_backups, **per_hour,
                             "peak": max(per_hour.values())})
-    if fmt == "table" and sys.stdout.isatty():
-        from rich.console import Console
+    if fmt == "table" and sys.stdout.isatty() and not full:
+        show_heatmap(records)
+        return
+    hours = HOURS if full or fmt != "table" else FOLDED
+    records = records if hours is HOURS else [folded(r) for r in records]
+    columns = [Column("node", "Node"), Column("slots", "Slots"),
+               *(Column(h, h) for h in hours), Column("peak", "Peak")]
+    echo_records(records, columns, fmt, full)
 
-        Console().print(heatmap(records))
-    else:
-        columns = [Column("node", "Node"), Column("slots", "Slots"),
-                   *(Column(h, h) for h in HOURS), Column("peak", "Peak")]
-        echo_records(records, columns, fmt, full)
+
+HEATMAP_WIDTH = 80
+FOLDED = HOURS[::2]  # a default table's column "00" is the hours 00 and 01
+LEGEND = ("Column 00: 00:00-01:59 UTC, the most backups running at once. "
+          "n= all slots in use, n! more backups than slots.")
+
+
+def folded(record: dict) -> dict:
+    """A load record with two hours per column: the most at once in either."""
+    return {"node": record["node"], "slots": record["slots"],
+            **{h: max(record[h], record[f"{int(h) + 1:02d}"]) for h in FOLDED},
+            "peak": record["peak"]}
+
+
+def mark(value: int, slots: int) -> str:
+    """A count with its state in characters (and colour): "=" all slots in use,
+    "!" more than the slots; the legend says so, also under NO_COLOR."""
+    if value > slots:
+        return f"[red]{value}![/]"
+    return f"[yellow]{value}=[/]" if value == slots else f"[green]{value}[/]"
+
+
+def show_heatmap(records: list[dict], console=None) -> None:
+    """The heatmap on the terminal (`console`: rich's), at most 80 columns wide."""
+    from rich.console import Console
+
+    console = console or Console()
+    console.print(heatmap(records), width=min(console.width, HEATMAP_WIDTH))
 
 
 def heatmap(records: list[dict]):
-    """A rich table: hours within the node's slots green, at its slots yellow,
-    over them red."""
+    """A rich table of 80 columns: two hours per column, each node's peak marked
+    (bold) where it is reached and in its own column."""
     from rich.table import Table
 
-    table = Table(title="Backups running at once (UTC hour)", caption="green: a slot free, "
-                  "yellow: all slots in use, red: more backups than slots")
-    for header in ("Node", "Slots", *HOURS):
-        table.add_column(header, justify="right")
-    for r in records:
-        cells = []
-        for h in HOURS:
-            value, slots = r[h], r["slots"]
-            style = "red" if value > slots else "yellow" if value == slots else "green"
-            cells.append(f"[{style}]{value}[/]")
-        table.add_row(r["node"], str(r["slots"]), *cells)
+    table = Table(title="Backups running at once (UTC, two hours per column)",
+                  caption=LEGEND, box=None, collapse_padding=True, pad_edge=False)
+    table.add_column("Node", overflow="ellipsis", no_wrap=True, max_width=24)
+    for header in ("Slots", *FOLDED, "Peak"):
+        table.add_column(header, justify="right", no_wrap=True)
+    for r in map(folded, records):
+        slots, peak = r["slots"], r["peak"]
+        cells = [mark(r[h], slots) for h in FOLDED]
+        cells = [f"[bold]{c}[/]" if r[h] == peak and peak else c
+                 for c, h in zip(cells, FOLDED, strict=True)]
+        table.add_row(r["node"], str(slots), *cells, f"[bold]{mark(peak, slots)}[/]")
     return table
 
 
@@ -154,29 +185,38 @@ def heatmap(records: list[dict]):
               help="Move start times only into this window, in each definition's zone "
                    "(e.g. 22:00-06:00; default: the whole day).")
 @click.option("--apply", "apply_", is_flag=True, help="Change the definitions (else: a plan).")
+@click.option("--dry-run", is_flag=True, help="With --apply: only show the plan.")
+@click.option("--yes", is_flag=True, help="Apply without asking (needed off a terminal).")
 @output_options
-def balance(node, window, apply_, fmt, full) -> None:
+def balance(node, window, apply_, dry_run, yes, fmt, full) -> None:
     """Move fixed-time schedules so no node runs more backups at once than its slots.
 
     A definition occupies its compute and backup node for its expected
     duration. Only schedules with one fixed hour and minute move, by as few and
     as small moves as remove every overloaded minute that can be removed; the
     rest count as load. Prints the plan and each node's peak before and after;
-    --apply changes the definitions.
+    --apply changes the definitions (asking first on a terminal, --yes off one)
+    and prints the commands that undo it.
     """
     import json
 
+    from esbackup.commands.common import confirm_destructive
     from esbackup.domain import auth
     from esbackup.services import planning
 
     a = app()
     auth.require_superadmin(a.identity, "schedule balance")
     known(a.catalog, node=node)
-    moves, peaks = planning.rebalance(a.catalog, a.identity, datetime.now(timezone.utc),
-                                      node=node, window=window, apply=apply_, reporter=a,
-                                      sessions=a.sessions)
+    moves, peaks = planning.rebalance(a.catalog, datetime.now(timezone.utc), node=node,
+                                      window=window, reporter=a, sessions=a.sessions)
+    applied = apply_ and not dry_run and bool(moves)
+    if applied:
+        confirm_destructive(f"{len(moves)} definition(s) will get a new schedule", yes)
+        planning.apply(a.catalog, a.identity, moves)
+    undo = [undo_command(m) for m in moves] if applied else []
     if fmt == "json":
-        click.echo(json.dumps({"moves": moves, "peaks": peaks, "applied": apply_}, indent=2))
+        click.echo(json.dumps({"moves": moves, "peaks": peaks, "applied": applied,
+                               "undo": undo}, indent=2))
         return
     if moves:
         echo_records(moves, MOVE_COLUMNS, fmt, full)
@@ -184,3 +224,13 @@ def balance(node, window, apply_, fmt, full) -> None:
         click.echo("nothing to move")
     click.echo("")
     echo_records(peaks, PEAK_COLUMNS, fmt, full)
+    if undo:
+        click.echo("\nto undo:\n" + "\n".join(undo))
+
+
+def undo_command(move: dict) -> str:
+    """The command that gives a moved definition its old schedule back."""
+    import shlex
+
+    return shlex.join(["esbackup", "definition", "update", move["definition"],
+                       "--schedule", move["old"]])

@@ -2,9 +2,11 @@
 
 The model is one week of UTC minutes, taken as circular (daily and weekly
 schedules repeat on it). A definition occupies each of its nodes (compute and
-backup side) from each run's start for its expected duration. A node is over
-at a minute when more definitions occupy it than its `max_backups`; the
-excess is the sum, over nodes and minutes, of the occupancy above the slots.
+backup side) from each run's start for its expected duration. A disk runs one
+operation at a time (its lock makes the next run wait), so the runs of one
+disk, of one definition or several, occupy a node once however they overlap.
+A node is over at a minute when more disks occupy it than its `max_backups`;
+the excess is the sum, over nodes and minutes, of the occupancy above the slots.
 
 Only schedules with one fixed hour and one fixed minute move, to a minute on
 a `STEP` grid inside the window (in the definition's own zone, the whole run
@@ -19,12 +21,13 @@ it ends no move helps: balancing its result again plans nothing.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 from itertools import accumulate
-from operator import ge, gt
+from operator import gt
 
 from esbackup.domain import schedule
 from esbackup.errors import InvalidInput
@@ -43,6 +46,11 @@ class Item:
     nodes: frozenset[str]
     minutes: int = 1  # expected duration
     fixed: bool = False  # counts as load, never moves
+    disk: Hashable = None  # items of one disk never run at once; None: a disk of its own
+
+    @property
+    def disk_key(self) -> Hashable:
+        return ("key", self.key) if self.disk is None else ("disk", self.disk)
 
 
 @dataclass(frozen=True)
@@ -112,12 +120,14 @@ def candidates(item: Item, window: Window) -> list[int]:
 
 
 class Occupancy:
-    """Backups running per node and minute of the week."""
+    """Disks running per node and minute of the week (`busy`), from the runs of
+    each disk per node and minute (`runs`): a disk counts where it has any."""
 
     def __init__(self, start: datetime, slots: Mapping[str, int]) -> None:
         self.start = start.replace(second=0, microsecond=0)
         self.slots = slots
         self.busy: dict[str, list[int]] = {}
+        self.runs: dict[tuple[str, Hashable], list[int]] = {}
 
     def starts(self, expr: str, tz: str) -> tuple[int, ...]:
         return _starts(expr, tz, self.start)
@@ -125,17 +135,25 @@ class Occupancy:
     def add(self, item: Item, expr: str, sign: int = 1) -> None:
         for node in item.nodes:
             busy = self.busy.setdefault(node, [0] * WEEK)
+            runs = self.runs.setdefault((node, item.disk_key), [0] * WEEK)
             for first in self.starts(expr, item.tz):
                 for m in range(first, first + min(item.minutes, WEEK)):
-                    busy[m % WEEK] += sign
+                    m %= WEEK
+                    was = runs[m]
+                    runs[m] = was + sign
+                    if not was or not runs[m]:  # the disk starts or stops occupying m
+                        busy[m] += sign
 
     def peak(self, node: str) -> int:
         return max(self.busy.get(node, [0]))
 
-    def full(self, node: str) -> list[int]:
-        """Prefix sums of the minutes where the node has no free slot."""
+    def full(self, node: str, disk: Hashable) -> list[int]:
+        """Prefix sums of the minutes where the node has no free slot for a run
+        of `disk` (where that disk already runs, another of its runs adds nothing)."""
         busy = self.busy.get(node, [0] * WEEK)
-        return [0, *accumulate(map(ge, busy, [self.slots.get(node, 1)] * WEEK))]
+        runs = self.runs.get((node, disk), [0] * WEEK)
+        slots = self.slots.get(node, 1)
+        return [0, *accumulate(b >= slots and not r for b, r in zip(busy, runs, strict=True))]
 
     def over_prefix(self, node: str) -> list[int]:
         """Prefix sums of the minutes where the node runs more than its slots."""
@@ -168,8 +186,10 @@ def balance(items: list[Item], slots: Mapping[str, int], start: datetime,
         load.add(item, item.expr)
     before = {node: load.peak(node) for node in sorted(load.busy)}
     movers = [i for i in items if not i.fixed and movable(i.expr)]
+    disks = Counter(i.disk_key for i in items)
+    shared = frozenset(disk for disk, n in disks.items() if n > 1)
     for group in _sharing_nodes(movers):  # moves in one never change another's
-        while (best := _best_move(load, group, current, window)) is not None:
+        while (best := _best_move(load, group, current, window, shared)) is not None:
             item, minute = best
             load.add(item, current[item.key], -1)
             current[item.key] = at(item.expr, minute)
@@ -197,13 +217,16 @@ def _sharing_nodes(items: list[Item]) -> list[list[Item]]:
     return [groups[key] for key in sorted(groups)]
 
 
-def _best_move(load: Occupancy, movers: list[Item], current: dict,
-               window: Window) -> tuple[Item, int] | None:
+def _best_move(load: Occupancy, movers: list[Item], current: dict, window: Window,
+               shared: frozenset) -> tuple[Item, int] | None:
+    """The move that lowers the excess most; `shared`: the disks of several items
+    (such items never stand for each other)."""
     best, best_rank = None, None
     over = {node: load.over_prefix(node) for node in {n for i in movers for n in i.nodes}}
     alike: dict[tuple, Item] = {}  # items that would move the same: the first key speaks
     for item in sorted(movers, key=lambda i: str(i.key)):
-        alike.setdefault((item.nodes, item.tz, item.expr, item.minutes, current[item.key]), item)
+        alike.setdefault((item.nodes, item.tz, item.expr, item.minutes, current[item.key],
+                          item.disk_key if item.disk_key in shared else None), item)
     for item in alike.values():
         expr = current[item.key]
         length = min(item.minutes, WEEK)
@@ -211,7 +234,7 @@ def _best_move(load: Occupancy, movers: list[Item], current: dict,
                    for first in load.starts(expr, item.tz)):
             continue  # it is nowhere over the slots: moving it cannot lower the excess
         load.add(item, expr, -1)
-        prefixes = [load.full(node) for node in sorted(item.nodes)]
+        prefixes = [load.full(node, item.disk_key) for node in sorted(item.nodes)]
         load.add(item, expr)
 
         def cost(e: str, item=item, prefixes=prefixes) -> int:

@@ -593,12 +593,12 @@ def _render(values: Iterable[int], lo: int, hi: int) -> str:
 # --- load ---------------------------------------------------------------------------
 
 
-def _busy_intervals(runs: list[datetime], start: datetime, minutes: int,
+def _busy_intervals(runs: list[tuple[datetime, int]], start: datetime,
                     span: int) -> list[tuple[int, int]]:
-    """Minutes [lo, hi) from `start` during which runs lasting `minutes` are busy,
-    overlapping runs merged and everything clipped to [0, span)."""
+    """Minutes [lo, hi) from `start` during which (start, minutes) runs of one disk
+    are busy, overlapping runs merged and everything clipped to [0, span)."""
     merged: list[tuple[int, int]] = []
-    for run in runs:
+    for run, minutes in sorted(runs):
         first = int((run - start).total_seconds() // 60)
         lo, hi = max(0, first), min(span, first + minutes)
         if lo >= hi:
@@ -611,28 +611,35 @@ def _busy_intervals(runs: list[datetime], start: datetime, minutes: int,
 
 
 def concurrent_load(
-    items: Iterable[tuple[K, str, str, int]], start: datetime, days: int
+    items: Iterable[tuple[K, Hashable, str, str, int]], start: datetime, days: int
 ) -> dict[tuple[K, int], int]:
     """Most backups running at once per (key, hour of day in UTC) over `days` days
-    from `start`, for (key, schedule, zone, expected minutes) items: a run counts
-    for every minute it is expected to last, also one that began before `start`.
+    from `start`, for (key, disk, schedule, zone, expected minutes) items: a run
+    counts for every minute it is expected to last, also one that began before
+    `start`.
 
-    A definition never overlaps itself (one operation per disk at a time), so the
-    minutes of its runs are merged into intervals; equal items are counted
-    together, each distinct (schedule, zone, minutes) is expanded once, and an
-    interval adds +n/-n at its ends (a difference array): the work grows with
+    A disk never runs twice at once (its lock: one operation per disk at a time,
+    the next waits), so the minutes of all runs of one disk, of one definition or
+    several, are merged into intervals and count once. Disks with equal
+    (schedule, zone, minutes) sets are counted together and expanded once, and
+    an interval adds +n/-n at its ends (a difference array): the work grows with
     intervals, not with runs times their minutes."""
     start = start.astimezone(timezone.utc).replace(second=0, microsecond=0)
     span = days * _DAY_MINUTES
-    intervals: dict[tuple[str, str, int], list[tuple[int, int]]] = {}
+    per_disk: dict[tuple[K, Hashable], set[tuple[str, str, int]]] = {}
+    for key, disk, expr, tz, minutes in items:
+        per_disk.setdefault((key, disk), set()).add((expr, tz, minutes))
+    intervals: dict[frozenset, list[tuple[int, int]]] = {}
     diffs: dict[K, list[int]] = {}
-    for (key, expr, tz, minutes), n in Counter(items).items():
-        if (expr, tz, minutes) not in intervals:
-            intervals[expr, tz, minutes] = _busy_intervals(
-                runs_between(expr, tz, start - timedelta(minutes=minutes),
-                             start + timedelta(minutes=span)), start, minutes, span)
+    for (key, runs_of), n in Counter((key, frozenset(runs_of))
+                                     for (key, _), runs_of in per_disk.items()).items():
+        if runs_of not in intervals:
+            intervals[runs_of] = _busy_intervals(
+                [(run, minutes) for expr, tz, minutes in runs_of
+                 for run in runs_between(expr, tz, start - timedelta(minutes=minutes),
+                                         start + timedelta(minutes=span))], start, span)
         diff = diffs.setdefault(key, [0] * (span + 1))
-        for lo, hi in intervals[expr, tz, minutes]:
+        for lo, hi in intervals[runs_of]:
             diff[lo] += n
             diff[hi] -= n
     hour0 = start.hour * 60 + start.minute

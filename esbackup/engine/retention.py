@@ -39,9 +39,12 @@ def backups_of(cat: Catalog, d: Definition) -> list[Backup]:
     return cat.backups(definition_id=d.id, disk_id=d.disk_id)
 
 
-def due(cat: Catalog, d: Definition, rule: Policy | None = None) -> list[Backup]:
+def due(cat: Catalog, d: Definition, rule: Policy | None = None, *,
+        after: Backup | None = None) -> list[Backup]:
     """The backups retention would remove now (`rule`: another policy than the
-    definition's, for a preview of a change)."""
+    definition's, for a preview of a change), or once the backup `after` is
+    made (a run's --dry-run)."""
     found = backups_of(cat, d)
-    chosen = select(found, rule or d.policy, d.timezone)
-    return [b for b, mark in zip(found, chosen, strict=True) if mark is not None and not mark.keep]
+    chosen = select([*found, *([after] if after else [])], rule or d.policy, d.timezone)
+    return [b for b, mark in zip(found, chosen[:len(found)], strict=True)
+            if mark is not None and not mark.keep]

@@ -1,5 +1,7 @@
 """Active definitions as load on nodes: which nodes each one occupies (its VM's
-compute node and its backup node), and for how long, in whole minutes.
+compute node and its backup node), and for how long, in whole minutes; and
+the disk it backs up, which runs one operation at a time (the disk lock):
+runs of one disk never add up.
 
 The median of its last `RECENT` ok runs; a definition without such history is
 estimated from its disk's used size at `ESTIMATE_RATE` (or at its bandwidth
@@ -35,6 +37,7 @@ class Load:
     definition: Definition
     nodes: frozenset[str]
     minutes: int
+    disk: tuple[str, int]  # (VM uuid, disk id): what the disk lock locks
 
 
 def active(cat: Catalog, reporter: Reporter | None = None, *, sessions: Sessions) -> list[Load]:
@@ -42,7 +45,8 @@ def active(cat: Catalog, reporter: Reporter | None = None, *, sessions: Sessions
     vms = {vm.hostname: vm for vm in cat.vms()}
     defs = [d for d in cat.definitions() if d.active]
     durations = expected(cat, defs, vms, reporter, sessions=sessions)
-    return [Load(d, frozenset({d.node, vms[d.vm].node}), durations[d.ref]) for d in defs]
+    return [Load(d, frozenset({d.node, vms[d.vm].node}), durations[d.ref],
+                 (vms[d.vm].uuid, d.disk_id)) for d in defs]
 
 
 def minutes(seconds: float) -> int:
@@ -88,17 +92,18 @@ def _used(session: NodeSession, datasets: list[str]) -> dict[str, int]:
     return {name: size for name, size in used.items() if isinstance(size, int)}
 
 
-def rebalance(cat: Catalog, who: Identity, now: datetime, *, node: str | None,
-              window: str | None, apply: bool, reporter: Reporter | None = None,
+def rebalance(cat: Catalog, now: datetime, *, node: str | None, window: str | None,
+              reporter: Reporter | None = None,
               sessions: Sessions) -> tuple[list[dict], list[dict]]:
     """`schedule balance`: the moves that spread fixed-time schedules over the
-    nodes' slots (domain/balance.py), made with `apply`; and each node's peak
-    before and after. With `node`, only definitions that touch it move."""
+    nodes' slots (domain/balance.py), and each node's peak before and after.
+    With `node`, only definitions that touch it move. `apply` makes the moves."""
     zone = balancer.parse_window(window)
     loads: dict[Hashable, Load] = {  # keyed as balance's Plan.moves are
         w.definition.ref: w for w in active(cat, reporter, sessions=sessions)}
     items = [balancer.Item(ref, w.definition.schedule, w.definition.timezone, w.nodes,
-                           w.minutes, fixed=node is not None and node not in w.nodes)
+                           w.minutes, fixed=node is not None and node not in w.nodes,
+                           disk=w.disk)
              for ref, w in loads.items()]
     slots = {n.name: n.max_backups for n in cat.nodes()}
     plan = balancer.balance(items, slots, now, zone)
@@ -107,8 +112,15 @@ def rebalance(cat: Catalog, who: Identity, now: datetime, *, node: str | None,
         d = loads[ref].definition
         moves.append({"definition": ref, "timezone": d.timezone, "minutes": loads[ref].minutes,
                       "old": d.schedule, "new": new})
-        if apply:
-            definitions.update(cat, who, d, {"schedule": new})
     peaks = [{"node": name, "slots": slots[name], "before": before, "after": after}
              for name, (before, after) in sorted(plan.peaks.items()) if node in (None, name)]
     return moves, peaks
+
+
+def apply(cat: Catalog, who: Identity, moves: list[dict]) -> None:
+    """Give each moved definition (`rebalance`'s moves) its new schedule, in one
+    transaction: all moves or none."""
+    with cat.transaction():
+        for move in moves:
+            d = definitions.find(cat, move["definition"])
+            definitions.update(cat, who, d, {"schedule": move["new"]})

@@ -200,3 +200,34 @@ def test_backup_now_runs_inactive_definitions(site):
     ref = site.define("manual", "--type", "dataset", "--retention", "1", "--inactive")
     site.esb.ok("backup", "now", ref)
     assert [r["trigger"] for r in site.esb.json("history", ref)] == ["manual"]
+
+
+def test_backup_now_and_run_as_json_describe_the_backup_made(site):
+    ref = site.define("daily", "--type", "dataset", "--retention", "5")
+    first = json.loads(site.esb.ok("run", ref, "-f", "json").stdout)
+    site.write("changed.bin", os.urandom(64 << 10))
+    second = json.loads(site.esb.ok("backup", "now", ref, "-f", "json").stdout)
+    listed = site.backups()
+    for record, b in zip((first, second), listed, strict=True):
+        assert record["backup"] == f"web01/{b['name']}" and record["name"] == b["name"]
+        assert record["outcome"] == "ok" and record["status"] == "ok"
+        assert record["definition"] == ref and record["type"] == "dataset"
+        assert record["size"] == b["size"] and record["duration"] == b["duration"]
+        assert record["freeze"] is False and record["error"] is None
+        assert record["sent"] > 0 and record["resumed"] is None
+
+
+def test_a_dry_run_on_real_nodes_changes_nothing_and_names_its_base(site):
+    from tests.integration.site import catalog_bytes
+
+    ref = site.define("daily", "--type", "dataset", "--retention", "1")
+    site.esb.ok("run", ref)
+    (first,) = site.backups()
+    source_snaps, target_snaps = site.snapshots(site.source), site.snapshots(site.target)
+    before = catalog_bytes(site.esb.catalog)
+    record = json.loads(site.esb.ok("backup", "now", ref, "--dry-run", "-f", "json").stdout)
+    assert record["base_backup"] == f"web01/{first['name']}"
+    assert record["retention_removes"] == [f"web01/{first['name']}"]
+    assert catalog_bytes(site.esb.catalog) == before
+    assert site.snapshots(site.source) == source_snaps
+    assert site.snapshots(site.target) == target_snaps

@@ -78,7 +78,7 @@ def test_history_names_the_admin_host(inventory, monkeypatch):
     filled(inventory)
     [run] = inventory.json("history")
     assert run["host"] == "admin1" and run["firing"] == "2026-11-26T01:00:00+00:00"
-    assert "admin1" in inventory.ok("history").stdout
+    assert "admin1" in inventory.ok("history", "--full").stdout
 
 
 def test_cron_lines_quote_a_catalog_url(pg_catalog):

@@ -203,3 +203,34 @@ def test_history_names_the_backup_a_run_made_by_its_full_reference(inventory):
     assert run["backup"] == "web01/daily-20261126_010000"
     inventory.ok("vm", "update", "web01", "--hostname", "web1")
     assert inventory.json("history")[0]["backup"] == "web1/daily-20261126_010000"
+
+
+@pytest.mark.parametrize("command", [["run"], ["backup", "now"]])
+def test_a_run_asked_for_json_prints_its_outcome_when_it_made_nothing(inventory, command):
+    define(inventory)
+    result = inventory(*command, "web01/daily", "-f", "json")
+    assert result.exit_code == 1  # as without -f: the run failed
+    record = json.loads(result.stdout)
+    assert record["outcome"] == "failed" and record["backup"] is None
+    assert record["definition"] == "web01/daily" and "no pinned host key" in record["error"]
+    assert set(record) >= {"name", "type", "status", "size", "sent", "resumed", "duration",
+                           "freeze"}
+
+
+def test_an_inactive_definition_run_as_json_says_skipped_and_exits_2(inventory):
+    define(inventory)
+    inventory.ok("definition", "update", "web01/daily", "--inactive")
+    result = inventory("run", "web01/daily", "-f", "json")
+    assert result.exit_code == 2
+    assert json.loads(result.stdout)["outcome"] == "skipped"
+
+
+def test_run_without_format_prints_nothing_off_a_terminal(inventory):
+    define(inventory)
+    result = inventory("run", "web01/daily")
+    assert result.exit_code == 1 and result.stdout == ""
+
+
+def test_a_tick_takes_no_format(inventory):
+    assert "not --due" in inventory.fails(2, "run", "--due", "-f", "json")
+    assert "not --due" in inventory.fails(2, "run", "--due", "--dry-run")

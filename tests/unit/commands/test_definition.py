@@ -379,7 +379,7 @@ def test_list_full_and_formats(two_dcs):
     full = two_dcs.ok("definition", "list", "--full").stdout
     header, full_header = table.splitlines()[0], full.splitlines()[0]
     assert "db01" in table and "Time zone" not in header and "Compression" not in header
-    for column in ("Time zone", "Schedule (UTC)", "Compression", "Bandwidth limit", "Freeze",
+    for column in ("Time zone", "Next run (UTC)", "Compression", "Bandwidth limit", "Freeze",
                    "Created"):
         assert column in full_header
     assert len(full_header.split("  ")) > len(header.split("  "))

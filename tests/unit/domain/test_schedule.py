@@ -534,9 +534,9 @@ def test_runs_between_is_half_open():
 
 def test_concurrent_load():
     items = [
-        ("node1", "0 1 * * *", "UTC", 45),
-        ("node1", "30 1 * * *", PRAGUE, 60),  # 00:30-01:30 UTC in winter
-        ("node2", "*/30 1 * * *", "UTC", 10),
+        ("node1", "d1", "0 1 * * *", "UTC", 45),
+        ("node1", "d2", "30 1 * * *", PRAGUE, 60),  # 00:30-01:30 UTC in winter
+        ("node2", "d3", "*/30 1 * * *", "UTC", 10),
     ]
     load = concurrent_load(items, utc(2026, 1, 1), 2)
     assert load == {("node1", 0): 1, ("node1", 1): 2, ("node2", 1): 1}
@@ -544,11 +544,20 @@ def test_concurrent_load():
 
 def test_concurrent_load_never_overlaps_a_definition_with_itself():
     # every minute, 30 minutes long: one disk, one operation at a time, so 1 (not 30)
-    items = [("node1", "* * * * *", "UTC", 30), ("node1", "0 3 * * *", "UTC", 5),
-             ("node1", "0 3 * * *", "UTC", 5)]
+    items = [("node1", "d1", "* * * * *", "UTC", 30), ("node1", "d2", "0 3 * * *", "UTC", 5),
+             ("node1", "d3", "0 3 * * *", "UTC", 5)]
     load = concurrent_load(items, utc(2026, 1, 1), 1)
     assert {load[("node1", h)] for h in range(24) if h != 3} == {1}
-    assert load[("node1", 3)] == 3  # two equal items are two definitions
+    assert load[("node1", 3)] == 3  # two equal items of two disks are two runs
+
+
+def test_concurrent_load_never_runs_one_disk_twice_at_once():
+    # a daily and a weekly definition of one disk firing together: the disk lock
+    # makes one wait for the other, so the node runs one backup of that disk
+    items = [("node1", "d1", "0 1 * * *", "UTC", 60), ("node1", "d1", "0 1 * * *", "UTC", 90),
+             ("node1", "d1", "30 1 * * 4", "UTC", 60), ("node1", "d2", "0 1 * * *", "UTC", 60)]
+    load = concurrent_load(items, utc(2026, 1, 1), 7)  # 2026-01-01 is a Thursday
+    assert load == {("node1", 1): 2, ("node1", 2): 1}
 
 
 def test_a_run_right_before_the_spring_gap_still_sees_the_gap():
