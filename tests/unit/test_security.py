@@ -67,6 +67,17 @@ def test_rename_cannot_reach_another_vms_backups(two_dcs, monkeypatch):
     assert two_dcs.json("backup", "list") == []
 
 
+def test_a_vmowner_may_not_start_a_verify_that_takes_the_disk_lock(two_dcs, monkeypatch):
+    # a verify holds the disk's lock and a node slot for as long as it reads:
+    # a read-only user looping it would keep the disk's scheduled backups out
+    two_dcs.ok("user", "create", "olga", "--role", "vmowner")
+    two_dcs.ok("vm", "update", "web01", "--owner", "olga")
+    as_user(monkeypatch, "olga")
+    assert two_dcs.json("backup", "show", "web01/daily-20261126_010000")["status"] == "ok"
+    assert "may not change virtual server web01" in two_dcs.fails(
+        3, "backup", "verify", "web01/daily-20261126_010000")
+
+
 def test_a_uuid_may_not_be_another_vms_name(two_dcs):
     web01 = "3f2a5a4e-0000-4000-8000-000000000001"
     conn = sqlite3.connect(two_dcs.catalog)  # a hostname from before the rule
@@ -245,6 +256,9 @@ def test_control_characters_escaped_in_tables(inventory):
     ["backup", "now", "web01/x", "--wait", "-1"],
     ["backup", "now", "web01/x", "--wait", "1e400"],
     ["run", "web01/x", "--wait", "nan"],
+    ["backup", "verify", "web01/x", "--wait", "nan"],
+    ["backup", "verify", "web01/x", "--wait", "inf"],
+    ["backup", "verify", "web01/x", "--wait", "-1"],
     ["backup", "restore", "web01/x", "--target-disk-id", "1" * 30, "--yes"],
 ])
 def test_numbers_and_names_out_of_range_exit_2(inventory, argv):
