@@ -231,6 +231,12 @@ def test_control_characters_escaped_in_tables(inventory):
         assert "\x1b" not in out and "\\x1b[2J\\nb" in out
 
 
+def test_a_description_a_spreadsheet_would_run_is_quoted_in_csv_and_tsv(inventory):
+    inventory.ok("dc", "create", "d9", "--desc", "=cmd|' /C calc'!A0")
+    assert "d9,'=cmd|' /C calc'!A0" in inventory.ok("dc", "list", "-f", "csv").stdout
+    assert "d9\t'=cmd|' /C calc'!A0" in inventory.ok("dc", "list", "-f", "tsv").stdout
+
+
 # --- input bounds -----------------------------------------------------------
 
 @pytest.mark.parametrize("argv", [
