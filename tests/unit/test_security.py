@@ -221,6 +221,34 @@ def test_control_characters_refused_everywhere(inventory, argv):
     inventory.fails(2, *argv)
 
 
+INVISIBLE = ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067",
+             "\u2068", "\u2069", "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff"]
+
+
+@pytest.mark.parametrize("char", INVISIBLE)
+def test_bidirectional_and_zero_width_characters_refused_like_control_ones(inventory, char):
+    # "Trojan Source": a note that reads as other text than it stores
+    for argv in (["dc", "create", "d9", "--desc", f"safe{char}txt.exe"],
+                 ["definition", "create", "web01/d9", "--disk-id", "1", "--type", "dataset",
+                  "--node", "b1", "--storage", "tank", "--schedule", "0 1 * * *",
+                  "--retention", "1", "--desc", f"x{char}y"],
+                 ["vm", "update", "web01", "--qga-socket", f"/run/q{char}"],
+                 ["node", "create", "n9", "--address", "h", "--no-connect",
+                  "--key", f"/k{char}"]):
+        assert "zero-width characters are not allowed" in inventory.fails(2, *argv)
+    assert [d["name"] for d in inventory.json("dc", "list")] == ["admin"]
+
+
+def test_bidirectional_characters_already_stored_are_shown_escaped(inventory):
+    conn = sqlite3.connect(inventory.catalog)
+    conn.execute("""UPDATE dcs SET "desc" = 'a' || char(8238) || 'b' || char(65279)""")
+    conn.commit()
+    conn.close()
+    for fmt in ("table", "plain", "csv", "tsv"):
+        out = inventory.ok("dc", "list", "-f", fmt).stdout
+        assert "\u202e" not in out and "a\\u202eb\\ufeff" in out
+
+
 def test_control_characters_escaped_in_tables(inventory):
     conn = sqlite3.connect(inventory.catalog)
     conn.execute("""UPDATE dcs SET "desc" = 'a' || char(27) || '[2J' || char(10) || 'b'""")
