@@ -65,9 +65,11 @@ class DatasetKind:
         # snapshot, the base: live changes (or a snapshot a failed run removed)
         # are undone, no backup is touched. -s (both ends have `resume`) keeps
         # what arrived of a stream that dies, for the next run to resume.
+        # -x mountpoint -x canmount where the node has it, `contain` right after
+        # on all: a stream never places a mountpoint on the backup node
         receive = zfs.receive(target, force=base is not None and not job.resuming,
                               unmounted=True, resumable=both.get("resume", False),
-                              caps=plan.target_node.capabilities)
+                              contained=True, caps=plan.target_node.capabilities)
         ours = f"{target}@{layout.snapshot_name(plan.name)}"
         held_base = f"{target}@{re.split('[@#]', base, maxsplit=1)[1]}" if base else None
         if ours not in existing:  # one that was there before is not ours to remove
@@ -75,11 +77,14 @@ class DatasetKind:
         job.move([send], [receive], total=lambda: total or job.estimate(
             job.sessions(plan.compute), base), bulk=base is None)
         job.streamed = True
-        steps = [batch.Step("readonly", zfs.set_property(target, "readonly", "on"), stop=True)
-                 ] if base is None else []
+        steps = [batch.Step("contain", zfs.contain(target), stop=True)]
+        if base is None:
+            steps.append(batch.Step("readonly", zfs.set_property(target, "readonly", "on"),
+                                    stop=True))
         steps.append(batch.Step("used", zfs.get(target, "used"), stop=True))
 
         def done(results: batch.Results) -> Backup:
+            results.ok("contain")
             if base is None:
                 results.ok("readonly")
             used = zfs.parse_get(results.ok("used").stdout).get(target, {}).get("used")

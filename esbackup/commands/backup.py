@@ -173,7 +173,7 @@ def sync(node, fmt, full) -> None:
               shell_complete=complete.nodes)
 @click.option("--older-than", type=click.FloatRange(min=0), metavar="DAYS",
               help="Only backups not verified in the last DAYS days.")
-@click.option("--wait", type=float, default=0, show_default=True,
+@click.option("--wait", type=Seconds(), default=0, show_default=True,
               help="Seconds to wait for a busy disk or a free slot on the node.")
 @output_options
 def verify(ref, node, older_than, wait, fmt, full) -> None:
@@ -190,7 +190,8 @@ def verify(ref, node, older_than, wait, fmt, full) -> None:
     a = app()
     known(a.catalog, node=node)
     if ref:
-        b = backups.lookup(a.catalog, a.identity, ref, write=False)
+        # a verify holds the disk's lock and a node slot: reading may not block backups
+        b = backups.lookup(a.catalog, a.identity, ref, write=True)
         if node and b.node != node:
             raise InvalidInput(f"backup {b.ref} is on node {b.node}, not {node}")
         if b.status != "ok":

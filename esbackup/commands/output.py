@@ -202,10 +202,19 @@ def _cut(cell: str, width: int, end: bool) -> str:
     return cell[:head] + CUT + cell[len(cell) - (width - 1 - head):]
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula; notes
+# and descriptions come from dcadmins and from node manifests.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _raw(value):
+    """A cell for csv/tsv: numbers stay numbers (a negative size is a number,
+    not a formula); text that a spreadsheet would evaluate gets a leading '."""
     if isinstance(value, (list, dict)):
         return json.dumps(value)
-    return escape_controls(value) if isinstance(value, str) else value
+    if not isinstance(value, str):
+        return value
+    return escape_controls("'" + value if value.startswith(FORMULA_STARTS) else value)
 
 
 def json_pieces(records: Iterable[dict]) -> Iterator[str]:

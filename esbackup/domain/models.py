@@ -30,7 +30,11 @@ NAME_RULE = "1-63 characters of letters, digits, '.', '_' and '-', starting with
 SIZE_RE = re.compile(r"^ *([0-9]{1,16}) *([KMGT]?)i?B? *$", re.IGNORECASE | re.ASCII)
 SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 DIGITS_RE = re.compile(r"[0-9]+", re.ASCII)
-CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# Control characters, line separators, and the invisible ones that reorder or
+# hide text (bidirectional embeddings, overrides, isolates and marks; zero-width
+# spaces, joiners and BOM): a note must read as what it stores ("Trojan Source").
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+                        r"\u200e\u200f\u061c\u200b-\u200d\u2060\ufeff]")
 
 
 def escape_controls(text: str) -> str:
@@ -84,11 +88,13 @@ def validate_dataset(value: str) -> str:
 
 def validate_text(value: str, what: str, limit: int = MAX_TEXT) -> str:
     """Free text that is stored and shown (descriptions, notes): no control
-    characters (a newline or ESC would forge lines or drive a terminal)."""
+    characters (a newline or ESC would forge lines or drive a terminal), no
+    bidirectional or zero-width ones (they make text read as other text)."""
     if not isinstance(value, str):
         raise InvalidInput(f"invalid {what}: text expected")
     if CONTROL_RE.search(value):
-        raise InvalidInput(f"invalid {what} {value!r}: control characters are not allowed")
+        raise InvalidInput(f"invalid {what} {value!r}: control, bidirectional and "
+                           "zero-width characters are not allowed")
     if len(value) > limit:
         raise InvalidInput(f"invalid {what}: longer than {limit} characters")
     return value

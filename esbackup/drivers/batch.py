@@ -26,7 +26,7 @@ import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from esbackup.drivers.transport import Result
+from esbackup.drivers.transport import Result, read_capped
 from esbackup.errors import InvalidInput, OperationFailed, RemoteCommandError
 
 _NAME = re.compile(r"[a-z][a-z0-9-]*")
@@ -180,14 +180,15 @@ def run(t, steps: list[Step], *, feed: Callable[[Results], bytes] | None = None)
     nonce = new_nonce()
     node = t.node.name
     feeder = next((i for i, s in enumerate(steps) if s.input), None)
+    what = f"batch ({', '.join(s.name for s in steps)})"
     with t.open_stream(argv(steps, nonce), check=False) as stream:
         out = bytearray()
         if feeder is None or feed is None:
             stream.close_stdin()
         else:
             mark = f"{nonce} begin {feeder}\n".encode()
-            while mark not in out and (chunk := stream.read()):
-                out += chunk
+            while mark not in out and read_capped(stream, out, what):
+                pass
             if mark in out:
                 before = out[:out.index(mark)].decode(errors="replace")
                 so_far = parse(steps, nonce, 0, before, stream.stderr, complete=False)
@@ -199,8 +200,8 @@ def run(t, steps: list[Step], *, feed: Callable[[Results], bytes] | None = None)
                 stream.feed(data)
             else:
                 stream.close_stdin()
-        while chunk := stream.read():
-            out += chunk
+        while read_capped(stream, out, what):
+            pass
         status = stream.wait()
         return Results(node, steps, parse(steps, nonce, status, out.decode(errors="replace"),
                                           stream.stderr))

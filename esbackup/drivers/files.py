@@ -20,9 +20,15 @@ FOLDER_SCRIPT = ('m=$(zfs get -H -o value mountpoint "$1") || exit; '
                  'printf "%s\\n" "$m"; mkdir -p "$m$2" && '
                  'find "$m$2" -maxdepth 1 -name ".*.part" -type f -delete')
 # Each file as hex bytes after a "#" line (exact bytes, whatever the encoding);
-# "#big" for one over the limit ($0).
-READ_SCRIPT = ('for f in "$@"; do if [ "$(wc -c < "$f")" -le "$0" ]; '
-               'then echo "#"; od -An -v -tx1 "$f"; else echo "#big"; fi; done')
+# "#big" for one over the limit ($0); "#later" for one past the call's budget
+# of file bytes ($1), which the first file always fits (budget >= limit).
+READ_SCRIPT = ('b=$1; shift; for f in "$@"; do s=$(wc -c < "$f"); '
+               'if [ "$s" -le "$0" ]; then if [ "$s" -gt "$b" ]; then echo "#later"; '
+               'else b=$((b - s)); echo "#"; od -An -v -tx1 "$f"; fi; else echo "#big"; fi; '
+               'done')
+# od prints 49 characters for 16 bytes: a call's budget of file bytes whose hex
+# stays within the cap on one call's output (transport.MAX_OUTPUT)
+HEX_PER_BYTE = 4
 # Each line of stdin a path to remove; stops at the first that cannot be removed.
 REMOVE_LISTED_SCRIPT = 'while IFS= read -r f; do rm -f -- "$f" || exit 1; done'
 EXISTING_SCRIPT = 'for f in "$@"; do [ -e "$f" ] && echo "$f"; done; true'
@@ -53,19 +59,30 @@ def parse_prepared_folder(dataset: str, output: str) -> str:
     return lines[0]
 
 
-def read(paths: list[str], limit: int) -> list[str]:
-    """Print each file as hex after a "#" line, "#big" for one over `limit` bytes."""
-    return ["sh", "-c", READ_SCRIPT, str(int(limit)), *paths]
+def read(paths: list[str], limit: int, budget: int) -> list[str]:
+    """Print each file as hex after a "#" line, "#big" for one over `limit` bytes,
+    "#later" for those past `budget` bytes of files in this call."""
+    if budget < limit:
+        raise InvalidInput(f"a read's budget ({budget}) must hold one file ({limit})")
+    return ["sh", "-c", READ_SCRIPT, str(int(limit)), str(int(budget)), *paths]
 
 
-def parse_read(output: str, count: int) -> list[bytes | None]:
-    """The files `read` printed, in order; None for one over the limit or missing."""
+class Later:
+    """parse_read: a file this call left for the next one."""
+
+
+LATER = Later()
+
+
+def parse_read(output: str, count: int) -> list[bytes | None | Later]:
+    """The files `read` printed, in order; None for one over the limit or missing,
+    LATER for one left to the next call."""
     chunks = output.split("#")[1:]
     if len(chunks) != count:
         raise InvalidInput("files changed while being read; try again")
     try:
-        return [None if chunk.startswith("big") else bytes.fromhex("".join(chunk.split()))
-                for chunk in chunks]
+        return [None if chunk.startswith("big") else LATER if chunk == "later\n"
+                else bytes.fromhex("".join(chunk.split())) for chunk in chunks]
     except ValueError:
         raise InvalidInput("files changed while being read; try again") from None
 

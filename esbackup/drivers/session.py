@@ -100,12 +100,20 @@ class TransportSession:
         return result
 
     def read_files(self, paths: list[str], limit: int = MAX_READ) -> list[bytes | None]:
-        """Exact bytes of several small files in one round trip (hex on the wire, so
-        no encoding can shift the framing); None for a file missing or over `limit`."""
-        if not paths:
-            return []
-        output = self.t.run(files.read(paths, limit), check=False).stdout
-        return files.parse_read(output, len(paths))
+        """Exact bytes of several small files, in one round trip per few MiB (hex on
+        the wire, so no encoding can shift the framing, and within the cap on one
+        call's output); None for a file missing or over `limit`."""
+        budget = max(limit, transport.MAX_OUTPUT // files.HEX_PER_BYTE)
+        found: list[bytes | None | files.Later] = [files.LATER] * len(paths)
+        while todo := [i for i, data in enumerate(found) if data is files.LATER]:
+            argv = files.read([paths[i] for i in todo], limit, budget)
+            output = files.parse_read(self.t.run(argv, check=False).stdout, len(todo))
+            if output[0] is files.LATER:
+                raise OperationFailed(f"{self.node.name}: file reader left {paths[todo[0]]} "
+                                      "unread")
+            for i, data in zip(todo, output, strict=True):
+                found[i] = data
+        return [None if isinstance(data, files.Later) else data for data in found]
 
     def write_file(self, path: str, data: bytes) -> None:
         """Write `data` to `path` whole: under a temporary name first, then renamed."""

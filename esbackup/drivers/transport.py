@@ -57,6 +57,10 @@ MAX_PACKET_SIZE = 256 * 1024
 CIPHERS: tuple[str, ...] = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr")
 NEVER_REKEY = 1 << 62
 TAKE_ALL = 1 << 32  # more than any window: a channel recv() of it empties paramiko's buffer
+# The stdout one non-stream call may return (run, batch, pipeline): a node's answer
+# is untrusted, and one of 200 MiB cost the admin host 619 MiB before this cap.
+# Listings and manifests of a large node stay far below it (read_files splits).
+MAX_OUTPUT = 16 << 20
 
 # paramiko's transport thread logs a failed handshake (a node whose sshd resets the
 # connection) with a traceback; with no handler, Python printed it to stderr under
@@ -176,7 +180,9 @@ class Transport:
             feeder = threading.Thread(target=stream.feed, args=(input or b"",), daemon=True)
             feeder.start()
             try:
-                stdout = b"".join(iter(stream.read, b""))
+                stdout = bytearray()
+                while read_capped(stream, stdout):
+                    pass
                 status = stream.wait()
             finally:
                 if timer:
@@ -185,6 +191,20 @@ class Transport:
         if check and status != 0:
             raise stream.error(status)
         return Result(status, stdout.decode(errors="replace"), stream.stderr)
+
+
+def read_capped(stream: Stream, out: bytearray, what: str | None = None) -> bool:
+    """Append the stream's next output to `out`; False at its end. Past
+    MAX_OUTPUT the command is stopped and OperationFailed raised, one line
+    naming the cap and the node."""
+    chunk = stream.read()
+    if len(out) + len(chunk) > MAX_OUTPUT:
+        cap = f"{MAX_OUTPUT >> 20} MiB"
+        stream.abort(f"printed more than {cap}")
+        raise OperationFailed(f"node {stream.node}: {what or stream.argv[0]} printed more than "
+                              f"{cap}, the cap on one call's output")
+    out += chunk
+    return bool(chunk)
 
 
 class Stream:
@@ -642,9 +662,12 @@ class LocalStream(Stream):
 
     def _release(self) -> None:
         self._proc.wait()
-        self._stderr_reader.join(5.0)
-        for pipe in (self._in, self._out, self._err):
+        # a child the killed command left writing (a pipeline's stage) dies of
+        # SIGPIPE instead of holding stderr open
+        for pipe in (self._in, self._out):
             pipe.close()
+        self._stderr_reader.join(5.0)
+        self._err.close()
 
 
 # --- shell pipelines on one node ---------------------------------------------

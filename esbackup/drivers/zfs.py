@@ -267,17 +267,40 @@ def send_estimate(snap: str, base: str | None = None) -> list[str]:
 
 
 def receive(target: str, force: bool = False, unmounted: bool = False,
-            resumable: bool = False, caps: Mapping[str, Any] | None = None) -> list[str]:
-    """`zfs receive [-F] [-u] [-s] target`, reading the stream from stdin.
+            resumable: bool = False, contained: bool = False,
+            caps: Mapping[str, Any] | None = None) -> list[str]:
+    """`zfs receive [-F] [-u] [-s] [-x mountpoint -x canmount] target`, reading
+    the stream from stdin.
 
-    -u and -s are dropped when `caps` says the node lacks them.
+    -u and -s are dropped when `caps` says the node lacks them. `contained`
+    (a backup node receiving what a compute node sent) ignores a stream's
+    mountpoint and canmount, where the receiver can (`recv_exclude`): the
+    dataset then mounts only below its parent, never where the sender chose.
+    `-o canmount=noauto` would be refused for a volume (OpenZFS 2.1: "does not
+    apply to datasets of this type", while `-x` only warns), so `contain`
+    follows every such receive.
     """
     flags = ["-F"] if force else []
     if unmounted and _can(caps, "recv_unmounted"):
         flags.append("-u")
     if resumable and _can(caps, "resume"):
         flags.append("-s")
+    if contained and _can(caps, "recv_exclude"):
+        flags += ["-x", "mountpoint", "-x", "canmount"]
     return ["zfs", "receive", *flags, validate_any(target)]
+
+
+# A filesystem's canmount=noauto and its parent's mountpoint, whatever a stream
+# said (an explicit inherit masks a received value); a volume has neither.
+CONTAIN_SCRIPT = ('[ "$(zfs get -H -o value type "$1")" != filesystem ] || '
+                  '{ zfs set canmount=noauto "$1" && zfs inherit mountpoint "$1"; }')
+
+
+def contain(target: str) -> list[str]:
+    """After a backup's receive: `zfs mount -a` leaves the dataset alone, and
+    a receiver without `receive -x` (zfs-fuse has `-vnFu` only, illumos
+    `-o origin=`) loses the mountpoint a stream set."""
+    return ["sh", "-c", CONTAIN_SCRIPT, "sh", validate_dataset_name(target)]
 
 
 _TOKEN = re.compile(r"[0-9a-f]+-[0-9a-f]+-[0-9a-f]+-[0-9a-f]+")
@@ -709,6 +732,7 @@ def parse_capabilities(outputs: Mapping[str, str]) -> dict[str, Any]:
         "compact_send": {"L", "e", "c"} <= send_flags,
         "list_parsable": "p" in usage_flags(usage, "list"),
         "recv_unmounted": "u" in recv_flags or flavour == "zfs-fuse",
+        "recv_exclude": "x" in recv_flags,
         "written": modern,
         "zvols": modern,
         "holds_list": modern,

@@ -203,6 +203,9 @@ def update_vm(cat: Catalog, who: Identity, vm: VM, *, hostname: str | None, node
         auth.require_superadmin(who, "mapping disks to datasets (vm update --disk)")
         vm.disks = parse_disks(disks)
     if qga_socket is not None:
+        # the freeze helper runs as root on a compute node other DCs share:
+        # whoever names the socket chooses which guest it freezes and thaws
+        auth.require_superadmin(who, "choosing a guest agent socket (vm update --qga-socket)")
         vm.qga_socket = validate_socket(qga_socket) if qga_socket else None
     if disks or node is not None:
         check_disks_free(cat, vm)

@@ -97,6 +97,11 @@ SNAP = "{src}@esb-{new}"
 SOURCE_BEFORE = ("batch", [["zfs", "snapshot", SNAP], list_snaps("{src}")])
 
 
+def contain(target: str) -> list[str]:
+    """A backup's receive is contained (zfs-fuse has no `receive -x`)."""
+    return ["sh", "-c", zfs.CONTAIN_SCRIPT, "sh", target]
+
+
 def target_before(pool: str) -> tuple:
     return ("batch", [["zfs", "create", "-p", f"{pool}/backups/ds"],
                       ["zfs", "get", "-H", "-p", "-o", "name,property,value", "mountpoint", pool],
@@ -120,8 +125,8 @@ def test_calls_of_dataset_and_file_runs(site, recorded):
     assert run_and_record(site, recorded, ref, **names) == {
         "c1": [SOURCE_BEFORE, ("stream", [["zfs", "send", SNAP]])],  # nothing to trim
         "b1": [target_before("{b1pool}"), ("stream", [["zfs", "receive", "-u", "{target}"]]),
-               ("batch", [["zfs", "set", "readonly=on", "{target}"], used("{target}"),
-                          write(MANIFEST)])]}
+               ("batch", [contain("{target}"), ["zfs", "set", "readonly=on", "{target}"],
+                          used("{target}"), write(MANIFEST)])]}
 
     site.write("changed.bin", os.urandom(1 << 20))
     assert run_and_record(site, recorded, ref, **names) == {
@@ -129,7 +134,7 @@ def test_calls_of_dataset_and_file_runs(site, recorded):
                ("batch", [["zfs", "destroy", "{src}@esb-{old}"]])],
         "b1": [target_before("{b1pool}"),
                ("stream", [["zfs", "receive", "-F", "-u", "{target}"]]),
-               ("batch", [used("{target}"), write(MANIFEST)])]}
+               ("batch", [contain("{target}"), used("{target}"), write(MANIFEST)])]}
 
     file_before = ("batch", [["zfs", "create", "-p", "{b1pool}/backups/ds"],
                              ["sh", "-c", files.FOLDER_SCRIPT, "sh", "{b1pool}",
@@ -164,14 +169,15 @@ def test_calls_of_a_same_node_run(site, recorded):
     assert run_and_record(site, recorded, ref, **names) == {"c1": [
         source_and_target, ("stream", [["zfs", "send", SNAP], ["zfs", "receive", "-u",
                                                                "{target}"]]),
-        ("batch", [["zfs", "set", "readonly=on", "{target}"], used("{target}"),
-                   write(MANIFEST)])]}
+        ("batch", [contain("{target}"), ["zfs", "set", "readonly=on", "{target}"],
+                   used("{target}"), write(MANIFEST)])]}
     site.write("changed.bin", os.urandom(1 << 20))
     assert run_and_record(site, recorded, ref, **names) == {"c1": [
         source_and_target,
         ("stream", [["zfs", "send", "-i", "{src}@esb-{old}", SNAP],
                     ["zfs", "receive", "-F", "-u", "{target}"]]),
-        ("batch", [used("{target}"), write(MANIFEST), ["zfs", "destroy", "{src}@esb-{old}"]])]}
+        ("batch", [contain("{target}"), used("{target}"), write(MANIFEST),
+                   ["zfs", "destroy", "{src}@esb-{old}"]])]}
 
 
 @both_flavours

@@ -289,3 +289,21 @@ def test_openssh_leg_lost_when_sshd_dies(lab: Lab, ssh_node: LabNode) -> None:
         with pytest.raises(NodeUnreachable, match="connection lost"):
             while reading.read():
                 pass
+
+
+@pytest.mark.parametrize("how", ["run", "batch"])
+def test_a_node_answering_past_the_output_cap_fails_in_one_line_and_stays_usable(
+        any_node: Node, how: str) -> None:
+    from esbackup.drivers import batch
+
+    t = connect(any_node)
+    flood = ["sh", "-c", "yes 0123456789abcdef | head -c 200M"]
+    with pytest.raises(OperationFailed) as caught:
+        if how == "run":
+            t.run(flood)
+        else:
+            batch.run(t, [batch.Step("flood", flood)])
+    assert str(caught.value) == (
+        f"node {any_node.name}: {'sh' if how == 'run' else 'batch (flood)'} printed more "
+        "than 16 MiB, the cap on one call's output")
+    assert t.run(["echo", "still here"]).stdout == "still here\n"

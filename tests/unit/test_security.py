@@ -67,6 +67,17 @@ def test_rename_cannot_reach_another_vms_backups(two_dcs, monkeypatch):
     assert two_dcs.json("backup", "list") == []
 
 
+def test_a_vmowner_may_not_start_a_verify_that_takes_the_disk_lock(two_dcs, monkeypatch):
+    # a verify holds the disk's lock and a node slot for as long as it reads:
+    # a read-only user looping it would keep the disk's scheduled backups out
+    two_dcs.ok("user", "create", "olga", "--role", "vmowner")
+    two_dcs.ok("vm", "update", "web01", "--owner", "olga")
+    as_user(monkeypatch, "olga")
+    assert two_dcs.json("backup", "show", "web01/daily-20261126_010000")["status"] == "ok"
+    assert "may not change virtual server web01" in two_dcs.fails(
+        3, "backup", "verify", "web01/daily-20261126_010000")
+
+
 def test_a_uuid_may_not_be_another_vms_name(two_dcs):
     web01 = "3f2a5a4e-0000-4000-8000-000000000001"
     conn = sqlite3.connect(two_dcs.catalog)  # a hostname from before the rule
@@ -213,6 +224,34 @@ def test_control_characters_refused_everywhere(inventory, argv):
     inventory.fails(2, *argv)
 
 
+INVISIBLE = ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067",
+             "\u2068", "\u2069", "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff"]
+
+
+@pytest.mark.parametrize("char", INVISIBLE)
+def test_bidirectional_and_zero_width_characters_refused_like_control_ones(inventory, char):
+    # "Trojan Source": a note that reads as other text than it stores
+    for argv in (["dc", "create", "d9", "--desc", f"safe{char}txt.exe"],
+                 ["definition", "create", "web01/d9", "--disk-id", "1", "--type", "dataset",
+                  "--node", "b1", "--storage", "tank", "--schedule", "0 1 * * *",
+                  "--retention", "1", "--desc", f"x{char}y"],
+                 ["vm", "update", "web01", "--qga-socket", f"/run/q{char}"],
+                 ["node", "create", "n9", "--address", "h", "--no-connect",
+                  "--key", f"/k{char}"]):
+        assert "zero-width characters are not allowed" in inventory.fails(2, *argv)
+    assert [d["name"] for d in inventory.json("dc", "list")] == ["admin"]
+
+
+def test_bidirectional_characters_already_stored_are_shown_escaped(inventory):
+    conn = sqlite3.connect(inventory.catalog)
+    conn.execute("""UPDATE dcs SET "desc" = 'a' || char(8238) || 'b' || char(65279)""")
+    conn.commit()
+    conn.close()
+    for fmt in ("table", "plain", "csv", "tsv"):
+        out = inventory.ok("dc", "list", "-f", fmt).stdout
+        assert "\u202e" not in out and "a\\u202eb\\ufeff" in out
+
+
 def test_control_characters_escaped_in_tables(inventory):
     conn = sqlite3.connect(inventory.catalog)
     conn.execute("""UPDATE dcs SET "desc" = 'a' || char(27) || '[2J' || char(10) || 'b'""")
@@ -221,6 +260,12 @@ def test_control_characters_escaped_in_tables(inventory):
     for fmt in ("table", "plain", "csv", "tsv"):
         out = inventory.ok("dc", "list", "-f", fmt).stdout
         assert "\x1b" not in out and "\\x1b[2J\\nb" in out
+
+
+def test_a_description_a_spreadsheet_would_run_is_quoted_in_csv_and_tsv(inventory):
+    inventory.ok("dc", "create", "d9", "--desc", "=cmd|' /C calc'!A0")
+    assert "d9,'=cmd|' /C calc'!A0" in inventory.ok("dc", "list", "-f", "csv").stdout
+    assert "d9\t'=cmd|' /C calc'!A0" in inventory.ok("dc", "list", "-f", "tsv").stdout
 
 
 # --- input bounds -----------------------------------------------------------
@@ -248,6 +293,9 @@ def test_control_characters_escaped_in_tables(inventory):
     ["backup", "now", "web01/x", "--wait", "-1"],
     ["backup", "now", "web01/x", "--wait", "1e400"],
     ["run", "web01/x", "--wait", "nan"],
+    ["backup", "verify", "web01/x", "--wait", "nan"],
+    ["backup", "verify", "web01/x", "--wait", "inf"],
+    ["backup", "verify", "web01/x", "--wait", "-1"],
     ["backup", "restore", "web01/x", "--target-disk-id", "1" * 30, "--yes"],
 ])
 def test_numbers_and_names_out_of_range_exit_2(inventory, argv):

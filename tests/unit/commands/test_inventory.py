@@ -187,6 +187,25 @@ def test_users_and_permissions(inventory, monkeypatch):
     assert "not registered" in inventory.fails(3, "dc", "list")
 
 
+def test_only_a_superadmin_chooses_a_guest_agent_socket(inventory, monkeypatch):
+    # the root freeze helper on a shared compute node freezes whatever guest
+    # the socket leads to: a dcadmin pointing its VM at another DC's socket
+    # would freeze and thaw a guest it has no rights on
+    inventory.ok("dc", "create", "dc2")
+    inventory.ok("user", "create", "dave", "--role", "dcadmin", "--dc", "dc2")
+    inventory.ok("vm", "create", "db01", "--node", "c1", "--dc", "dc2", "--disk", "1=z/db",
+                 "--qga-socket", "/run/qemu/db01.qga")
+    monkeypatch.setattr(auth, "os_user", lambda: ("dave", 4243))
+    for socket in ("/run/qemu/web01.qga", ""):
+        assert "needs the superadmin role" in inventory.fails(
+            3, "vm", "update", "db01", "--qga-socket", socket)
+    assert "superadmin" in inventory.fails(3, "vm", "create", "db02", "--node", "c1",
+                                           "--dc", "dc2", "--disk", "1=z/db2",
+                                           "--qga-socket", "/run/qemu/web01.qga")
+    monkeypatch.undo()
+    assert inventory.json("vm", "show", "db01")["qga_socket"] == "/run/qemu/db01.qga"
+
+
 def test_sudo_user_is_the_caller(monkeypatch):
     monkeypatch.setenv("SUDO_USER", "nobody")
     monkeypatch.setattr(os, "geteuid", lambda: 0)

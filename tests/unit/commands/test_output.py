@@ -1,6 +1,8 @@
 """Rendering records as table, JSON and CSV (commands/output.py)."""
 from __future__ import annotations
 
+import csv
+import io
 import json
 
 import click
@@ -40,6 +42,18 @@ def test_render_table_is_for_people():
 def test_render_csv_is_raw():
     assert render(RECORDS, COLUMNS, "csv").splitlines() == [
         "name,size,duration,ok", "daily-20261126_010000,1536,3725.0,True"]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv"])
+def test_csv_and_tsv_text_a_spreadsheet_would_run_gets_a_quote_and_numbers_stay(fmt):
+    notes = ["=HYPERLINK(\"http://x\")", "+1", "-1+2", "@SUM(A1)", "\tx", "\rx", "a=b", "'x"]
+    records = [{"note": n, "size": -5, "rate": -0.5} for n in notes]
+    columns = [Column("note", "Note"), Column("size", "Size"), Column("rate", "Rate")]
+    rows = list(csv.reader(io.StringIO(render(records, columns, fmt)),
+                           delimiter="," if fmt == "csv" else "\t"))
+    assert rows == [["note", "size", "rate"]] + [[cell, "-5", "-0.5"] for cell in [
+        "'=HYPERLINK(\"http://x\")", "'+1", "'-1+2", "'@SUM(A1)", "'\\tx", "'\\rx", "a=b",
+        "'x"]]
 
 
 def test_render_unknown_format():

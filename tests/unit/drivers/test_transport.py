@@ -130,3 +130,22 @@ def test_pull_argv_remote_command_is_shell_quoted_when_run(tmp_path):
     result = subprocess.run(["sh", "-c", argv[-1]], capture_output=True, text=True,
                             cwd=tmp_path, check=True)
     assert result.stdout == NASTY and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("how", ["run", "batch"])
+def test_a_call_answering_past_the_output_cap_fails_with_one_line_naming_cap_and_node(how):
+    from esbackup.drivers import batch, transport
+    from esbackup.errors import OperationFailed
+
+    t = transport.LocalTransport(Node(name="here", address="local"))
+    flood = ["sh", "-c", "yes 0123456789abcdef | head -c 17M; echo finished >&2"]
+    with pytest.raises(OperationFailed) as caught:
+        if how == "run":
+            t.run(flood)
+        else:
+            batch.run(t, [batch.Step("list", ["true"]), batch.Step("flood", flood)])
+    message = str(caught.value)
+    assert "\n" not in message and "node here" in message
+    assert message.endswith("printed more than 16 MiB, the cap on one call's output")
+    at_the_cap = ["sh", "-c", "yes 0123456789abcdef | head -c 16M"]
+    assert len(t.run(at_the_cap).stdout) == transport.MAX_OUTPUT

@@ -224,6 +224,19 @@ def test_receive():
     assert zfs.receive(SNAP) == ["zfs", "receive", SNAP]
 
 
+def test_a_contained_receive_ignores_the_streams_mountpoint_and_canmount_where_it_can():
+    target = "tank/backups/ds/t"
+    assert zfs.receive(target, unmounted=True, resumable=True, contained=True,
+                       caps=OPENZFS_CAPS) == [
+        "zfs", "receive", "-u", "-s", "-x", "mountpoint", "-x", "canmount", target]
+    # zfs-fuse accepts no -x (nor -o): only `contain`, after the receive, helps there
+    assert zfs.receive(target, unmounted=True, contained=True, caps=FUSE_CAPS) == [
+        "zfs", "receive", "-u", target]
+    assert zfs.contain(target) == ["sh", "-c", zfs.CONTAIN_SCRIPT, "sh", target]
+    with pytest.raises(InvalidInput):
+        zfs.contain("tank/t@snap")
+
+
 def test_receive_flags_follow_caps():
     target = "tank/x"
     assert zfs.receive(target, unmounted=True, resumable=True, caps=FUSE_CAPS) == [
@@ -424,8 +437,8 @@ def test_capabilities_zfs_fuse():
         "flavour": "zfs-fuse", "version": "pool 23", "pool_version": 23,
         "send_estimate": False, "resume": False, "bookmarks": False, "raw": False,
         "compact_send": False,
-        "list_parsable": False, "recv_unmounted": True, "written": False, "zvols": False,
-        "holds_list": False,
+        "list_parsable": False, "recv_unmounted": True, "recv_exclude": False,
+        "written": False, "zvols": False, "holds_list": False,
     }
 
 
@@ -434,8 +447,8 @@ def test_capabilities_openzfs():
         "flavour": "openzfs", "version": "2.2.7-1~bpo12+1", "pool_version": None,
         "send_estimate": True, "resume": True, "bookmarks": True, "raw": True,
         "compact_send": True,
-        "list_parsable": True, "recv_unmounted": True, "written": True, "zvols": True,
-        "holds_list": True,
+        "list_parsable": True, "recv_unmounted": True, "recv_exclude": True, "written": True,
+        "zvols": True, "holds_list": True,
     }
 
 
@@ -444,8 +457,8 @@ def test_capabilities_illumos():
         "flavour": "illumos", "version": "joyent_20241024T000402Z", "pool_version": None,
         "send_estimate": True, "resume": True, "bookmarks": True, "raw": False,
         "compact_send": True,
-        "list_parsable": True, "recv_unmounted": True, "written": True, "zvols": True,
-        "holds_list": True,
+        "list_parsable": True, "recv_unmounted": True, "recv_exclude": False, "written": True,
+        "zvols": True, "holds_list": True,
     }
 
 
