@@ -21,7 +21,7 @@ from esbackup.actions import delete
 from esbackup.actions.backup_kinds import DatasetKind, FileKind
 from esbackup.catalog.core import Catalog
 from esbackup.catalog.helpers import utcnow
-from esbackup.domain.models import VM, Backup, Definition, Node, Run, Storage
+from esbackup.domain.models import VM, Backup, Definition, Node, Run, Storage, saved_id
 from esbackup.drivers import batch, files, zfs
 from esbackup.drivers.session import NodeSession, Reporter, Sessions
 from esbackup.engine import (
@@ -69,6 +69,9 @@ def run_definition(cat: Catalog, d: Definition, *, sessions: Sessions, trigger: 
                 held.slot(target_node.name, target_node.max_backups, wait)
             plan = Plan.now(d, vm, compute, target_node, cat.storage(d.node, d.storage))
             job = BackupJob(cat, plan, reporter, sessions=sessions)
+            if not cat.storage_has_backups(saved_id(plan.storage.id, f"storage {d.storage}")):
+                with held.briefly(f"storage:{target_node.name}:{plan.storage.name}", wait):
+                    job.make_storage_root()
             backup = job.run()
             removed = delete.apply_retention(cat, d, reporter, sessions=sessions)
     except Busy as error:
@@ -230,6 +233,15 @@ class BackupJob:
         self.streamed = False  # the stream reached the target whole
         self.sent: int | None = None  # stream bytes that passed through this host
         self.resumed: int | None = None  # bytes a resumed stream did not send again
+
+    def make_storage_root(self) -> None:
+        """`<pool>/backups/ds` on a storage that holds no backup yet, made by one run
+        at a time (the caller holds the storage's lock): two runs making it at
+        once can leave `<pool>/backups` unmounted on zfs-fuse (the second's
+        `create -p` mounts `ds` inside its mountpoint before the first mounts it:
+        "cannot mount ...: directory is not empty"). Where it exists, a no-op."""
+        self.sessions(self.plan.target_node).run(
+            zfs.create(layout.dataset_root(self.plan.storage.zpool), parents=True))
 
     def run(self) -> Backup:
         plan = self.plan

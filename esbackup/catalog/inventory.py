@@ -106,6 +106,11 @@ class InventoryQueries(QueryBase):
     def _storage(row: sqlite3.Row) -> Storage:
         return Storage(node=row["node_name"], name=row["name"], zpool=row["zpool"], id=row["id"])
 
+    def storage_has_backups(self, storage_id: int) -> bool:
+        """Whether any backup row (pending ones too) is on this storage."""
+        return self.conn.execute("SELECT 1 FROM backups WHERE storage_id = ? LIMIT 1",
+                                 (storage_id,)).fetchone() is not None
+
     def delete_storage(self, node: str, name: str) -> None:
         storage = self.storage(node, name)
         for table, what in (("definitions", "backup definitions"), ("backups", "backups")):

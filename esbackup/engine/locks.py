@@ -9,11 +9,13 @@ transaction, so two hosts never both win it.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
@@ -101,6 +103,22 @@ class Locks:
             if time.monotonic() >= deadline:
                 raise Busy(f"node {node} is busy: all {max_backups} backup slots are in use")
             time.sleep(POLL_S)
+
+    @contextlib.contextmanager
+    def briefly(self, resource: str, wait: float = 0) -> Iterator[None]:
+        """Hold `resource` for the block only (not until release); Busy if another
+        operation holds it past `wait`."""
+        deadline = time.monotonic() + wait
+        while (holder := self._try(resource)) is not None:
+            if time.monotonic() >= deadline:
+                raise Busy(f"{resource} is busy: {holder['owner']} (pid {holder['pid']})")
+            time.sleep(POLL_S)
+        self._start_heartbeat()
+        try:
+            yield
+        finally:
+            self.held.remove(resource)
+            self.catalog.release_lock(resource, os.getpid(), host_id())
 
     def _start_heartbeat(self) -> None:
         if self._thread is None:

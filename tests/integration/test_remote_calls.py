@@ -108,6 +108,12 @@ def target_before(pool: str) -> tuple:
                       list_snaps("{target}")])
 
 
+def storage_root(pool: str) -> tuple:
+    """The first backup on a storage makes its datasets alone, first (one run at a
+    time, under the storage's lock: actions/backup.py `make_storage_root`)."""
+    return ("run", ["zfs", "create", "-p", f"{pool}/backups/ds"])
+
+
 def run_and_record(site, recorded, ref: str, **names: str) -> dict[str, list]:
     """Run `ref`; its calls per node, with its names as {placeholders}."""
     recorded.clear()
@@ -124,7 +130,8 @@ def test_calls_of_dataset_and_file_runs(site, recorded):
     ref = site.define("daily", "--type", "dataset", "--retention", "5")
     assert run_and_record(site, recorded, ref, **names) == {
         "c1": [SOURCE_BEFORE, ("stream", [["zfs", "send", SNAP]])],  # nothing to trim
-        "b1": [target_before("{b1pool}"), ("stream", [["zfs", "receive", "-u", "{target}"]]),
+        "b1": [storage_root("{b1pool}"), target_before("{b1pool}"),
+               ("stream", [["zfs", "receive", "-u", "{target}"]]),
                ("batch", [contain("{target}"), ["zfs", "set", "readonly=on", "{target}"],
                           used("{target}"), write(MANIFEST)])]}
 
@@ -167,7 +174,8 @@ def test_calls_of_a_same_node_run(site, recorded):
                  c1pool=c1.pool, mnt=str(c1.mountpoint), uuid=VM_UUID)
     source_and_target = ("batch", [*SOURCE_BEFORE[1], *target_before("{c1pool}")[1]])
     assert run_and_record(site, recorded, ref, **names) == {"c1": [
-        source_and_target, ("stream", [["zfs", "send", SNAP], ["zfs", "receive", "-u",
+        storage_root("{c1pool}"), source_and_target,
+        ("stream", [["zfs", "send", SNAP], ["zfs", "receive", "-u",
                                                                "{target}"]]),
         ("batch", [contain("{target}"), ["zfs", "set", "readonly=on", "{target}"],
                    used("{target}"), write(MANIFEST)])]}

@@ -128,3 +128,29 @@ def test_a_run_failing_mid_stream_keeps_its_snapshot_while_the_target_can_resume
     assert compute_t.calls == ([zfs.destroy(plan.snapshot)] if source_snapshot_destroyed
                                else [])
     assert bool(job.reporter.lines) is not source_snapshot_destroyed  # "kept: the next run..."
+
+
+def test_the_first_backup_on_a_storage_makes_its_datasets_alone_under_its_lock(inventory):
+    """Two first backups making `<pool>/backups/ds` at once can leave `<pool>/backups`
+    unmounted on zfs-fuse ("directory is not empty"): the datasets are made in a
+    call of their own, while the storage's lock is held, then the lock goes."""
+    from esbackup.actions.backup import run_definition
+    from esbackup.catalog.core import Catalog
+
+    inventory.ok("definition", "create", "web01/daily", "--disk-id", "1", "--type", "dataset",
+                 "--node", "b1", "--storage", "tank", "--schedule", "0 1 * * *")
+    cat = Catalog.open(inventory.catalog)
+    held_then = []
+
+    class Root(ScriptedNode):
+        def run(self, argv, **options):
+            held_then.append(sorted(h["resource"] for h in cat.locks("storage:")))
+            return super().run(argv, **options)
+
+    root = ("zfs", "create", "-p", "tank/backups/ds")
+    sessions = Scripted(b1=Root({root: ok()}), c1=ScriptedNode({}))
+    with pytest.raises(AssertionError, match="unexpected command"):  # the run goes on to c1
+        run_definition(cat, cat.definition("web01", "daily"), sessions=sessions, trigger="cli")
+    assert sessions["b1"].calls[0] == list(root)
+    assert held_then[0] == ["storage:b1:tank"]
+    assert cat.locks("storage:") == []
