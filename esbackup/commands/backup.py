@@ -11,7 +11,7 @@ from esbackup.services import backup_access as backups
 COLUMNS = [
     Column("vm", "VM"), Column("name", "Name"), Column("disk_id", "Disk ID", wide=True),
     Column("type", "Type"), Column("created", "Created", "time"), Column("status", "Status"),
-    Column("duration", "Duration", "duration"), Column("size", "Size", "size"),
+    Column("duration", "Duration", "duration", wide=True), Column("size", "Size", "size"),
     Column("note", "Note"), Column("fsfreeze", "Freeze", "bool", full_only=True),
     Column("definition", "Definition", full_only=True),
     Column("node", "Backup node", full_only=True), Column("storage", "Storage", full_only=True),
