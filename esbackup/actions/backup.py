@@ -80,7 +80,22 @@ def run_definition(cat: Catalog, d: Definition, *, sessions: Sessions, trigger: 
     runlog.finish(cat, run, "ok", backup=backup)
     for old in removed:
         _say(reporter, "info", f"retention: removed backup {old.ref}")
+    copy_after(cat, d, reporter, sessions=sessions)
     return backup
+
+
+def copy_after(cat: Catalog, d: Definition, reporter: Reporter | None, *,
+               sessions: Sessions) -> None:
+    """The definition's active `--after-backup` copies, right after its backup;
+    a copy that fails only warns (the backup is whole; the copy says why)."""
+    from esbackup.actions.copy_backups import run_copy
+
+    for c in cat.copy_definitions(definition_id=d.id, active=True):
+        if c.after_backup:
+            try:
+                run_copy(cat, d, c, sessions=sessions, reporter=reporter)
+            except EsbackupError as error:
+                _say(reporter, "warn", f"copy {c.ref}: {error}")
 
 
 def now() -> datetime:
