@@ -170,6 +170,7 @@ class Seen:
     target_used: int = 0
     mount: str = ""  # where the storage is mounted on the backup node
     token: str | None = None  # the target's receive_resume_token
+    encrypted: bool = False  # the source has OpenZFS native encryption: sent raw (-w)
 
 
 class BackupJob:
@@ -252,6 +253,8 @@ class BackupJob:
     def source_steps(self) -> list[batch.Step]:
         plan = self.plan
         listing = [batch.Step("source-snapshots", zfs.list_snapshots(plan.source))]
+        if plan.compute.capabilities.get("raw"):
+            listing.append(batch.Step("encryption", zfs.get(plan.source, "encryption")))
         if plan.uses_bookmarks:
             listing.append(batch.Step("source-bookmarks", zfs.list_bookmarks(plan.source)))
         if plan.d.fsfreeze:  # the freeze step takes the snapshot, in a call of its own
@@ -316,6 +319,8 @@ class BackupJob:
         if plan.uses_bookmarks:
             self.seen.source_marks = zfs.parse_bookmarks(src.ok("source-bookmarks").stdout,
                                                          plan.source)
+        if "encryption" in src:
+            self.seen.encrypted = zfs.is_encrypted(src.ok("encryption").stdout, plan.source)
         if plan.d.fsfreeze:
             return any(s.snapname == ours for s in zfs.parse_snapshots(
                 src["source-snapshots"].stdout, plan.source))

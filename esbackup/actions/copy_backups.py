@@ -15,12 +15,13 @@ import time
 from dataclasses import replace
 from datetime import datetime, timezone
 
+from esbackup.actions import delete
 from esbackup.catalog.core import Catalog
 from esbackup.catalog.helpers import utcnow
 from esbackup.domain.models import Backup, CopyDefinition, Definition, Node, Storage
 from esbackup.drivers import batch, compress, files, zfs
 from esbackup.drivers.session import Reporter, Sessions, parse_mountpoint
-from esbackup.engine import calls, copy_plan, layout, locks, manifest, paths
+from esbackup.engine import calls, copy_plan, layout, locks, manifest, paths, retention
 from esbackup.engine.undo import Undo
 from esbackup.errors import InvalidInput, OperationFailed
 
@@ -49,11 +50,49 @@ def run_copy(cat: Catalog, d: Definition, c: CopyDefinition, *, sessions: Sessio
             job = CopyJob(cat, d, c, target, cat.storage(c.node, c.storage), reporter,
                           sessions=sessions)
             sent = [job.send(step) for step in steps]
+            removed = prune_copy(cat, d, c, reporter, sessions=sessions)
     except BaseException as error:
         cat.note_copy_run(c, last_error=str(error) or type(error).__name__)
         raise
     cat.note_copy_run(c, last_ok=utcnow(), last_error=None)
+    if reporter is not None:
+        for b in removed:
+            reporter.info(f"copy {c.ref}: retention removed {b.name} from {c.node}")
     return sent
+
+
+def prune_copy(cat: Catalog, d: Definition, c: CopyDefinition, reporter: Reporter | None = None,
+               *, sessions: Sessions) -> list[Backup]:
+    """Remove from the copy's node what its own retention does not keep
+    (engine/retention.copy_due): that node's data and manifest only. A backup
+    whose last location this was goes; one whose row held this copy keeps its
+    next copy in the row. One call on the node for the copies' data, one for
+    their manifests; the caller holds the disk lock."""
+    due = retention.copy_due(cat, d, c)
+    rows = [b for b, loc in due if loc.id is None]  # the row itself is the copy
+    removed = delete.remove_many(cat, rows, reporter, sessions=sessions)
+    copies = [(b, loc) for b, loc in due if loc.id is not None]
+    if not copies:
+        return removed
+    node = cat.node(c.node)
+    holds = node.capabilities.get("holds_list", False)
+    steps = [step for i, (b, loc) in enumerate(copies)
+             for step in delete.data_steps(i, replace(b, location=loc.location), holds)]
+    session = sessions(node)
+    results = session.batch(steps)
+    gone = []
+    for i, (b, loc) in enumerate(copies):
+        data = results.get(f"data-{i}")
+        if data is None or data.status == 0 or zfs.classify_error(data.stderr) == zfs.NOT_FOUND:
+            gone.append((b, loc))
+        elif reporter is not None:
+            reporter.warn(f"copy {c.ref}: {b.name} not removed from {c.node}: "
+                          f"{data.stderr.strip()}")
+    if manifests := [loc.manifest for _, loc in gone if loc.manifest]:
+        session.remove_files(*manifests)
+    for _, loc in gone:
+        cat.delete_location(loc)
+    return removed + [b for b, _ in gone]
 
 
 class CopyJob:
@@ -147,7 +186,10 @@ class CopyJob:
             self.set_aside(target)
         ours = f"{target}@{layout.snapshot_name(b.name)}"
         both = zfs.common_features(source.capabilities, self.target.capabilities)
-        send = zfs.send(b.stored_at, base=base, compact=True, caps=both)
+        # raw (-w) whenever both ends can: an encrypted backup can only be sent so
+        # (its key is never on a backup node), and an unencrypted one goes as stored
+        send = zfs.send(b.stored_at, base=base, raw=True, compact=not both.get("raw"),
+                        caps=both)
         receive = zfs.receive(target, force=base is not None, unmounted=True,
                               caps=self.target.capabilities)
         undo.made("target-snapshot", self.target, zfs.destroy(ours))

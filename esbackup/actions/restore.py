@@ -66,8 +66,9 @@ def restore(cat: Catalog, b: Backup, vm: VM, disk_id: int, *, sessions: Sessions
                              f"from the copy on {places[i + 1].node}")
                 continue
             if not place.primary and source is None and app is not None and i == 0:
-                app.warn(f"{b.ref}: the primary on {b.node} is {b.status}; restoring from the "
-                         f"copy on {place.node}")
+                app.warn(f"{b.ref}: only its copy on {place.node} holds it; restoring from "
+                         "there" if b.copied else f"{b.ref}: the primary on {b.node} is "
+                         f"{b.status}; restoring from the copy on {place.node}")
             break
         status = b.status
         cat.update_backup(b, status="restore")
@@ -157,7 +158,11 @@ class RestoreJob:
         receive = zfs.receive(self.temp, unmounted=True, caps=self.compute.capabilities)
         try:
             if self.b.type == "dataset":
-                source_stages, input_path = [zfs.send(self.location)], None
+                both = zfs.common_features(self.source.capabilities, self.compute.capabilities)
+                # raw where both can: an encrypted backup goes back as ciphertext, the
+                # key stays with the VM's dataset (loaded again after the swap)
+                source_stages = [zfs.send(self.location, raw=True, caps=both)]
+                input_path = None
             else:
                 compression = layout.compression_of(self.location)
                 tools = self.source.capabilities.get("tools", {})
@@ -193,6 +198,8 @@ class RestoreJob:
         received snapshot unless it is the base of this disk's next backup."""
         steps = [batch.Step(f"set-{i}", zfs.set_property(self.target, prop, value))
                  for i, (prop, value) in enumerate(self.local.items())]
+        if "keylocation" in self.local:  # an encryption root received raw: its key again
+            steps.append(batch.Step("load-key", zfs.load_key(self.target)))
         steps += [batch.Step("mount", zfs.mount(self.target)),
                   batch.Step("destroy-old", zfs.destroy(old, recursive=True, force=True))]
         if self.b.type != "dataset" or (self.b.vm_uuid, self.b.disk_id) != self.own_disk:
@@ -233,6 +240,10 @@ class RestoreJob:
             if result.status and self.reporter is not None:
                 self.reporter.warn(f"{self.target}: could not set {prop}={value} again: "
                                    f"{result.stderr.strip()}")
+        key = done.get("load-key")
+        if key is not None and key.status and self.reporter is not None:
+            self.reporter.warn(f"{self.target}: restored, but its key is not loaded: "
+                               f"{key.stderr.strip()} (zfs load-key {self.target})")
         gone = done["destroy-old"]
         if gone.status and self.reporter is not None:  # e.g. a clone depends on it
             self.reporter.warn(f"restored; the old disk is kept as {old}: "

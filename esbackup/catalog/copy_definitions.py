@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from esbackup.catalog.base import QueryBase
 from esbackup.catalog.definitions import KEEP_COLUMNS
 from esbackup.catalog.helpers import utcnow, where
-from esbackup.domain.models import CopyDefinition, Location, saved_id
+from esbackup.domain.models import Backup, CopyDefinition, Location, saved_id
 
 COPY_SELECT = (
     "SELECT c.*, f.name AS definition_name, f.timezone AS timezone, v.hostname AS vm_name, "
@@ -123,6 +123,25 @@ class CopyDefinitionQueries(QueryBase):
             "UPDATE backup_copies SET location = ? || substr(location, ?) "
             "WHERE substr(location, 1, ?) = ? AND node_id = ?",
             (new_prefix, len(old_prefix) + 1, len(old_prefix), old_prefix, self.node(node).id))
+
+    def remove_primary(self, b: Backup) -> Backup | None:
+        """The data of the backup's row (its primary, or the copy in its place) is
+        gone: its first copy takes the row's place, or the row goes with its last
+        location (None)."""
+        copies = self.copy_locations([saved_id(b.id, f"backup {b.ref}")]).get(b.id or 0, [])
+        if not copies:
+            self.conn.execute("DELETE FROM backups WHERE id = ?", (b.id,))
+            return None
+        loc = copies[0]
+        with self.transaction():
+            self.conn.execute("DELETE FROM backup_copies WHERE id = ?", (loc.id,))
+            self._update("backups", {
+                "node_id": self.node(loc.node).id,
+                "storage_id": self.storage(loc.node, loc.storage).id, "status": loc.status,
+                "size": loc.size, "location": loc.location, "manifest": loc.manifest,
+                "checksum": loc.checksum, "verified": loc.verified, "verify_result": None,
+                "verify_error": None, "copied": 1, "copy_id": loc.copy_id}, b.id or 0)
+        return self.backup(b.vm_uuid, b.name)
 
     def _location_by_id(self, location_id: int) -> Location:
         return self._location(self._one(f"{LOCATION_SELECT} WHERE l.id = ?", (location_id,),

@@ -129,7 +129,9 @@ ALTER TABLE backups ADD COLUMN protected {INT} NOT NULL DEFAULT 0;
 """),
     # Second copies (issue 20): a copy definition sends a definition's backups to
     # another backup node; each copy a backup has there is a row of backup_copies
-    # (the backups row itself stays the primary location).
+    # (the backups row itself is the primary location). When retention removes the
+    # primary of a backup that has copies, a copy takes the row's place: `copied`
+    # (and `copy_id`, the copy definition whose retention keeps it) say so.
     (10, "copy definitions, and where each backup's copies live", """
 CREATE TABLE copies (
     id {ID}, definition_id {INT} NOT NULL REFERENCES definitions(id) ON DELETE CASCADE,
@@ -149,6 +151,8 @@ CREATE TABLE backup_copies (
 CREATE INDEX backup_copies_node ON backup_copies (node_id, status);
 CREATE INDEX backup_copies_copy ON backup_copies (copy_id, status);
 CREATE INDEX copies_node ON copies (node_id);
+ALTER TABLE backups ADD COLUMN copied {INT} NOT NULL DEFAULT 0;
+ALTER TABLE backups ADD COLUMN copy_id {INT} REFERENCES copies(id) ON DELETE SET NULL;
 """),
 ]
 # Copied by `catalog copy`, parents before children; locks are not copied.

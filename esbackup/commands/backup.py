@@ -92,7 +92,10 @@ def delete(ref, yes, force) -> None:
 
     a = app()
     b = backups.deletable(a.catalog, a.identity, ref, force)
-    confirm_destructive(f"backup {b.ref} and its data on node {b.node} will be deleted", yes)
+    others = "".join(f", {loc.node}" for loc in backups.copies_of(a.catalog, [b]).get(b.id or 0,
+                                                                                    []))
+    confirm_destructive(f"backup {b.ref} and its data on node {b.node}{others} will be deleted",
+                        yes)
     delete_job.delete_backup(a.catalog, b, sessions=a.sessions)
     click.echo(f"deleted backup {b.ref}")
 

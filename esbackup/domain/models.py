@@ -284,6 +284,8 @@ class Backup(Record):
     verify_result: str | None = None  # ok | failed
     verify_error: str | None = None
     protected: bool = False  # never removed by retention; `backup delete` needs --force
+    copied: bool = False  # its primary was removed: node, storage, location are a copy's
+    copy_id: int | None = None  # that copy's definition (its retention keeps the backup)
     id: int | None = None
 
     @property
@@ -385,7 +387,8 @@ class Location(Record):
     def primary_of(cls, b: Backup) -> Location:
         return cls(node=b.node, storage=b.storage, status=b.status, created=b.created,
                    size=b.size, location=b.location, manifest=b.manifest, checksum=b.checksum,
-                   verified=b.verified, primary=True, backup_id=b.id)
+                   verified=b.verified, primary=not b.copied, backup_id=b.id,
+                   copy_id=b.copy_id)
 
 
 def parse_copy_ref(value: str) -> tuple[str, str, str]:

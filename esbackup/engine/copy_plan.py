@@ -25,14 +25,17 @@ def to_send(backups: list[Backup], copies: dict[int, list[Location]], node: str)
     """The ok `backups` (oldest first) newer than the newest one with an ok copy on
     `node`, each with its incremental base: the previous backup on `node`, when
     its primary is on the same node and dataset as this one's and ok."""
-    def held(b: Backup) -> bool:
-        return any(loc.node == node and loc.status == "ok" for loc in copies.get(b.id or 0, []))
+    def held(b: Backup) -> bool:  # a copy there, or the row itself (its primary gone)
+        return (b.copied and b.node == node) or any(
+            loc.node == node and loc.status == "ok" for loc in copies.get(b.id or 0, []))
 
-    ok = [b for b in backups if b.status == "ok" and b.node != node]
+    ok = [b for b in backups if b.status == "ok"]
     newest = max((i for i, b in enumerate(ok) if held(b)), default=-1)
     base = ok[newest] if newest >= 0 else None
     steps = []
     for b in ok[newest + 1:]:
+        if b.node == node:  # the definition's own node: nothing to copy
+            continue
         steps.append(Step(b, base if base is not None and same_chain(base, b) else None))
         base = b
     return steps

@@ -13,6 +13,7 @@ FREEZE_FLAG = "⚑"
 def record(b: Backup) -> dict:
     data = dict(vars(b))  # its fields are flat: no need for asdict's deep copy
     data.pop("id")
+    data.pop("copy_id")
     return data
 
 

@@ -142,3 +142,55 @@ def test_after_backup_copies_follow_each_backup_and_a_tick_runs_scheduled_copies
     site.esb.ok("run", "--due", "--wait", "0")  # claimed: not again in this minute
     assert site.esb.json("copy", "show", "web01/daily/b2")["last_started"] == \
         shown["last_started"]
+
+
+def test_each_node_keeps_what_its_own_retention_says_and_a_row_goes_with_its_last_copy(
+        site, new_node):
+    b2 = third_node(site, new_node)
+    copy_target = f"{b2.pool}/backups/ds/{VM_UUID}-disk1"
+    site.define("daily", "--type", "dataset", "--keep-last", "2")
+    site.esb.ok("copy", "create", "web01/daily", "--node", "b2", "--storage", "vault",
+                "--after-backup", "--keep-last", "4")
+    made, digests = [], []
+    for i in range(5):
+        site.write(f"gen{i}.bin", os.urandom(32 << 10))
+        made.append(site.esb.ok("backup", "now", "web01/daily").stdout.strip().split("/")[1])
+        digests.append(site.source_digest())
+    listed = site.backups()
+    assert [b["name"] for b in listed] == made[1:]  # made[0]: its last copy went
+    assert snapshots(site.target) == [f"{site.target}@esb-{n}" for n in made[3:]]
+    assert snapshots(copy_target) == [f"{copy_target}@esb-{n}" for n in made[1:]]
+    assert [[(loc["node"], loc["primary"]) for loc in b["locations"]] for b in listed] == [
+        [("b2", False)], [("b2", False)], [("b1", True), ("b2", False)],
+        [("b1", True), ("b2", False)]]
+    manifests = sorted(p.name for p in Path(b2.mountpoint, "backups", "manifests").rglob("*.json"))
+    assert manifests == [f"{n}.json" for n in made[1:]]
+    said = restore(site, made[1]).stderr  # held by its copy alone: read there
+    assert "only its copy on b2 holds it" in said
+    assert site.source_digest() == digests[1]
+    # deleting a backup removes it from every node
+    site.esb.ok("backup", "delete", f"web01/{made[3]}", "--yes")
+    assert snapshots(site.target) == [f"{site.target}@esb-{made[4]}"]
+    assert f"{copy_target}@esb-{made[3]}" not in snapshots(copy_target)
+    assert made[3] not in [b["name"] for b in site.backups()]
+
+
+def test_file_backups_are_copied_checked_and_restored_from_the_copy(site, new_node):
+    b2 = third_node(site, new_node)
+    digests = backups_of(site, "files", 2, "file", "--compression", "gzip")
+    site.esb.ok("copy", "create", "web01/files", "--node", "b2", "--storage", "vault",
+                "--schedule", "0 4 * * *")
+    site.esb.ok("copy", "run", "web01/files/b2")
+    listed = site.backups()
+    for b in listed:
+        copy = b["locations"][1]
+        assert copy["location"] == (f"{b2.mountpoint}/backups/file/{VM_UUID}/disk1/"
+                                    f"{b['name']}.zfs.gz")
+        assert copy["checksum"] == b["checksum"] and copy["size"] == b["size"]
+        assert Path(copy["location"]).read_bytes() == site.read(b["location"])
+    assert list(Path(b2.mountpoint, "backups", "file").rglob(".*.part")) == []
+    for b in listed:
+        Path(b["location"]).unlink()
+    site.esb.ok("backup", "sync")
+    restore(site, listed[0]["name"])
+    assert site.source_digest() == digests[0]

@@ -116,3 +116,34 @@ def test_postgresql_copy_columns_hold_64_bits(pg_catalog):
     assert columns["backup_copies", "size"] == columns["copies", "bwlimit"] == "bigint"
     assert columns["backup_copies", "location"] == "text"
     cat.close()
+
+
+def test_a_backups_row_is_taken_over_by_its_copy_when_its_primary_goes(cat):
+    c = copy_to_b2(cat, after_backup=True)
+    b = backup(cat, 1)
+    cat.update_backup(b, location="tank/backups/ds/x@esb-a", checksum="aa", size=5)
+    cat.add_location(b.id, "b2", "vault", c.id, status="ok", created=b.created, size=6,
+                     location="vault/backups/ds/x@esb-a", manifest="/vault/m.json",
+                     checksum="aa")
+    moved = cat.remove_primary(b)
+    assert (moved.node, moved.storage, moved.location, moved.size, moved.manifest,
+            moved.copied, moved.copy_id, moved.id) == (
+        "b2", "vault", "vault/backups/ds/x@esb-a", 6, "/vault/m.json", True, c.id, b.id)
+    assert cat.copy_locations() == {}
+    assert cat.remove_primary(moved) is None
+    assert cat.backups() == []
+
+
+def test_the_definitions_retention_leaves_backups_held_by_copies_to_the_copies(cat):
+    from esbackup.engine import retention
+
+    c = copy_to_b2(cat, after_backup=True, keep_last=1)
+    d = cat.definition("web01", "daily")
+    first, second, third = backup(cat, 1), backup(cat, 2), backup(cat, 3)
+    for b in (first, second):
+        cat.add_location(b.id, "b2", "vault", c.id, status="ok", created=b.created)
+    cat.remove_primary(first)  # the primary's retention took it: b2's copy holds it
+    assert [b.name for b in retention.backups_of(cat, d)] == [second.name, third.name]
+    due = retention.copy_due(cat, d, cat.copy_definition(d.id, "b2"))
+    assert [(b.name, loc.primary, loc.id is None) for b, loc in due] == [
+        (first.name, False, True)]
