@@ -83,6 +83,16 @@ class CopyDefinitionQueries(QueryBase):
             "(last_started IS NULL OR last_started < ?)", (now, copy_id, fired))
         return cur.rowcount == 1
 
+    def copy_newest(self) -> dict[int, str]:
+        """The creation time of the newest backup each copy holds, by copy id (one
+        query): its copies, and the rows a copy took over."""
+        rows = self.conn.execute(
+            "SELECT copy_id, MAX(created) FROM (SELECT l.copy_id, b.created FROM backup_copies l "
+            "JOIN backups b ON b.id = l.backup_id WHERE l.status = 'ok' UNION ALL "
+            "SELECT copy_id, created FROM backups WHERE copied = 1 AND status = 'ok') x "
+            "WHERE copy_id IS NOT NULL GROUP BY copy_id")
+        return {copy_id: newest for copy_id, newest in rows}
+
     def delete_copy(self, c: CopyDefinition) -> None:
         self.conn.execute("DELETE FROM copies WHERE id = ?", (saved_id(c.id, f"copy {c.ref}"),))
 

@@ -2,7 +2,8 @@
 
 Per definition: when its last ok run finished, how long it took and how big
 its backup was, and the outcome of its last run. Per backup node: backups by
-status, and backups whose last verify failed. node_exporter reads *.prom files
+status, and backups whose last verify failed. Per copy: its last success and
+lag. node_exporter reads *.prom files
 from its textfile directory; the file is written beside its final name and
 renamed, so a scrape never sees half of it.
 """
@@ -73,9 +74,30 @@ def collect(cat: Catalog, now: datetime) -> str:
         for status in STATUSES:
             backups.add(counts.get((node, status), 0), node=node, status=status)
         verify.add(counts.get((node, "verify_failed"), 0), node=node)
+    copies = copy_families(cat)
     generated.add(now.timestamp())
-    families = (success, duration, size, outcome, backups, verify, generated)
+    families = (success, duration, size, outcome, backups, verify, *copies, generated)
     return "\n".join(line for f in families for line in f.text()) + "\n"
+
+
+def copy_families(cat: Catalog) -> tuple[Family, Family]:
+    """Per copy (issue 20): when its last run went well, and its lag: how much older
+    the newest backup it holds is than the definition's newest ok backup."""
+    success = Family("copy_last_success_timestamp_seconds",
+                     "When the copy's last successful run finished (Unix time).")
+    lag = Family("copy_lag_seconds", "The definition's newest ok backup minus the newest the "
+                                     "copy holds (seconds; 0: up to date).")
+    newest = {d.id: last_ok for d, _, last_ok in cat.definition_states()}
+    held = cat.copy_newest()
+    for c in cat.copy_definitions():
+        labels = {"copy": c.ref, "node": c.node}
+        if c.last_ok:
+            success.add(_seconds(c.last_ok), **labels)
+        primary, copied = newest.get(c.definition_id), held.get(c.id or 0)
+        if primary:
+            since = copied or c.created or primary  # holding none: since it was made
+            lag.add(max(0.0, _seconds(primary) - _seconds(since)), **labels)
+    return success, lag
 
 
 def write_atomically(path: Path, text: str) -> None:
