@@ -194,3 +194,27 @@ def test_file_backups_are_copied_checked_and_restored_from_the_copy(site, new_no
     site.esb.ok("backup", "sync")
     restore(site, listed[0]["name"])
     assert site.source_digest() == digests[0]
+
+
+def test_a_catalog_rebuilt_from_both_nodes_knows_the_copies(site, new_node):
+    b2 = third_node(site, new_node)
+    backups_of(site, "daily", 2)
+    site.esb.ok("copy", "create", "web01/daily", "--node", "b2", "--storage", "vault",
+                "--schedule", "0 3 * * *")
+    site.esb.ok("copy", "run", "web01/daily/b2")
+    before = site.backups()
+    site.esb.catalog.unlink()
+    fresh = Esbackup(site.esb.catalog)
+    for node, extra in ((site.nodes.compute, []), (site.nodes.backup, ["--backup",
+                        "--no-compute"]), (b2, ["--backup", "--no-compute"])):
+        fresh.ok("node", "create", node.name, "--address", f"{node.address}:{node.port}",
+                 "--key", node.key_path, "--host-key", node.host_key, *extra)
+    fresh.ok("storage", "create", "b1", "tank", "--zpool", site.nodes.backup.pool)
+    fresh.ok("storage", "create", "b2", "vault", "--zpool", b2.pool)
+    assert "2 backups" in fresh.ok("catalog", "rebuild", "--node", "b1").stdout
+    assert "2 copies" in fresh.ok("catalog", "rebuild", "--node", "b2").stdout
+    assert "copies" not in fresh.ok("catalog", "rebuild", "--node", "b2").stdout
+    after = fresh.json("backup", "list")
+    assert [[(loc["node"], loc["location"], loc["status"]) for loc in b["locations"]]
+            for b in after] == [[(loc["node"], loc["location"], loc["status"])
+                                 for loc in b["locations"]] for b in before]
