@@ -111,8 +111,9 @@ def file_stages(node: Node, rate: int) -> list[list[str]]:
 
 
 def dataset_stages(node: Node, snapshot: str, rate: int) -> list[list[str]]:
-    """Send the snapshot whole (every block read and checksummed) at up to `rate`."""
-    return [zfs.send(snapshot), *throttle.limiter(rate, node)]
+    """Send the snapshot whole (every block read and checksummed) at up to `rate`;
+    raw (-w) where the node can: an encrypted backup's key is never on its node."""
+    return [zfs.send(snapshot, raw=True, caps=node.capabilities), *throttle.limiter(rate, node)]
 
 
 def _dataset(session: NodeSession, b: Backup, rate: int) -> str | None:

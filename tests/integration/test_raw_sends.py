@@ -45,6 +45,7 @@ def test_an_encrypted_zvol_is_backed_up_raw_and_restored_raw_without_its_key_lea
     site.esb.ok("run", "sealed/daily")
     changed = site.device_digest(c1, f"/dev/zvol/{dataset}")
     assert site.sh(b1, POOL_HOLDS, b1.pool, marker) == ""
+    site.esb.ok("backup", "verify", f"sealed/{backup['name']}")  # raw into nothing: no key
     site.esb.ok("backup", "restore", f"sealed/{backup['name']}", "--yes", "--force")
     assert site.device_digest(c1, f"/dev/zvol/{dataset}") == before != changed
     assert site.sh(c1, 'zfs get -H -o value keystatus "$1"', dataset).split() == ["available"]
