@@ -49,3 +49,36 @@ def test_an_encrypted_zvol_is_backed_up_raw_and_restored_raw_without_its_key_lea
     site.esb.ok("backup", "restore", f"sealed/{backup['name']}", "--yes", "--force")
     assert site.device_digest(c1, f"/dev/zvol/{dataset}") == before != changed
     assert site.sh(c1, 'zfs get -H -o value keystatus "$1"', dataset).split() == ["available"]
+
+
+@pytest.mark.parametrize("flavour", ["openzfs"], indirect=True)
+def test_an_encrypted_backup_is_copied_raw_and_restored_from_the_copy(site, lab, new_node):
+    c1 = site.nodes.compute
+    lab.boot_guests(1)
+    b2 = new_node("b2", openzfs=True)
+    site.esb.ok("node", "create", "b2", "--address", f"{b2.address}:{b2.port}", "--key",
+                b2.key_path, "--host-key", b2.host_key, "--backup", "--no-compute")
+    site.esb.ok("storage", "create", "b2", "vault", "--zpool", b2.pool)
+    marker = f"ESBACKUP-PLAINTEXT-{os.urandom(8).hex()}"
+    data = (marker.encode() + b"\n") * ((1 << 20) // (len(marker) + 1))
+    dataset = f"{c1.pool}/enc-disk1"
+    site.sh(c1, MAKE_ENCRYPTED, dataset, "made", "correct horse battery", KEY, input=data)
+    site.esb.ok("vm", "create", "sealed", "--node", "c1", "--disk", f"1={dataset}")
+    site.esb.ok("definition", "create", "sealed/daily", "--disk-id", "1", "--node", "b1",
+                "--storage", "tank", "--schedule", "0 1 * * *", "--type", "dataset")
+    site.esb.ok("copy", "create", "sealed/daily", "--node", "b2", "--storage", "vault",
+                "--after-backup")
+    before = site.device_digest(c1, f"/dev/zvol/{dataset}")
+    site.esb.ok("run", "sealed/daily")
+    backup = site.esb.json("backup", "list", "--vm", "sealed")[0]
+    copy = backup["locations"][1]
+    assert (copy["node"], copy["status"]) == ("b2", "ok")
+    target = copy["location"].split("@")[0]
+    assert site.sh(b2, 'zfs get -H -o value keystatus "$1"', target).split() == ["unavailable"]
+    assert site.sh(b2, POOL_HOLDS, b2.pool, marker) == ""
+    site.sh(c1, 'printf more | dd of="$1" bs=4k seek=1024 conv=notrunc,fsync status=none',
+            f"/dev/zvol/{dataset}")
+    site.esb.ok("backup", "restore", f"sealed/{backup['name']}", "--yes", "--force",
+                "--from", "b2")
+    assert site.device_digest(c1, f"/dev/zvol/{dataset}") == before
+    assert site.sh(c1, 'zfs get -H -o value keystatus "$1"', dataset).split() == ["available"]
