@@ -21,6 +21,7 @@ COMMANDS = {
     "storage": "Storages (ZFS pools) on backup nodes.",
     "vm": "Virtual servers and their disks.",
     "definition": "Backup definitions: what, where, when, how many.",
+    "copy": "Second copies of a definition's backups on another backup node.",
     "backup": "Backups: list, show, now, delete, restore, note, sync, verify, protect, prune.",
     "retention": "Preview retention policies on times, schedules or a definition.",
     "run": "Run a definition now (the cron entry point), or all that are due.",

@@ -84,6 +84,7 @@ def run_definition(cat: Catalog, d: Definition, *, sessions: Sessions, trigger: 
     runlog.finish(cat, run, "ok", backup=backup)
     for old in removed:
         _say(reporter, "info", f"retention: removed backup {old.ref}")
+    copy_after(cat, d, reporter, sessions=sessions)
     return backup
 
 
@@ -141,6 +142,20 @@ def _dataset_base(plan: Plan, sessions: Sessions) -> dict:
     snapname = on_target[-1].snapname
     made = snapname.removeprefix(layout.SNAP_PREFIX)
     return {"base": base, "base_backup": f"{plan.vm.hostname}/{made}", "resume": resume_}
+
+
+def copy_after(cat: Catalog, d: Definition, reporter: Reporter | None, *,
+               sessions: Sessions) -> None:
+    """The definition's active `--after-backup` copies, right after its backup;
+    a copy that fails only warns (the backup is whole; the copy says why)."""
+    from esbackup.actions.copy_backups import run_copy
+
+    for c in cat.copy_definitions(definition_id=d.id, active=True):
+        if c.after_backup:
+            try:
+                run_copy(cat, d, c, sessions=sessions, reporter=reporter)
+            except EsbackupError as error:
+                _say(reporter, "warn", f"copy {c.ref}: {error}")
 
 
 def now() -> datetime:
@@ -215,6 +230,7 @@ class Seen:
     target_used: int = 0
     mount: str = ""  # where the storage is mounted on the backup node
     token: str | None = None  # the target's receive_resume_token
+    encrypted: bool = False  # the source has OpenZFS native encryption: sent raw (-w)
 
 
 class BackupJob:
@@ -306,6 +322,8 @@ class BackupJob:
     def source_steps(self) -> list[batch.Step]:
         plan = self.plan
         listing = [batch.Step("source-snapshots", zfs.list_snapshots(plan.source))]
+        if plan.compute.capabilities.get("raw"):
+            listing.append(batch.Step("encryption", zfs.get(plan.source, "encryption")))
         if plan.uses_bookmarks:
             listing.append(batch.Step("source-bookmarks", zfs.list_bookmarks(plan.source)))
         if plan.d.fsfreeze:  # the freeze step takes the snapshot, in a call of its own
@@ -370,6 +388,8 @@ class BackupJob:
         if plan.uses_bookmarks:
             self.seen.source_marks = zfs.parse_bookmarks(src.ok("source-bookmarks").stdout,
                                                          plan.source)
+        if "encryption" in src:
+            self.seen.encrypted = zfs.is_encrypted(src.ok("encryption").stdout, plan.source)
         if plan.d.fsfreeze:
             return any(s.snapname == ours for s in zfs.parse_snapshots(
                 src["source-snapshots"].stdout, plan.source))

@@ -13,7 +13,7 @@ from esbackup.domain.models import Backup
 from esbackup.drivers import batch, compress, files, zfs
 from esbackup.drivers.session import NodeSession, parse_mountpoint
 from esbackup.engine import bookmarks, layout, manifest
-from esbackup.errors import EsbackupError
+from esbackup.errors import EsbackupError, InvalidInput
 
 if TYPE_CHECKING:
     from esbackup.actions.backup import BackupJob
@@ -50,6 +50,9 @@ class DatasetKind:
         plan, seen = job.plan, job.seen
         target = plan.target
         both = zfs.common_features(plan.compute.capabilities, plan.target_node.capabilities)
+        if seen.encrypted and not both.get("raw"):  # never send an encrypted disk in clear
+            raise InvalidInput(f"{plan.d.ref}: {plan.source} is encrypted and node "
+                               f"{plan.target_node.name} cannot receive a raw stream (-w)")
         if job.resuming:  # an incremental's base is the target's newest snapshot
             info = job.resuming.info
             base = seen.target_snaps[-1].name if info.fromguid and seen.target_snaps else None
@@ -57,7 +60,8 @@ class DatasetKind:
             job.resumed = info.bytes
         else:
             base = self.incremental_base(target)
-            send = zfs.send(plan.snapshot, base=base, compact=True, caps=both)
+            send = zfs.send(plan.snapshot, base=base, raw=seen.encrypted,
+                            compact=not seen.encrypted, caps=both)
             total = None
         existing = {s.name for s in seen.target_snaps or []}
         used_before = seen.target_used if base else 0
@@ -183,7 +187,9 @@ class FileKind:
         partial = layout.partial_path(path)
         job.undo.made_files(plan.target_node, partial)
         filters = compress.compressor(plan.d.compression, tools)
-        moved = job.move([zfs.send(plan.snapshot)], [filters or compress.STORE],
+        moved = job.move([zfs.send(plan.snapshot, raw=job.seen.encrypted,
+                                   caps=plan.compute.capabilities)],
+                         [filters or compress.STORE],
                          output=partial,
                          total=lambda: job.estimate(job.sessions(plan.compute), None),
                          checksum=filters is None)

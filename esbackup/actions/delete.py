@@ -1,4 +1,5 @@
-"""Deleting a backup: its data on the node, its manifest, its row."""
+"""Deleting a backup: its data on the node, its manifest, its row (which a copy
+on another node takes over, if the backup has one: issue 20)."""
 from __future__ import annotations
 
 from esbackup.catalog.core import Catalog
@@ -10,13 +11,13 @@ from esbackup.errors import EsbackupError, OperationFailed
 
 
 def delete_backup(cat: Catalog, b: Backup, wait: float = 0, *, sessions: Sessions) -> None:
-    """Delete a backup; Busy (exit 5) while another operation holds its disk."""
-    if b.status == "lost":
-        cat.delete_backup(b)
-        return
+    """Delete a backup: its data on every node holding it (its primary, then each
+    copy), and its row; Busy (exit 5) while another operation holds its disk."""
     with locks.Locks(cat, owner=f"delete {b.ref}") as held:
         held.disk(b.vm_uuid, b.disk_id, wait, vm=b.vm)
-        remove(cat, cat.backup(b.vm_uuid, b.name), sessions=sessions)
+        current: Backup | None = cat.backup(b.vm_uuid, b.name)
+        while current is not None:
+            current = remove(cat, current, sessions=sessions)
 
 
 def apply_retention(cat: Catalog, d: Definition, reporter: Reporter | None = None, *,
@@ -92,8 +93,8 @@ def remove_many(cat: Catalog, backups: list[Backup], reporter: Reporter | None =
     if manifests := [b.manifest for b in gone_before.values() if b.manifest]:
         session.remove_files(*manifests)
     removed = [b for i, b in owned if i in fed or i in gone_before]
-    for b in removed:
-        cat.delete_backup(b)
+    for b in removed:  # a backup with copies elsewhere stays, a copy in its row's place
+        cat.remove_primary(b)
     return removed
 
 
@@ -129,8 +130,12 @@ def _warn(reporter: Reporter | None, message: str) -> None:
         reporter.warn(message)
 
 
-def remove(cat: Catalog, b: Backup, *, sessions: Sessions) -> None:
-    """Remove data, manifest and row; the caller holds the disk lock."""
+def remove(cat: Catalog, b: Backup, *, sessions: Sessions) -> Backup | None:
+    """Remove the data and manifest of the backup's row (none for a lost one);
+    a copy then takes the row's place (returned), or the row goes. The caller
+    holds the disk lock."""
+    if b.status == "lost":
+        return cat.remove_primary(b)
     node = cat.node(b.node)
     t = sessions(node)
     if b.location:
@@ -145,7 +150,7 @@ def remove(cat: Catalog, b: Backup, *, sessions: Sessions) -> None:
             t.remove_files(b.location)
     if b.manifest:
         t.remove_files(b.manifest)
-    cat.delete_backup(b)
+    return cat.remove_primary(b)
 
 
 def check_own_snapshot(location: str) -> None:

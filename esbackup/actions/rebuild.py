@@ -186,10 +186,19 @@ def restore_rows(cat: Catalog, f: Found, node: str, present: bool, counts: dict)
         definition = ensure_definition(cat, f.data["definition"], vm, f.backup, node,
                                        f.storage.name, counts)
     try:
-        cat.backup(vm.uuid, f.backup.name)
-        return
+        existing = cat.backup(vm.uuid, f.backup.name)
     except NotFound:
-        pass
+        existing = None
+    if existing is not None:  # known from another node: this one holds a copy of it
+        if existing.node != node and present and node not in {
+                loc.node for loc in cat.copy_locations([existing.id or 0]).get(
+                    existing.id or 0, [])}:
+            cat.add_location(existing.id or 0, node, f.storage.name, None, status="ok",
+                             created=existing.created, size=f.backup.size,
+                             location=f.backup.location, manifest=f.path,
+                             checksum=f.backup.checksum)
+            counts["copies"] = counts.get("copies", 0) + 1
+        return
     status = "ok" if present else "lost"
     b = Backup(**{**f.backup.to_dict(), "vm": vm.hostname, "status": status,
                   "manifest": f.path})

@@ -15,8 +15,8 @@ from esbackup.domain.models import VM, Backup, Node
 from esbackup.drivers import batch, compress, files, hypervisor, zfs
 from esbackup.drivers.session import NodeSession, Reporter, Sessions
 from esbackup.drivers.transport import Result
-from esbackup.engine import calls, layout, locks, paths, recover
-from esbackup.errors import InvalidInput, OperationFailed
+from esbackup.engine import calls, layout, locks, paths, recover, sources
+from esbackup.errors import InvalidInput, NodeUnreachable, OperationFailed
 
 
 def state_steps(compute: Node, vm: VM, force: bool) -> list[batch.Step]:
@@ -40,9 +40,10 @@ def check_stopped(compute: Node, vm: VM, answer: Result) -> None:
 
 
 def restore(cat: Catalog, b: Backup, vm: VM, disk_id: int, *, sessions: Sessions,
-            force: bool = False, wait: float = 0, app: Reporter | None = None) -> None:
-    if b.status != "ok":
-        raise InvalidInput(f"backup {b.ref} is {b.status}: only ok backups can be restored")
+            force: bool = False, wait: float = 0, app: Reporter | None = None,
+            source: str | None = None) -> None:
+    """`source` names the backup node to read from (the primary or a copy's);
+    without it the primary, unless it is lost or unreachable: then a copy."""
     if disk_id not in vm.disks:
         raise InvalidInput(f"virtual server {vm.hostname} has no disk {disk_id}")
     with locks.Locks(cat, owner=f"restore {b.ref} to {vm.hostname} disk {disk_id}") as held:
@@ -50,17 +51,31 @@ def restore(cat: Catalog, b: Backup, vm: VM, disk_id: int, *, sessions: Sessions
         if (b.vm_uuid, b.disk_id) != (vm.uuid, disk_id):
             held.disk(b.vm_uuid, b.disk_id, wait, vm=b.vm)
         recover.after_takeover(cat, held.stale, app, sessions=sessions)
-        b = cat.backup(b.vm_uuid, b.name)
-        if b.status != "ok":  # it may have changed while we waited for the lock
-            raise InvalidInput(f"backup {b.ref} is {b.status}: only ok backups can be restored")
-        job = RestoreJob(cat, b, vm, disk_id, cat.node(vm.node), cat.node(b.node), app,
-                         sessions=sessions)
-        job.preflight(force)
+        b = cat.backup(b.vm_uuid, b.name)  # it may have changed while we waited for the lock
+        places = sources.places(cat, b, source)
+        for i, place in enumerate(places):
+            job = RestoreJob(cat, sources.read_from(b, place), vm, disk_id, cat.node(vm.node),
+                             cat.node(place.node), app, sessions=sessions)
+            try:
+                job.preflight(force)
+            except NodeUnreachable as error:
+                if i + 1 == len(places):
+                    raise
+                if app is not None:
+                    app.warn(f"{b.ref}: node {place.node} is unreachable ({error}); restoring "
+                             f"from the copy on {places[i + 1].node}")
+                continue
+            if not place.primary and source is None and app is not None and i == 0:
+                app.warn(f"{b.ref}: only its copy on {place.node} holds it; restoring from "
+                         "there" if b.copied else f"{b.ref}: the primary on {b.node} is "
+                         f"{b.status}; restoring from the copy on {place.node}")
+            break
+        status = b.status
         cat.update_backup(b, status="restore")
         try:
             job.run()
         finally:
-            cat.update_backup(b, status="ok")
+            cat.update_backup(b, status=status)
 
 
 def would_replace(cat: Catalog, b: Backup, vm: VM, disk_id: int, *,
@@ -159,7 +174,11 @@ class RestoreJob:
         receive = zfs.receive(self.temp, unmounted=True, caps=self.compute.capabilities)
         try:
             if self.b.type == "dataset":
-                source_stages, input_path = [zfs.send(self.location)], None
+                both = zfs.common_features(self.source.capabilities, self.compute.capabilities)
+                # raw where both can: an encrypted backup goes back as ciphertext, the
+                # key stays with the VM's dataset (loaded again after the swap)
+                source_stages = [zfs.send(self.location, raw=True, caps=both)]
+                input_path = None
             else:
                 compression = layout.compression_of(self.location)
                 tools = self.source.capabilities.get("tools", {})
@@ -195,6 +214,8 @@ class RestoreJob:
         received snapshot unless it is the base of this disk's next backup."""
         steps = [batch.Step(f"set-{i}", zfs.set_property(self.target, prop, value))
                  for i, (prop, value) in enumerate(self.local.items())]
+        if "keylocation" in self.local:  # an encryption root received raw: its key again
+            steps.append(batch.Step("load-key", zfs.load_key(self.target)))
         steps += [batch.Step("mount", zfs.mount(self.target)),
                   batch.Step("destroy-old", zfs.destroy(old, recursive=True, force=True))]
         if self.b.type != "dataset" or (self.b.vm_uuid, self.b.disk_id) != self.own_disk:
@@ -235,6 +256,10 @@ class RestoreJob:
             if result.status and self.reporter is not None:
                 self.reporter.warn(f"{self.target}: could not set {prop}={value} again: "
                                    f"{result.stderr.strip()}")
+        key = done.get("load-key")
+        if key is not None and key.status and self.reporter is not None:
+            self.reporter.warn(f"{self.target}: restored, but its key is not loaded: "
+                               f"{key.stderr.strip()} (zfs load-key {self.target})")
         gone = done["destroy-old"]
         if gone.status and self.reporter is not None:  # e.g. a clone depends on it
             self.reporter.warn(f"restored; the old disk is kept as {old}: "

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from esbackup.catalog.core import Catalog
 from esbackup.catalog.helpers import utcnow
 from esbackup.domain.models import Backup, Node
-from esbackup.drivers import files, throttle, zfs
+from esbackup.drivers import compress, files, throttle, zfs
 from esbackup.drivers.session import NodeSession, Reporter, Sessions
 from esbackup.engine import locks
 from esbackup.errors import Busy, NodeUnreachable, NotFound, RemoteCommandError
@@ -111,8 +111,12 @@ def file_stages(node: Node, rate: int) -> list[list[str]]:
 
 
 def dataset_stages(node: Node, snapshot: str, rate: int) -> list[list[str]]:
-    """Send the snapshot whole (every block read and checksummed) at up to `rate`."""
-    return [zfs.send(snapshot), *throttle.limiter(rate, node)]
+    """Send the snapshot whole (every block read and checksummed) at up to `rate`;
+    raw (-w) where the node can: an encrypted backup's key is never on its node.
+    OpenZFS refuses a raw send straight into /dev/null ("try zfs send [...] | cat >
+    /dev/null"): without a limiter, `cat` takes the stream."""
+    send = zfs.send(snapshot, raw=True, caps=node.capabilities)
+    return [send, *(throttle.limiter(rate, node) or ([compress.STORE] if "-w" in send else []))]
 
 
 def _dataset(session: NodeSession, b: Backup, rate: int) -> str | None:

@@ -88,7 +88,7 @@ class BackupQueries(QueryBase):
         values = itemgetter(*(names.index(column) for column in BACKUP_COLUMNS.values()))
         found = [Backup(*values(row)) for row in cursor]
         for b in found:
-            b.fsfreeze = bool(b.fsfreeze)
+            b.fsfreeze, b.copied = bool(b.fsfreeze), bool(b.copied)
         return found
 
     def backup_refs_from(self, prefix: str, limit: int, dcs: tuple[str, ...] | None = None,
@@ -114,7 +114,7 @@ class BackupQueries(QueryBase):
     @staticmethod
     def _backup(row: sqlite3.Row) -> Backup:
         b = Backup(*(row[column] for column in BACKUP_COLUMNS.values()))
-        b.fsfreeze, b.protected = bool(b.fsfreeze), bool(b.protected)
+        b.fsfreeze, b.protected, b.copied = bool(b.fsfreeze), bool(b.protected), bool(b.copied)
         return b
 
     def move_backup_locations(self, node: str, storage: str, old_prefix: str,

@@ -16,7 +16,7 @@ from esbackup.errors import InvalidInput, NotFound, OperationFailed
 
 if TYPE_CHECKING:
     from esbackup.catalog.postgresql import Connection as PostgreSQLConnection
-    from esbackup.domain.models import DC, VM, Node, Storage
+    from esbackup.domain.models import DC, VM, Backup, Node, Storage
 
 
 class CatalogCursor(Protocol):
@@ -63,6 +63,8 @@ class QueryBase:
         def node(self, name: str) -> Node: ...
         def storage(self, node: str, name: str) -> Storage: ...
         def vm(self, hostname_or_uuid: str) -> VM: ...
+        # defined by BackupQueries, used by CopyDefinitionQueries
+        def backup(self, vm: str, name: str) -> Backup: ...
         # defined by DefinitionQueries, used by InventoryQueries
         def _rename_refs(self, vm_uuid: str, hostname: str) -> None: ...
 

@@ -1,5 +1,6 @@
 """The catalog's `Catalog`: queries over one connection, composed of one
-mixin per kind of record (inventory, definitions, backups, runs, locks, copy).
+mixin per kind of record (inventory, definitions, backups, runs, locks, copy,
+copy definitions and locations).
 
 Only the catalog package has SQL. It returns `models` records and raises
 `NotFound`/`InvalidInput`; rules that span records live in the core modules.
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from esbackup.catalog.backups import BackupQueries
 from esbackup.catalog.base import CatalogConnection
+from esbackup.catalog.copy_definitions import CopyDefinitionQueries
 from esbackup.catalog.copying import CopyQueries
 from esbackup.catalog.definitions import DefinitionQueries
 from esbackup.catalog.inventory import InventoryQueries
@@ -26,7 +28,7 @@ from esbackup.errors import InvalidInput, NotSetUp, PermissionDenied
 
 
 class Catalog(InventoryQueries, DefinitionQueries, BackupQueries, RunQueries, LockQueries,
-              CopyQueries):
+              CopyQueries, CopyDefinitionQueries):
     """Queries over one catalog connection. Open with `Catalog.open(path)`."""
 
     def __init__(self, conn: CatalogConnection, path: Path | str):

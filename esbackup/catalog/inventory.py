@@ -74,7 +74,8 @@ class InventoryQueries(QueryBase):
     def delete_node(self, name: str) -> None:
         node = self.node(name)
         for table, what in (("vms", "virtual servers"), ("storages", "storages"),
-                            ("definitions", "backup definitions"), ("backups", "backups")):
+                            ("definitions", "backup definitions"), ("backups", "backups"),
+                            ("copies", "copy definitions"), ("backup_copies", "backup copies")):
             if self.conn.execute(f"SELECT 1 FROM {table} WHERE node_id = ?", (node.id,)).fetchone():
                 raise InvalidInput(f"node {name} still has {what}")
         self.conn.execute("DELETE FROM nodes WHERE id = ?", (node.id,))
@@ -113,7 +114,8 @@ class InventoryQueries(QueryBase):
 
     def delete_storage(self, node: str, name: str) -> None:
         storage = self.storage(node, name)
-        for table, what in (("definitions", "backup definitions"), ("backups", "backups")):
+        for table, what in (("definitions", "backup definitions"), ("backups", "backups"),
+                            ("copies", "copy definitions"), ("backup_copies", "backup copies")):
             if self.conn.execute(f"SELECT 1 FROM {table} WHERE storage_id = ?",
                                  (storage.id,)).fetchone():
                 raise InvalidInput(f"storage {name} on node {node} still has {what}")

@@ -131,10 +131,37 @@ ALTER TABLE backups ADD COLUMN protected {INT} NOT NULL DEFAULT 0;
 ALTER TABLE definitions ADD COLUMN scheduled_since {TEXT};
 UPDATE definitions SET scheduled_since = created;
 """),
+    # Second copies (issue 20): a copy definition sends a definition's backups to
+    # another backup node; each copy a backup has there is a row of backup_copies
+    # (the backups row itself is the primary location). When retention removes the
+    # primary of a backup that has copies, a copy takes the row's place: `copied`
+    # (and `copy_id`, the copy definition whose retention keeps it) say so.
+    (11, "copy definitions, and where each backup's copies live", """
+CREATE TABLE copies (
+    id {ID}, definition_id {INT} NOT NULL REFERENCES definitions(id) ON DELETE CASCADE,
+    node_id {INT} NOT NULL REFERENCES nodes(id), storage_id {INT} NOT NULL REFERENCES storages(id),
+    schedule {TEXT} NOT NULL DEFAULT '', after_backup {INT} NOT NULL DEFAULT 0,
+    keep_last {INT} NOT NULL DEFAULT 0, keep_hourly {INT} NOT NULL DEFAULT 0,
+    keep_daily {INT} NOT NULL DEFAULT 0, keep_weekly {INT} NOT NULL DEFAULT 0,
+    keep_monthly {INT} NOT NULL DEFAULT 0, keep_yearly {INT} NOT NULL DEFAULT 0,
+    bwlimit {INT} NOT NULL DEFAULT 0, active {INT} NOT NULL DEFAULT 1, created {TEXT} NOT NULL,
+    last_started {TEXT}, last_ok {TEXT}, last_error {TEXT}, UNIQUE (definition_id, node_id));
+CREATE TABLE backup_copies (
+    id {ID}, backup_id {INT} NOT NULL REFERENCES backups(id) ON DELETE CASCADE,
+    copy_id {INT} REFERENCES copies(id) ON DELETE SET NULL,
+    node_id {INT} NOT NULL REFERENCES nodes(id), storage_id {INT} NOT NULL REFERENCES storages(id),
+    status {TEXT} NOT NULL, created {TEXT} NOT NULL, size {INT}, location {TEXT},
+    manifest {TEXT}, checksum {TEXT}, verified {TEXT}, UNIQUE (backup_id, node_id));
+CREATE INDEX backup_copies_node ON backup_copies (node_id, status);
+CREATE INDEX backup_copies_copy ON backup_copies (copy_id, status);
+CREATE INDEX copies_node ON copies (node_id);
+ALTER TABLE backups ADD COLUMN copied {INT} NOT NULL DEFAULT 0;
+ALTER TABLE backups ADD COLUMN copy_id {INT} REFERENCES copies(id) ON DELETE SET NULL;
+"""),
 ]
 # Copied by `catalog copy`, parents before children; locks are not copied.
 TABLES = ("dcs", "nodes", "storages", "vms", "disks", "definitions", "backups", "runs",
-          "users", "user_dcs")
+          "users", "user_dcs", "copies", "backup_copies")
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 

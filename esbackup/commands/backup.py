@@ -15,6 +15,7 @@ COLUMNS = [
     Column("note", "Note"), Column("fsfreeze", "Freeze", "bool", full_only=True),
     Column("definition", "Definition", full_only=True),
     Column("node", "Backup node", full_only=True), Column("storage", "Storage", full_only=True),
+    Column("where", "Where"), Column("locations", "Locations", full_only=True),
     Column("vm_uuid", "VM UUID", full_only=True), Column("location", "Location", full_only=True),
     Column("checksum", "SHA-256", full_only=True), Column("manifest", "Manifest", full_only=True),
     Column("verified", "Verified", "time", full_only=True),
@@ -46,7 +47,9 @@ def list_(vm, definition, status, node, dc, fmt, full) -> None:
         vm, definition = parse_ref(definition, "definition")
     found = backups.visible(a.catalog, a.identity, vm=vm, definition=definition,
                             status=status, node=node, dc=dc)
-    echo_records((backups.shaped(b, fmt) for b in found), COLUMNS, fmt, full)
+    copies = backups.copies_of(a.catalog, found)
+    echo_records((backups.shaped(b, fmt, copies.get(b.id or 0, [])) for b in found), COLUMNS,
+                 fmt, full)
 
 
 @cli.command("show")
@@ -56,7 +59,8 @@ def show(ref, fmt, full) -> None:
     """Show one backup."""
     a = app()
     b = backups.lookup(a.catalog, a.identity, ref, write=False)
-    echo_record(backups.shaped(b, fmt), COLUMNS, fmt)
+    copies = backups.copies_of(a.catalog, [b])
+    echo_record(backups.shaped(b, fmt, copies.get(b.id or 0, [])), COLUMNS, fmt)
 
 
 @cli.command("note")
@@ -102,7 +106,10 @@ def delete(ref, yes, force, dry_run) -> None:
         for what in delete_job.would_remove(b):
             click.echo(f"  {what}")
         return
-    confirm_destructive(f"backup {b.ref} and its data on node {b.node} will be deleted", yes)
+    others = "".join(f", {loc.node}" for loc in backups.copies_of(a.catalog, [b]).get(b.id or 0,
+                                                                                    []))
+    confirm_destructive(f"backup {b.ref} and its data on node {b.node}{others} will be deleted",
+                        yes)
     delete_job.delete_backup(a.catalog, b, sessions=a.sessions)
     click.echo(f"deleted backup {b.ref}")
 
@@ -120,7 +127,10 @@ def delete(ref, yes, force, dry_run) -> None:
 @click.option("--dry-run", is_flag=True,
               help="Only show what would be destroyed and replaced (the disk's node is "
                    "asked to list its snapshots).")
-def restore(ref, target_vm, target_disk_id, yes, force, wait, dry_run) -> None:
+@click.option("--from", "source", metavar="NODE",
+              help="Read the backup on this node (its primary's or a copy's); default: the "
+                   "primary, unless lost or unreachable, then a copy.")
+def restore(ref, target_vm, target_disk_id, yes, force, wait, dry_run, source) -> None:
     """Restore a disk from a backup. ALL data on the target disk is lost."""
     from esbackup.actions import restore as restore_job
 
@@ -138,8 +148,10 @@ def restore(ref, target_vm, target_disk_id, yes, force, wait, dry_run) -> None:
     if yes:
         a.warn(warning)
     confirm_destructive(warning, yes)
+    if source is not None:
+        a.catalog.node(source)
     restore_job.restore(a.catalog, b, vm, disk_id, sessions=a.sessions, force=force, wait=wait,
-                        app=a)
+                        app=a, source=source)
     click.echo(f"restored {b.ref} to disk {disk_id} of {vm.hostname}")
 
 

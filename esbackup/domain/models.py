@@ -9,7 +9,7 @@ import re
 import uuid as uuidlib
 from dataclasses import asdict, dataclass, field
 
-from esbackup.domain.prune import Policy
+from esbackup.domain.prune import RULES, Policy
 from esbackup.errors import InvalidInput, NotFound, OperationFailed
 
 ROLES = ("superadmin", "dcadmin", "vmowner")
@@ -223,8 +223,22 @@ class VM(Record):
     id: int | None = None
 
 
+class KeepCounts:
+    """What has keep_last ... keep_yearly counts: a definition, a copy definition."""
+
+    @property
+    def policy(self) -> Policy:
+        """The retention policy its keep counts make (domain/prune.py)."""
+        return Policy.of(**self.keep)
+
+    @property
+    def keep(self) -> dict[str, int]:
+        """The retention counts by rule name (domain/prune.py's RULES)."""
+        return {rule: getattr(self, f"keep_{rule}") for rule in RULES}
+
+
 @dataclass
-class Definition(Record):
+class Definition(Record, KeepCounts):
     vm: str
     name: str
     disk_id: int
@@ -254,17 +268,6 @@ class Definition(Record):
     def ref(self) -> str:
         return f"{self.vm}/{self.name}"
 
-    @property
-    def policy(self) -> Policy:
-        """The retention policy its keep counts make (domain/prune.py)."""
-        return Policy.of(**self.keep)
-
-    @property
-    def keep(self) -> dict[str, int]:
-        """The retention counts by rule name (domain/prune.py's RULES)."""
-        return {"last": self.keep_last, "hourly": self.keep_hourly, "daily": self.keep_daily,
-                "weekly": self.keep_weekly, "monthly": self.keep_monthly,
-                "yearly": self.keep_yearly}
 
 
 @dataclass
@@ -290,6 +293,8 @@ class Backup(Record):
     verify_result: str | None = None  # ok | failed
     verify_error: str | None = None
     protected: bool = False  # never removed by retention; `backup delete` needs --force
+    copied: bool = False  # its primary was removed: node, storage, location are a copy's
+    copy_id: int | None = None  # that copy's definition (its retention keeps the backup)
     id: int | None = None
 
     @property
@@ -330,3 +335,74 @@ class User(Record):
     role: str
     dcs: list[str] = field(default_factory=list)
     id: int | None = None
+
+
+LOCATION_STATUSES = ("ok", "pending", "lost")
+
+
+@dataclass
+class CopyDefinition(Record, KeepCounts):
+    """A second copy of a definition's backups on another backup node (issue 20):
+    sent on its own schedule or right after each backup, kept by its own
+    retention. Named `VM/DEFINITION/NODE`: one copy per definition and node."""
+
+    vm: str
+    definition: str
+    node: str
+    storage: str
+    schedule: str = ""  # cron in the definition's time zone; "" with after_backup only
+    timezone: str = "UTC"  # the definition's
+    after_backup: bool = False
+    keep_last: int = 0  # all counts 0 keep every copy
+    keep_hourly: int = 0
+    keep_daily: int = 0
+    keep_weekly: int = 0
+    keep_monthly: int = 0
+    keep_yearly: int = 0
+    bwlimit: int = 0
+    active: bool = True
+    created: str | None = None
+    last_started: str | None = None
+    last_ok: str | None = None  # when its newest successful run ended
+    last_error: str | None = None  # its newest run's error; None when that run went well
+    definition_id: int | None = None
+    id: int | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.vm}/{self.definition}/{self.node}"
+
+
+
+@dataclass
+class Location(Record):
+    """Where one backup's data lives: its primary (the backup's own node) or a copy."""
+
+    node: str
+    storage: str
+    status: str  # ok | pending | lost
+    created: str
+    size: int | None = None
+    location: str | None = None  # the snapshot or file on that node
+    manifest: str | None = None
+    checksum: str | None = None
+    verified: str | None = None
+    primary: bool = False
+    backup_id: int | None = None
+    copy_id: int | None = None
+    id: int | None = None
+
+    @classmethod
+    def primary_of(cls, b: Backup) -> Location:
+        return cls(node=b.node, storage=b.storage, status=b.status, created=b.created,
+                   size=b.size, location=b.location, manifest=b.manifest, checksum=b.checksum,
+                   verified=b.verified, primary=not b.copied, backup_id=b.id,
+                   copy_id=b.copy_id)
+
+
+def parse_copy_ref(value: str) -> tuple[str, str, str]:
+    """'VM/DEFINITION/NODE' -> its three parts."""
+    parts = (value or "").split("/")
+    if len(parts) != 3 or not all(parts):
+        raise InvalidInput(f"invalid copy reference {value!r}: expected VM/DEFINITION/NODE")
+    return parts[0], parts[1], parts[2]

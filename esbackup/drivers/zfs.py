@@ -239,6 +239,17 @@ def send(snap: str, base: str | None = None, raw: bool = False, compact: bool = 
     return ["zfs", "send", *flags, *_incremental(snap, base)]
 
 
+def is_encrypted(output: str, dataset: str) -> bool:
+    """From `get(dataset, "encryption")` output: native encryption is on (any cipher)."""
+    value = parse_get(output).get(dataset, {}).get("encryption")
+    return value not in (None, "off")
+
+
+def load_key(dataset: str) -> list[str]:
+    """`zfs load-key DATASET`: its key from its keylocation (an encryption root)."""
+    return ["zfs", "load-key", validate_dataset_name(dataset)]
+
+
 def stream_refusal(sender: Mapping[str, Any], receiver: Mapping[str, Any]) -> str | None:
     """Why `receiver` cannot take a dataset stream that `sender` makes, else None.
 

@@ -6,13 +6,16 @@ deletes, the old one's backups (orphans, deleted by hand). Backups in any
 other state (pending, lost, being restored or copied) are neither counted nor
 removed. Protected backups are kept and count toward no rule. Whatever the
 policy, the newest ok backup, the base of the next incremental, stays.
+A backup whose primary is gone, held only by copies, is kept by its copies'
+own retention (`copy_due`), never by the definition's.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from esbackup.catalog.core import Catalog
-from esbackup.domain.models import Backup, Definition
+from esbackup.domain.models import Backup, CopyDefinition, Definition, Location
 from esbackup.domain.prune import Mark, Policy, marks
 from esbackup.errors import OperationFailed
 
@@ -33,10 +36,8 @@ def select(backups: list[Backup], rule: Policy, zone: str) -> list[Mark | None]:
 
 
 def backups_of(cat: Catalog, d: Definition) -> list[Backup]:
-    """The definition's own backups, oldest first, in one query."""
-    if d.id is None:  # no filter would then select every definition's backups of the disk
-        raise OperationFailed(f"retention of {d.ref}: the definition is not in the catalog")
-    return cat.backups(definition_id=d.id, disk_id=d.disk_id)
+    """The definition's own backups (on its primaries), oldest first, in one query."""
+    return [b for b in backups_of_any(cat, d) if not b.copied]
 
 
 def due(cat: Catalog, d: Definition, rule: Policy | None = None, *,
@@ -48,3 +49,27 @@ def due(cat: Catalog, d: Definition, rule: Policy | None = None, *,
     chosen = select([*found, *([after] if after else [])], rule or d.policy, d.timezone)
     return [b for b, mark in zip(found, chosen[:len(found)], strict=True)
             if mark is not None and not mark.keep]
+
+
+def copy_due(cat: Catalog, d: Definition, c: CopyDefinition) -> list[tuple[Backup, Location]]:
+    """What the copy's own retention removes from its node now: each backup of the
+    definition held there, with that location (a row of its copies, or the
+    backup's row itself when the copy took its place). Two queries."""
+    held = []
+    found = backups_of_any(cat, d)
+    copies = cat.copy_locations([b.id for b in found if b.id is not None], node=c.node)
+    for b in found:
+        if b.copied and b.node == c.node:
+            held.append((b, Location.primary_of(b)))
+        held += [(b, loc) for loc in copies.get(b.id or 0, []) if loc.status == "ok"]
+    as_there = [replace(b, status=loc.status) for b, loc in held]
+    chosen = select(as_there, c.policy, c.timezone)
+    return [pair for pair, mark in zip(held, chosen, strict=True)
+            if mark is not None and not mark.keep]
+
+
+def backups_of_any(cat: Catalog, d: Definition) -> list[Backup]:
+    """The definition's backups, those held only by copies too."""
+    if d.id is None:
+        raise OperationFailed(f"retention of {d.ref}: the definition is not in the catalog")
+    return cat.backups(definition_id=d.id, disk_id=d.disk_id)

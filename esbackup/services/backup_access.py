@@ -4,7 +4,7 @@ from __future__ import annotations
 from esbackup.catalog.core import Catalog
 from esbackup.domain import auth
 from esbackup.domain.auth import Identity
-from esbackup.domain.models import VM, Backup, parse_ref
+from esbackup.domain.models import VM, Backup, Location, parse_ref
 from esbackup.errors import InvalidInput, NotFound, PermissionDenied
 
 FREEZE_FLAG = "⚑"
@@ -13,6 +13,7 @@ FREEZE_FLAG = "⚑"
 def record(b: Backup) -> dict:
     data = dict(vars(b))  # its fields are flat: no need for asdict's deep copy
     data.pop("id")
+    data.pop("copy_id")
     return data
 
 
@@ -22,9 +23,30 @@ def table_record(b: Backup) -> dict:
     return data
 
 
-def shaped(b: Backup, fmt: str) -> dict:
-    """Raw for machines; for people the status carries the freeze flag."""
-    return record(b) if fmt in ("json", "csv", "tsv") else table_record(b)
+def shaped(b: Backup, fmt: str, copies: list[Location] | None = None) -> dict:
+    """Raw for machines; for people the status carries the freeze flag. With
+    `copies` (issue 20), where the backup lives: `locations`, the primary
+    first (JSON: a list of records), and `where` in one word for a table."""
+    data = record(b) if fmt in ("json", "csv", "tsv") else table_record(b)
+    if copies is not None:
+        places = [Location.primary_of(b), *copies]
+        data["where"] = b.node + (f" +{len(copies)}" if copies else "")
+        data["locations"] = ([location_record(loc) for loc in places] if fmt == "json" else
+                             ", ".join(f"{loc.node}:{loc.storage} {loc.status}"
+                                       for loc in places))
+    return data
+
+
+def location_record(loc: Location) -> dict:
+    data = dict(vars(loc))
+    for key in ("id", "backup_id", "copy_id"):
+        data.pop(key)
+    return data
+
+
+def copies_of(cat: Catalog, found: list[Backup]) -> dict[int, list[Location]]:
+    """The copies of `found` on other backup nodes, by backup id (one query)."""
+    return cat.copy_locations([b.id for b in found if b.id is not None])
 
 
 def lookup(cat: Catalog, who: Identity, ref: str, write: bool) -> Backup:
@@ -93,7 +115,8 @@ def restore_target(cat: Catalog, who: Identity, ref: str, vm: str | None,
     unless `vm` or `disk_id` say otherwise), refused before anything is asked
     or touched: a backup that is not ok, a target VM the caller may not change."""
     b = lookup(cat, who, ref, write=False)
-    if b.status != "ok":
+    copies = copies_of(cat, [b]).get(b.id or 0, [])
+    if b.status != "ok" and not any(loc.status == "ok" for loc in copies):
         raise InvalidInput(f"backup {b.ref} is {b.status}: only ok backups can be restored")
     target = cat.vm(vm or b.vm_uuid)
     auth.require_vm(who, target, write=True)

@@ -19,7 +19,7 @@ OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 LABELS = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
 # kinds of findings that perfdata counts
 LOST, FAILED, STALE, LEFTOVER, VERIFY_FAILED = "lost", "failed", "stale", "leftover", "verify"
-NEVER, EMPTY = "never", "empty"
+NEVER, EMPTY, COPY_BEHIND = "never", "empty", "copy"
 LOOKBACK = timedelta(days=8)  # a weekly schedule still shows a missed run
 GRACE = timedelta(hours=1)  # a new definition's first run may take this long past a period
 
@@ -41,8 +41,14 @@ def problems(cat: Catalog, now: datetime, allow_empty: bool = False) -> list[Fin
     found = []
     odd = cat.backups(status=("lost", "pending", "restore"))
     busy = {h["resource"] for h in cat.locks("disk:") if not locks.is_stale(h)}
-    for b in odd:
-        if b.status == "lost":
+    lost = [b for b in odd if b.status == "lost"]
+    copies = cat.copy_locations([b.id for b in lost if b.id is not None]) if lost else {}
+    for b in lost:
+        good = [loc.node for loc in copies.get(b.id or 0, []) if loc.status == "ok"]
+        if good:  # issue 20: restorable from a copy
+            found.append(Finding(WARNING, LOST, f"backup {b.ref} is lost on {b.node}; its copy "
+                                                f"on {good[0]} is ok"))
+        else:
             found.append(Finding(CRITICAL, LOST, f"backup {b.ref} is lost"))
     for status in ("pending", "restore"):
         for b in odd:
@@ -91,7 +97,7 @@ def judge(cat: Catalog, now: datetime, allow_empty: bool = False) -> tuple[int, 
 def assess(cat: Catalog, now: datetime,
            allow_empty: bool = False) -> tuple[int, int, list[Finding]]:
     """(definitions, ok backups, findings): what `check` judges, in either format."""
-    found = problems(cat, now, allow_empty) + verify_findings(cat)
+    found = problems(cat, now, allow_empty) + verify_findings(cat) + copy_findings(cat, now)
     counts = cat.summary_counts()
     return counts["definitions"], counts["ok_backups"], found
 
@@ -110,6 +116,26 @@ def verify_findings(cat: Catalog) -> list[Finding]:
     return [Finding(CRITICAL, VERIFY_FAILED, f"backup {b.ref} failed verify at {b.verified}: "
                                              f"{b.verify_error}")
             for b in cat.verify_failures()]
+
+
+def copy_findings(cat: Catalog, now: datetime) -> list[Finding]:
+    """A scheduled copy more than two periods behind (no successful run since
+    the third-last firing of its schedule) is a WARNING; one whose last run
+    failed too. One query."""
+    found = []
+    for c in cat.copy_definitions(active=True):
+        if c.last_error:
+            found.append(Finding(WARNING, COPY_BEHIND, f"copy {c.ref}: last run failed: "
+                                                       f"{c.last_error}"))
+            continue
+        if not c.schedule or c.created is None:
+            continue
+        since = max(datetime.fromisoformat(c.created), now - LOOKBACK)
+        fired = schedule.runs_between(c.schedule, c.timezone, since, now)
+        if len(fired) >= 3 and (not c.last_ok or datetime.fromisoformat(c.last_ok) < fired[-3]):
+            found.append(Finding(WARNING, COPY_BEHIND, f"copy {c.ref}: more than two periods "
+                                 f"behind (no copy since {fired[-3]:%Y-%m-%d %H:%M} UTC)"))
+    return found
 
 
 def status(findings: list[Finding]) -> int:

@@ -2,7 +2,8 @@
 
 Per definition: when its last ok run finished, how long it took and how big
 its backup was, and the outcome of its last run. Per backup node: backups by
-status, and backups whose last verify failed. Overall: how many definitions
+status, and backups whose last verify failed. Per copy: its last success and
+lag. Overall: how many definitions
 there are (all, and active), and when the metrics were written.
 
 Every series is there for every definition and backup node, NaN or 0 where
@@ -96,10 +97,30 @@ def collect(cat: Catalog, now: datetime) -> str:
         verify.add(counts.get((node, "verify_failed"), 0), node=node)
     definitions.add(len(found))
     active.add(sum(d.active for d in found))
+    copies = copy_families(cat)
     generated.add(now.timestamp())
     families = (success, duration, size, outcome, backups, verify, definitions, active,
-                generated)
+                *copies, generated)
     return "\n".join(line for f in families for line in f.text()) + "\n"
+
+
+def copy_families(cat: Catalog) -> tuple[Family, Family]:
+    """Per copy (issue 20): when its last run went well, and its lag: how much older
+    the newest backup it holds is than the definition's newest ok backup."""
+    success = Family("copy_last_success_timestamp_seconds",
+                     "When the copy's last successful run finished (Unix time).")
+    lag = Family("copy_lag_seconds", "The definition's newest ok backup minus the newest the "
+                                     "copy holds (seconds; 0: up to date).")
+    newest = {d.id: last_ok for d, _, last_ok in cat.definition_states()}
+    held = cat.copy_newest()
+    for c in cat.copy_definitions():
+        labels = {"copy": c.ref, "node": c.node}
+        success.add(_seconds(c.last_ok) if c.last_ok else math.nan, **labels)  # never: NaN
+        primary, copied = newest.get(c.definition_id), held.get(c.id or 0)
+        since = copied or c.created or primary  # holding none: since it was made
+        lag.add(max(0.0, _seconds(primary) - _seconds(since)) if primary and since else 0.0,
+                **labels)  # no ok backup to copy: nothing behind
+    return success, lag
 
 
 def write_atomically(path: Path, text: str) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from statistics import median
 
@@ -38,15 +38,24 @@ class Load:
     nodes: frozenset[str]
     minutes: int
     disk: tuple[str, int]  # (VM uuid, disk id): what the disk lock locks
+    copy: bool = False  # a copy's job (as its definition, named VM/DEF/NODE): never moved
 
 
 def active(cat: Catalog, reporter: Reporter | None = None, *, sessions: Sessions) -> list[Load]:
-    """Every active definition with the nodes it occupies and its expected minutes."""
+    """Every active definition with the nodes it occupies and its expected minutes;
+    and every active scheduled copy (issue 20), on both backup nodes, for as long
+    as its definition's backup takes."""
     vms = {vm.hostname: vm for vm in cat.vms()}
     defs = [d for d in cat.definitions() if d.active]
     durations = expected(cat, defs, vms, reporter, sessions=sessions)
-    return [Load(d, frozenset({d.node, vms[d.vm].node}), durations[d.ref],
-                 (vms[d.vm].uuid, d.disk_id)) for d in defs]
+    by_id = {d.id: d for d in defs}
+    copies = [Load(replace(d, name=f"{d.name}/{c.node}", schedule=c.schedule),
+                   frozenset({d.node, c.node}), durations[d.ref], (vms[d.vm].uuid, d.disk_id),
+                   copy=True)
+              for c in cat.copy_definitions(active=True)
+              if c.schedule and (d := by_id.get(c.definition_id)) is not None]
+    return [*(Load(d, frozenset({d.node, vms[d.vm].node}), durations[d.ref],
+                   (vms[d.vm].uuid, d.disk_id)) for d in defs), *copies]
 
 
 def minutes(seconds: float) -> int:
@@ -102,7 +111,7 @@ def rebalance(cat: Catalog, now: datetime, *, node: str | None, window: str | No
     loads: dict[Hashable, Load] = {  # keyed as balance's Plan.moves are
         w.definition.ref: w for w in active(cat, reporter, sessions=sessions)}
     items = [balancer.Item(ref, w.definition.schedule, w.definition.timezone, w.nodes,
-                           w.minutes, fixed=node is not None and node not in w.nodes,
+                           w.minutes, fixed=w.copy or (node is not None and node not in w.nodes),
                            disk=w.disk)
              for ref, w in loads.items()]
     slots = {n.name: n.max_backups for n in cat.nodes()}

@@ -154,3 +154,30 @@ def test_the_first_backup_on_a_storage_makes_its_datasets_alone_under_its_lock(i
     assert sessions["b1"].calls[0] == list(root)
     assert held_then[0] == ["storage:b1:tank"]
     assert cat.locks("storage:") == []
+
+
+def test_an_encrypted_disk_is_never_sent_in_clear_to_a_node_without_raw_receive():
+    from esbackup.errors import InvalidInput
+
+    compute = Node("c1", "127.0.0.2", capabilities={"raw": True})
+    backup = Node("b1", "127.0.0.3", backup=True, capabilities={"raw": False})
+    vm = VM("web01", "3f2a5a4e-0000-4000-8000-0000000000a1", "admin", "c1", disks={1: SOURCE})
+    sessions = Scripted()
+    sessions.update(c1=ScriptedNode({}), b1=ScriptedNode({}))
+    plan = Plan.now(DAILY, vm, compute, backup, Storage(node="b1", name="tank", zpool="tank"))
+    job = BackupJob(None, plan, Warnings(), sessions=sessions)
+    job.seen.encrypted = True
+    with pytest.raises(InvalidInput, match="encrypted and node b1 cannot receive a raw stream"):
+        job.kind.transfer(0.0, False, "")
+    assert sessions["c1"].calls == [] and sessions["b1"].calls == []
+    assert zfs.is_encrypted(f"{SOURCE}\tencryption\taes-256-gcm\n", SOURCE)
+
+
+def test_the_source_is_asked_for_its_encryption_only_where_raw_sends_exist():
+    vm = VM("web01", "3f2a5a4e-0000-4000-8000-0000000000a1", "admin", "c1", disks={1: SOURCE})
+    storage = Storage(node="b1", name="tank", zpool="tank")
+    backup = Node("b1", "127.0.0.3", backup=True)
+    for caps, asked in (({"raw": True}, True), ({"raw": False}, False), ({}, False)):
+        plan = Plan.now(DAILY, vm, Node("c1", "x", capabilities=caps), backup, storage)
+        steps = BackupJob(None, plan, sessions=Scripted()).source_steps()
+        assert (tuple(zfs.get(SOURCE, "encryption")) in [s.argv for s in steps]) is asked

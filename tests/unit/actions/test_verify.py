@@ -20,6 +20,12 @@ def test_verify_pipelines_respect_the_bandwidth_limit():
     assert verify.file_stages(illumos, 0) == [["digest", "-a", "sha256"]]
 
 
+def test_verify_sends_raw_where_the_node_can_so_an_encrypted_backup_needs_no_key():
+    snap = f"tank/backups/ds/{UUID}-disk1@esb-daily-20261126_010000"
+    openzfs = Node("b1", "x", capabilities={"raw": True, "tools": {}})
+    assert verify.dataset_stages(openzfs, snap, 0) == [["zfs", "send", "-w", snap], ["cat"]]
+
+
 def test_verify_due_only_ok_backups_not_verified_lately():
     now = datetime(2026, 11, 30, tzinfo=timezone.utc)
     fresh = (now - timedelta(days=1)).isoformat()

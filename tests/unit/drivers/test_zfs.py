@@ -622,3 +622,13 @@ def test_parse_bookmarks_recorded_and_strict():
 
 def test_send_estimate_from_a_bookmark_recorded():
     assert zfs.parse_send_estimate(fixture("openzfs", "send-estimate-bookmark.txt")) == 8626184
+
+
+def test_encryption_is_read_from_zfs_get_and_a_key_loaded_by_name():
+    get = "tank/vm1\tencryption\taes-256-gcm\n"
+    assert zfs.is_encrypted(get, "tank/vm1") is True
+    assert zfs.is_encrypted("tank/vm1\tencryption\toff\n", "tank/vm1") is False
+    assert zfs.is_encrypted("", "tank/vm1") is False  # no such property (zfs-fuse)
+    assert zfs.load_key("tank/vm1") == ["zfs", "load-key", "tank/vm1"]
+    with pytest.raises(InvalidInput):
+        zfs.load_key("tank/vm1; rm -rf /")

@@ -92,6 +92,9 @@ def test_metrics_on_stdout_carry_every_documented_series_for_every_definition(in
                         size=4096, duration=12.5, started="2026-11-26T01:00:00+00:00",
                         finished="2026-11-26T01:00:13+00:00"))
     cat.close()
+    inventory.ok("storage", "create", "b2", "vault", "--zpool", "vault")
+    inventory.ok("copy", "create", "web01/monthly", "--node", "b2", "--storage", "vault",
+                 "--schedule", "0 3 * * *")  # never ran
     text = inventory.ok("metrics", "--textfile", "-").stdout
     found = samples(text)
     readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
@@ -123,6 +126,9 @@ def test_metrics_on_stdout_carry_every_documented_series_for_every_definition(in
         assert [value("backups", node=node, status=s) for s in STATUSES] == ["0"] * 4
         assert value("verify_failed_backups", node=node) == "0"
     assert (value("definitions"), value("active_definitions")) == ("3", "3")
+    copy = {"copy": "web01/monthly/b2", "node": "b2"}
+    assert (value("copy_last_success_timestamp_seconds", **copy),
+            value("copy_lag_seconds", **copy)) == ("NaN", "0")
     assert not (Path.cwd() / "-").exists()
     checked = subprocess.run([shutil.which("promtool") or "promtool", "check", "metrics"],
                              input=text, capture_output=True, text=True)
