@@ -21,7 +21,8 @@ COMMANDS = {
     "storage": "Storages (ZFS pools) on backup nodes.",
     "vm": "Virtual servers and their disks.",
     "definition": "Backup definitions: what, where, when, how many.",
-    "backup": "Backups: list, show, now, delete, restore, note, sync, verify, protect, prune.",
+    "backup": ("Backups: list, show, now, delete, restore, note, sync, verify, protect, "
+               "prune, ls, get."),
     "retention": "Preview retention policies on times, schedules or a definition.",
     "run": "Run a definition now (the cron entry point), or all that are due.",
     "history": "Every run: ok, failed, skipped, and why.",

@@ -238,3 +238,13 @@ def prune(ref, dry_run, yes, wait, fmt, full) -> None:
     removed = delete_job.prune(a.catalog, d, a, wait, sessions=a.sessions)
     for b in removed:
         click.echo(f"removed backup {b.ref}")
+
+
+def _register_file_commands() -> None:
+    from esbackup.commands import backup_files
+
+    cli.add_command(backup_files.ls)
+    cli.add_command(backup_files.get)
+
+
+_register_file_commands()

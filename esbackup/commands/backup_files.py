@@ -1,0 +1,64 @@
+"""`backup ls` and `backup get`: files back from a backup, without restoring the disk."""
+import click
+
+from esbackup.commands.common import app
+from esbackup.commands.output import Column, echo_records, output_options
+from esbackup.domain.models import escape_controls
+from esbackup.services import backup_access as backups
+
+TYPES = {"f": "file", "d": "dir", "l": "link", "b": "block", "c": "char", "p": "fifo",
+         "s": "socket", "D": "door"}
+LS_COLUMNS = [Column("name", "Name"), Column("type", "Type"),
+              Column("size", "Size", "size", full_only=True),
+              Column("mode", "Mode", full_only=True),
+              Column("mtime", "Modified", "time", full_only=True),
+              Column("link", "Link target", full_only=True)]
+PLAN_COLUMNS = [Column("path", "Path"), Column("type", "Type"), Column("size", "Size", "size"),
+                Column("skipped", "Skipped")]
+
+
+def _typed(entry: dict) -> dict:
+    return {**entry, "type": TYPES.get(entry["type"], entry["type"])}
+
+
+@click.command("ls")
+@click.argument("ref", metavar="VM/BACKUP")
+@click.argument("path", default="/")
+@click.option("-l", "long", is_flag=True, help="Size, mode, time and link target too.")
+@output_options
+def ls(ref, path, long, fmt, full) -> None:
+    """List a folder inside a dataset backup (PATH: from the disk's root)."""
+    from esbackup.actions import get_files
+
+    a = app()
+    b = backups.lookup(a.catalog, a.identity, ref, write=False)
+    found = get_files.entries(a.catalog, b, path, sessions=a.sessions)
+    echo_records([_typed(e) for e in found], LS_COLUMNS, fmt, full or long)
+
+
+@click.command("get")
+@click.argument("ref", metavar="VM/BACKUP")
+@click.argument("paths", metavar="PATH...", nargs=-1, required=True)
+@click.option("--to", "to", required=True, type=click.Path(file_okay=False),
+              help="Folder of this host to copy into (each PATH lands under its last name).")
+@click.option("--dry-run", is_flag=True, help="Only list what would be copied.")
+@output_options
+def get(ref, paths, to, dry_run, fmt, full) -> None:
+    """Copy files or folders out of a dataset backup. The content is the VM's:
+    device nodes, links out of the target and absolute links are skipped (and
+    listed), setuid/setgid bits dropped; nothing already in --to is replaced."""
+    from esbackup.actions import get_files
+    from esbackup.domain import auth
+
+    a = app()
+    b = backups.lookup(a.catalog, a.identity, ref, write=False)
+    if dry_run:
+        found = get_files.planned(a.catalog, b, list(paths), sessions=a.sessions)
+        echo_records([_typed(e) for e in found], PLAN_COLUMNS, fmt, full)
+        return
+    skipped = get_files.get(a.catalog, b, list(paths), to, sessions=a.sessions,
+                            as_user=auth.sudo_caller())
+    for line in skipped:
+        a.warn(f"skipped {escape_controls(line)}")
+    click.echo(f"copied {len(paths)} path(s) of {b.ref} into {escape_controls(to)}"
+               + (f", {len(skipped)} skipped" if skipped else ""))

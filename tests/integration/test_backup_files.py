@@ -1,0 +1,126 @@
+"""Files back from dataset backups (zfs-fuse nodes): ls, get, hostile content, kills."""
+import glob
+import hashlib
+import os
+import signal
+import stat
+import subprocess
+
+from tests.integration.site import wait_for
+
+
+def sha(path) -> str:
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def backup(site) -> str:
+    ref = site.define("daily", "--type", "dataset", "--retention", "0")
+    site.esb.ok("run", ref)
+    return f"web01/{site.backups()[-1]['name']}"
+
+
+def leftovers(site) -> list[str]:
+    """Clones and mount folders of ls/get calls on the backup node."""
+    names = site.zfs("list", "-H", "-o", "name", "-r", f"{site.nodes.backup.pool}/backups")
+    return [n for n in names.split() if "esbfiles" in n] + glob.glob("/tmp/esbfiles.*")
+
+
+def test_ls_and_get_bring_back_a_file_a_folder_and_a_file_deleted_since(site, tmp_path):
+    tmp_path = tmp_path / "out"  # beside the catalog
+    tmp_path.mkdir()
+    site.write("etc/ssh/sshd_config", b"PermitRootLogin no\n")
+    expected = {p: sha(site.source_dir / p)
+                for p in ("disk.img", "etc/hostname", "etc/ssh/sshd_config")}
+    ref = backup(site)
+    snapshots = site.snapshots(site.target)
+    (site.source_dir / "etc/hostname").unlink()
+    (site.source_dir / "disk.img").write_bytes(b"changed since")
+
+    rows = [line.split() for line in site.esb.ok("backup", "ls", ref).stdout.splitlines()]
+    assert ["disk.img", "file"] in rows and ["etc", "dir"] in rows
+    listed = {e["name"]: e for e in site.esb.json("backup", "ls", ref, "/etc")}
+    assert set(listed) == {"hostname", "ssh"}
+    assert listed["hostname"]["type"] == "file" and listed["hostname"]["size"] == 4
+    assert listed["ssh"]["type"] == "dir" and listed["hostname"]["mode"] == "0644"
+    long = site.esb.ok("backup", "ls", ref, "etc/hostname", "-l").stdout
+    assert "hostname" in long and "Modified" in long
+
+    site.esb.ok("backup", "get", ref, "/etc/hostname", "/disk.img", "--to", str(tmp_path))
+    site.esb.ok("backup", "get", ref, "/etc", "--to", str(tmp_path / "again"),
+                "--dry-run")
+    (tmp_path / "tree").mkdir()
+    site.esb.ok("backup", "get", ref, "/etc", "--to", str(tmp_path / "tree"))
+    assert sha(tmp_path / "hostname") == expected["etc/hostname"]
+    assert sha(tmp_path / "disk.img") == expected["disk.img"]
+    assert sha(tmp_path / "tree/etc/hostname") == expected["etc/hostname"]
+    assert sha(tmp_path / "tree/etc/ssh/sshd_config") == expected["etc/ssh/sshd_config"]
+    assert sorted(os.listdir(tmp_path)) == ["disk.img", "hostname", "tree"]
+    assert site.snapshots(site.target) == snapshots and leftovers(site) == []
+
+    err = site.esb.fails(2, "backup", "get", ref, "/etc/hostname", "--to", str(tmp_path))
+    assert "already exists" in err
+    assert "no such path" in site.esb.fails(4, "backup", "get", ref, "/nope", "--to",
+                                            str(tmp_path / "tree"))
+    assert "'..'" in site.esb.fails(2, "backup", "ls", ref, "/etc/../..")
+    assert leftovers(site) == []
+
+
+def test_hostile_content_is_skipped_and_nothing_leaves_the_target(site, tmp_path):
+    root = site.source_dir
+    (root / "bin").mkdir()
+    (root / "bin/suid").write_bytes(b"#!/bin/sh\nid\n")
+    os.chmod(root / "bin/suid", 0o6755)
+    os.symlink("/etc", root / "etc-abs")
+    os.symlink("/etc/shadow", root / "etc/shadow")
+    os.symlink("../../../../..", root / "etc/up")
+    os.symlink("hostname", root / "etc/name")
+    os.mknod(root / "null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    (root / "evil\x1b[2Jname").write_bytes(b"x")
+    ref = backup(site)
+    target = tmp_path / "to"
+    target.mkdir()
+
+    shown = site.esb.ok("backup", "ls", ref).stdout
+    assert "evil\\x1b[2Jname" in shown and "\x1b" not in shown
+    assert "not a folder" in site.esb.fails(2, "backup", "ls", ref, "/etc-abs/passwd")
+    assert "not a folder" in site.esb.fails(2, "backup", "get", ref, "/etc-abs/shadow",
+                                            "--to", str(target))
+    plan = {e["path"]: e["skipped"] for e in site.esb.json(
+        "backup", "get", ref, "/", "--to", str(target), "--dry-run")}
+    assert plan["etc/shadow"] == "absolute link: not created"
+    assert plan["null"] == "char device: not created" and plan["bin/suid"] is None
+
+    result = site.esb.ok("backup", "get", ref, "/", "--to", str(target))
+    for name in ("etc-abs", "etc/shadow", "etc/up", "null"):
+        assert f"skipped {name}: " in result.stderr
+    assert sorted(os.listdir(target)) == ["bin", "disk.img", "etc", "evil\x1b[2Jname"]
+    assert sorted(os.listdir(target / "etc")) == ["hostname", "name"]
+    assert os.readlink(target / "etc/name") == "hostname"
+    mode = os.stat(target / "bin/suid").st_mode
+    assert not mode & (stat.S_ISUID | stat.S_ISGID) and mode & 0o700 == 0o700
+    assert leftovers(site) == []
+
+
+def test_a_killed_get_leaves_no_clone_and_the_next_call_removes_leftovers(site, tmp_path):
+    tmp_path = tmp_path / "out"  # beside the catalog
+    tmp_path.mkdir()
+    site.write("big.bin", os.urandom(96 << 20))
+    ref = backup(site)
+    proc = site.spawn("backup", "get", ref, "/big.bin", "--to", str(tmp_path))
+    wait_for(lambda: glob.glob(f"{tmp_path}/.esbackup-get-*/big.bin"), what="a get under way")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    # a clone that a call killed with its shell left (its PID no longer runs)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    clone = f"{site.nodes.backup.pool}/backups/esbfiles-{dead.pid}"
+    site.zfs("clone", site.backups()[-1]["location"], clone)
+    site.esb.ok("backup", "ls", ref)  # the next call on that storage removes both
+    wait_for(lambda: leftovers(site) == [], what="no clone left")
+    site.esb.ok("backup", "get", ref, "/big.bin", "--to", str(tmp_path))
+    assert os.listdir(tmp_path) == ["big.bin"]  # the killed call's staging folder is gone
+    assert sha(tmp_path / "big.bin") == sha(site.source_dir / "big.bin")
+
+    site.zfs("clone", site.backups()[-1]["location"], clone)
+    site.esb.ok("backup", "sync")
+    assert leftovers(site) == []
