@@ -19,29 +19,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.fixed_cost import ENV, ROOT, esb, timed  # noqa: E402
 from lab.nodes import Lab  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 SIZES = {"4 KiB": 4096, "64 MiB": 64 << 20}
-
-
-def esb(catalog: Path, *args: str) -> None:
-    proc = subprocess.run([sys.executable, "-m", "esbackup", "--catalog", str(catalog), *args],
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL, env=ENV)
-    if proc.returncode:
-        raise SystemExit(f"esbackup {' '.join(args)}: {proc.stderr.strip()}")
-
-
-def timed(action) -> float:
-    start = time.perf_counter()
-    action()
-    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -72,7 +57,8 @@ def run(work: Path, rounds: int) -> None:
         esb(catalog, "backup", "now", "vm/d")
         listing = subprocess.run([sys.executable, "-m", "esbackup", "--catalog", str(catalog),
                                   "backup", "list", "-f", "plain"], capture_output=True,
-                                 text=True, env=ENV, check=True).stdout.split()
+                                 text=True, env={**ENV, "PYTHONPATH": str(ROOT)},
+                                 check=True).stdout.split()
         ref = f"vm/{next(w for w in listing if w.startswith('d-'))}"
         ssh = lab.ssh_argv(b1)
         best: dict[str, float] = {}
