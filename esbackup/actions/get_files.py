@@ -1,7 +1,8 @@
 """Files back from a dataset backup without restoring the disk: list and get.
 
 The backup node reads its snapshot through a temporary read-only clone made
-and destroyed within the one call (drivers/backup_files.py), so the backup is
+and destroyed within the one call (drivers/backup_files.py; a volume's
+partition mounted read-only, without journal replay), so the backup is
 never changed; the files come as a tar stream and are written on the admin
 host by engine/extract.py, which treats them as the hostile data they are.
 """
@@ -29,39 +30,48 @@ def _source(cat: Catalog, b: Backup, sessions: Sessions) -> tuple[NodeSession, s
     return sessions(cat.node(b.node)), storage.zpool, b.stored_at
 
 
-def _listing(session: NodeSession, argv: list[str]) -> list[dict]:
+def _answer(session: NodeSession, argv: list[str]) -> bytes:
     with session.open_stream(argv) as stream:
         output = b"".join(iter(stream.read, b""))
         status = stream.wait()
         if status != 0:
             raise backup_files.failure(session.node.name, argv, status, stream.stderr)
-    return backup_files.parse_listing(output)
+    return output
 
 
-def entries(cat: Catalog, b: Backup, path: str, *, sessions: Sessions) -> list[dict]:
+def entries(cat: Catalog, b: Backup, path: str | None, *, sessions: Sessions,
+            partition: int | None = None) -> tuple[list[dict], list[dict] | None]:
     """The entries of the folder `path` of the backup (or the one entry named),
-    sorted by name."""
-    path = inner_path(path)
+    sorted by name; or, for a volume when neither a path nor a partition is
+    named, its partitions (second in the pair, the first then empty)."""
+    path = None if path is None else inner_path(path)
     session, zpool, snapshot = _source(cat, b, sessions)
-    found = _listing(session, backup_files.listing(zpool, snapshot, path))
+    output = _answer(session, backup_files.listing(zpool, snapshot, path, partition))
+    partitions = backup_files.parse_partitions(output)
+    if partitions is not None:
+        return [], partitions
+    found = backup_files.parse_listing(output)
     for entry in found:
         entry["name"] = posixpath.basename(entry.pop("path"))
-    return sorted(found, key=lambda e: e["name"])
+    return sorted(found, key=lambda e: e["name"]), None
 
 
-def planned(cat: Catalog, b: Backup, paths: list[str], *, sessions: Sessions) -> list[dict]:
+def planned(cat: Catalog, b: Backup, paths: list[str], *, sessions: Sessions,
+            partition: int | None = None) -> list[dict]:
     """What `get` of `paths` would write, each entry with the path it lands at
     (relative to the target folder) and `skipped`: why it would not be, or None."""
     checked = get_paths(paths)
     session, zpool, snapshot = _source(cat, b, sessions)
-    found = _listing(session, backup_files.tree(zpool, snapshot, checked))
+    found = backup_files.parse_listing(
+        _answer(session, backup_files.tree(zpool, snapshot, checked, partition)))
     for entry in found:
         entry["skipped"] = refusal(entry["path"], entry["type"], entry["link"] or "")
     return found
 
 
 def get(cat: Catalog, b: Backup, paths: list[str], to: str, *, sessions: Sessions,
-        as_user: tuple[int, int, list[int]] | None = None) -> list[str]:
+        as_user: tuple[int, int, list[int]] | None = None,
+        partition: int | None = None) -> list[str]:
     """Copy `paths` of the backup into the folder `to`, each under its last
     component; returns what was skipped, and why. `as_user` (uid, gid, groups):
     the files are written by a process running as that user (sudo's caller)."""
@@ -69,7 +79,7 @@ def get(cat: Catalog, b: Backup, paths: list[str], to: str, *, sessions: Session
     names = [posixpath.basename(p) for p in checked if p]
     extract.check_target(to, names)  # before any byte moves (the writer checks again)
     session, zpool, snapshot = _source(cat, b, sessions)
-    argv = backup_files.archive(zpool, snapshot, checked)
+    argv = backup_files.archive(zpool, snapshot, checked, partition)
     # a channel of the node's connection, not OpenSSH's bulk path: its second login
     # tripled the time of a small get (bench/file_get.py)
     with session.open_stream(argv) as stream:

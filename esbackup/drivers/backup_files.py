@@ -3,7 +3,9 @@
 One constant script does it all in one call: it removes the clones that calls
 killed before their end left (each is named after its shell's PID; a PID no
 longer running marks a leftover), clones the snapshot read-only (no devices,
-no setuid, no exec) onto a private folder under /tmp, walks to the asked
+no setuid, no exec) onto a private folder under /tmp (a volume: clones it,
+reads its partition table, and mounts the chosen partition read-only without
+journal replay: ext2/3/4 `ro,noload`, XFS `ro,norecovery`), walks to the asked
 paths without following any symlink, then lists them (GNU find) or sends them
 as a tar stream (GNU tar), and destroys the clone on its way out, also when the
 reader went away (a broken pipe ends tar, then the shell's EXIT trap runs).
@@ -19,31 +21,65 @@ from esbackup.errors import EsbackupError, InvalidInput, NotFound, RemoteCommand
 
 CLONE_PREFIX = "esbfiles-"
 NOT_FOUND, NOT_A_FOLDER, UNSUPPORTED = 64, 65, 66
+MAX_PARTITION = 128
+DISK_ROOT = ""  # the root folder of the disk, as an inner path
+PARTITIONS = b"partitions\n"  # the first line of a volume's partition list
 FIELDS = 6  # type, size, mode, mtime, path, link target
 
-SCRIPT = r"""root=$1 snap=$2 mode=$3; shift 3
+SCRIPT = r"""root=$1 snap=$2 mode=$3 part=$4; shift 4
 gone() {
-  m=$(zfs get -H -o value mountpoint "$1" 2>/dev/null)
   for i in 1 2 3 4 5 6 7 8 9 10; do
-    zfs unmount "$1" 2>/dev/null; zfs destroy "$1" 2>/dev/null && break; sleep 0.5
+    zfs unmount "$1" 2>/dev/null
+    for m in /tmp/esbfiles."${1##*-}".*; do [ -d "$m" ] && umount "$m" 2>/dev/null; done
+    zfs destroy "$1" 2>/dev/null && break; sleep 0.5
   done
-  case $m in /tmp/esbfiles.*) rmdir "$m" 2>/dev/null;; esac
+  for m in /tmp/esbfiles."${1##*-}".*; do [ -d "$m" ] && rmdir "$m" 2>/dev/null; done
 }
-zfs list -H -o name -r -d 1 -t filesystem "$root" 2>/dev/null | while IFS= read -r c; do
+zfs list -H -o name -r -d 1 -t filesystem,volume "$root" 2>/dev/null | while IFS= read -r c; do
   pid=${c#"$root/esbfiles-"}
   case $pid in ''|*[!0-9]*) continue;; esac
   [ -d "/proc/$pid" ] || gone "$c"
 done
 [ "$mode" = sweep ] && exit 0
 t=$(zfs get -H -o value type "${snap%@*}") || exit 1
-[ "$t" = filesystem ] || {
-  echo "a $t backup: files are read from filesystem backups only, so far" >&2; exit 66; }
 clone=$root/esbfiles-$$
-mnt=$(mktemp -d /tmp/esbfiles.XXXXXX) || exit 1
-trap 'cd /; gone "$clone"; rmdir "$mnt" 2>/dev/null' EXIT
+mnt=$(mktemp -d "/tmp/esbfiles.$$.XXXXXX") || exit 1
+trap 'cd /; gone "$clone"' EXIT
 trap 'exit 1' HUP INT TERM PIPE
-zfs clone -o mountpoint="$mnt" -o readonly=on -o devices=off -o setuid=off -o exec=off \
-  "$snap" "$clone" || exit 1
+if [ "$t" = filesystem ]; then
+  zfs clone -o mountpoint="$mnt" -o readonly=on -o devices=off -o setuid=off -o exec=off \
+    "$snap" "$clone" || exit 1
+  [ "$mode" = top ] && mode=list
+else
+  zfs clone -o readonly=on "$snap" "$clone" || exit 1
+  udevadm settle 2>/dev/null
+  i=0
+  while [ ! -b "/dev/zvol/$clone" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+  dev=$(readlink -f "/dev/zvol/$clone") && [ -b "$dev" ] || exit 1
+  fstype() { blkid -p -o value -s TYPE "$1" 2>/dev/null | grep . || echo -; }
+  parts=$(for p in "$dev"p[0-9]*; do
+    [ -b "$p" ] && echo "${p##*p} $(blockdev --getsize64 "$p") $(fstype "$p")"; done)
+  [ -n "$parts" ] || parts="0 $(blockdev --getsize64 "$dev") $(fstype "$dev")"
+  found=$(printf '%s\n' "$parts" | awk '{printf "%s%s %s", s, $1, $3; s=", "}')
+  if [ "$mode" = top ] && [ -z "$part" ]; then
+    echo partitions; printf '%s\n' "$parts"; exit 0; fi
+  [ "$mode" = top ] && mode=list
+  if [ -n "$part" ]; then line=$(printf '%s\n' "$parts" | awk -v n="$part" '$1 == n')
+  else line=$(printf '%s\n' "$parts" | awk '$3 ~ /^(ext[234]|xfs)$/' | sort -k2,2n | tail -n 1)
+  fi
+  [ -n "$line" ] || {
+    echo "no ${part:+partition $part, no }ext2/3/4 or xfs file system: found $found" >&2
+    exit 66; }
+  n=${line%% *} fs=${line##* }
+  case $fs in
+  ext2|ext3|ext4) opts=ro,noload,nodev,nosuid,noexec;;
+  xfs) opts=ro,norecovery,nodev,nosuid,noexec;;
+  *) echo "partition $n: not an ext2/3/4 or xfs file system (found $found)" >&2; exit 66;;
+  esac
+  pdev=$dev
+  [ "$n" = 0 ] || pdev=${dev}p$n
+  mount -t "$fs" -o "$opts" "$pdev" "$mnt" || exit 1
+fi
 walk() {
   cd "$mnt" || return 1
   rest=$1
@@ -93,29 +129,53 @@ def clone_root(zpool: str) -> str:
     return f"{validate_dataset_name(zpool)}/backups"
 
 
-def _argv(zpool: str, snapshot: str, mode: str, paths: list[str]) -> list[str]:
+def _argv(zpool: str, snapshot: str, mode: str, paths: list[str],
+          partition: int | None) -> list[str]:
+    if partition is not None and not 0 <= partition <= MAX_PARTITION:
+        raise InvalidInput(f"invalid partition {partition}: 0 (the whole disk) to "
+                           f"{MAX_PARTITION}")
     return ["sh", "-c", SCRIPT, "sh", clone_root(zpool), snapshot, mode,
-            *(inner_path(p) for p in paths)]
+            "" if partition is None else str(partition), *(inner_path(p) for p in paths)]
 
 
-def listing(zpool: str, snapshot: str, path: str) -> list[str]:
-    """List the folder `path` of the snapshot (or the one entry, if not a folder)."""
-    return _argv(zpool, validate_snapshot_name(snapshot), "list", [path])
+def listing(zpool: str, snapshot: str, path: str | None,
+            partition: int | None = None) -> list[str]:
+    """List the folder `path` of the snapshot (or the one entry, if not a folder).
+    A volume's partitions (`parse_partitions`) when neither path nor partition is named."""
+    mode, paths = ("top", [DISK_ROOT]) if path is None else ("list", [path])
+    return _argv(zpool, validate_snapshot_name(snapshot), mode, paths, partition)
 
 
-def tree(zpool: str, snapshot: str, paths: list[str]) -> list[str]:
+def tree(zpool: str, snapshot: str, paths: list[str], partition: int | None = None) -> list[str]:
     """List every entry under each of `paths`, recursively (what a get would copy)."""
-    return _argv(zpool, validate_snapshot_name(snapshot), "tree", paths)
+    return _argv(zpool, validate_snapshot_name(snapshot), "tree", paths, partition)
 
 
-def archive(zpool: str, snapshot: str, paths: list[str]) -> list[str]:
+def archive(zpool: str, snapshot: str, paths: list[str],
+            partition: int | None = None) -> list[str]:
     """A tar stream of `paths`, each as `./<last component>` (the root as `.`)."""
-    return _argv(zpool, validate_snapshot_name(snapshot), "tar", paths)
+    return _argv(zpool, validate_snapshot_name(snapshot), "tar", paths, partition)
 
 
 def sweep(zpool: str) -> list[str]:
     """Only remove the clones killed calls left behind on this storage."""
-    return _argv(zpool, "-", "sweep", [])
+    return _argv(zpool, "-", "sweep", [], None)
+
+
+def parse_partitions(output: bytes) -> list[dict] | None:
+    """A volume's partitions (number, size, file system type; number 0 is a file
+    system on the whole disk), or None when `output` is a file listing."""
+    if not output.startswith(PARTITIONS):
+        return None
+    found = []
+    for line in output[len(PARTITIONS):].decode(errors="backslashreplace").splitlines():
+        fields = line.split()
+        number, size, fstype = fields if len(fields) == 3 else ("?", "?", "?")
+        if not (number.isdigit() and size.isdigit()):
+            raise InvalidInput(f"malformed partition line from the node: {line[:80]!r}")
+        found.append({"partition": int(number), "size": int(size),
+                      "filesystem": None if fstype == "-" else fstype})
+    return found
 
 
 def parse_listing(output: bytes) -> list[dict]:

@@ -6,6 +6,8 @@ import signal
 import stat
 import subprocess
 
+import pytest
+
 from tests.integration.site import wait_for
 
 
@@ -124,3 +126,46 @@ def test_a_killed_get_leaves_no_clone_and_the_next_call_removes_leftovers(site, 
     site.zfs("clone", site.backups()[-1]["location"], clone)
     site.esb.ok("backup", "sync")
     assert leftovers(site) == []
+
+
+# An MBR with two Linux partitions (sectors 2048+16384, 18432+40000): the guest image
+# has no sfdisk (Debian's `fdisk` package), so python3 writes the table.
+MBR = """import struct, sys
+entry = lambda start, count: struct.pack("<B3sB3sII", 0, bytes(3), 0x83, bytes(3), start, count)
+with open(sys.argv[1], "r+b") as disk:
+    disk.seek(446)
+    disk.write(entry(2048, 16384) + entry(18432, 40000) + bytes(32) + b"\\x55\\xaa")
+"""
+EXT4_DISK = """set -e
+blockdev --rereadpt "$1"; udevadm settle
+mkfs.ext4 -q "$1-part1"
+m=$(mktemp -d); mount "$1-part1" "$m"
+mkdir "$m/etc"; printf 'vm1\\n' > "$m/etc/hostname"; head -c 1048576 /dev/urandom > "$m/data.bin"
+ln -s /etc/shadow "$m/etc/shadow"; sha256sum "$m/data.bin"; umount "$m"; rmdir "$m"
+"""
+
+
+@pytest.mark.parametrize("flavour", ["openzfs"], indirect=True)
+def test_zvol_backups_give_files_from_their_ext4_partition(site, tmp_path):
+    compute, backup_node = site.nodes.compute, site.nodes.backup
+    site.lab.run(compute, "python3", "-c", MBR, site.nodes.device)
+    digest = site.sh(compute, EXT4_DISK, site.nodes.device).split()[0]
+    ref = backup(site)
+    partitions = site.esb.json("backup", "ls", ref)
+    assert [(p["partition"], p["filesystem"]) for p in partitions] == [(1, "ext4"), (2, None)]
+    assert partitions[0]["size"] == 16384 * 512
+    names = {e["name"]: e["type"] for e in site.esb.json("backup", "ls", ref, "/")}
+    assert names == {"data.bin": "file", "etc": "dir", "lost+found": "dir"}
+    out = tmp_path / "out"
+    out.mkdir()
+    result = site.esb.ok("backup", "get", ref, "/data.bin", "/etc", "--to", str(out),
+                         "--partition", "1")
+    assert sha(out / "data.bin") == digest
+    assert (out / "etc/hostname").read_bytes() == b"vm1\n"
+    assert not os.path.lexists(out / "etc/shadow") and "skipped etc/shadow" in result.stderr
+    err = site.esb.fails(2, "backup", "ls", ref, "/", "--partition", "2")
+    assert "partition 2: not an ext2/3/4 or xfs file system (found 1 ext4, 2 -)" in err
+    left = site.sh(backup_node, 'ls -d /tmp/esbfiles.* 2>/dev/null; grep esbfiles /proc/mounts;'
+                   ' zfs list -H -o name -r "$1" | grep esbfiles; true',
+                   f"{backup_node.pool}/backups")
+    assert left == ""

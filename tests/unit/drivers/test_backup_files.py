@@ -10,27 +10,42 @@ SNAP = "tank/backups/ds/u-disk1@esb-daily-20261201_010000"
 def test_each_call_is_the_one_script_with_names_and_paths_as_parameters():
     script = backup_files.SCRIPT
     assert backup_files.listing("tank", SNAP, "/etc/") == [
-        "sh", "-c", script, "sh", "tank/backups", SNAP, "list", "etc"]
-    assert backup_files.tree("tank/x", SNAP, ["etc", "/"]) == [
-        "sh", "-c", script, "sh", "tank/x/backups", SNAP, "tree", "etc", ""]
+        "sh", "-c", script, "sh", "tank/backups", SNAP, "list", "", "etc"]
+    assert backup_files.listing("tank", SNAP, None) == [
+        "sh", "-c", script, "sh", "tank/backups", SNAP, "top", "", ""]
+    assert backup_files.tree("tank/x", SNAP, ["etc", "/"], partition=2) == [
+        "sh", "-c", script, "sh", "tank/x/backups", SNAP, "tree", "2", "etc", ""]
     assert backup_files.archive("tank", SNAP, ["a b/$(reboot)", "-rf"]) == [
-        "sh", "-c", script, "sh", "tank/backups", SNAP, "tar", "a b/$(reboot)", "-rf"]
-    assert backup_files.sweep("tank") == ["sh", "-c", script, "sh", "tank/backups", "-", "sweep"]
+        "sh", "-c", script, "sh", "tank/backups", SNAP, "tar", "", "a b/$(reboot)", "-rf"]
+    assert backup_files.sweep("tank") == [
+        "sh", "-c", script, "sh", "tank/backups", "-", "sweep", ""]
 
 
 @pytest.mark.parametrize("call", [
     lambda: backup_files.listing("tank", "tank/x", ""),  # not a snapshot
     lambda: backup_files.listing("tank;reboot", SNAP, ""),
     lambda: backup_files.archive("tank", SNAP, ["../../etc"]),
+    lambda: backup_files.archive("tank", SNAP, ["etc"], partition=129),
 ])
 def test_bad_names_and_paths_never_reach_the_node(call):
     with pytest.raises(InvalidInput):
         call()
 
 
+def test_a_volumes_partitions_parse_and_a_file_listing_is_not_taken_for_them():
+    assert backup_files.parse_partitions(b"partitions\n1 8388608 ext4\n2 20480000 -\n") == [
+        {"partition": 1, "size": 8388608, "filesystem": "ext4"},
+        {"partition": 2, "size": 20480000, "filesystem": None}]
+    assert backup_files.parse_partitions(b"f\x001\x00644\x000\x00./partitions\x00\x00") is None
+    with pytest.raises(InvalidInput):
+        backup_files.parse_partitions(b"partitions\n1 x ext4\n")
+
+
 def test_the_script_clones_read_only_and_destroys_the_clone_on_exit():
     script = backup_files.SCRIPT
     assert "readonly=on -o devices=off -o setuid=off -o exec=off" in script
+    assert "ext2|ext3|ext4) opts=ro,noload,nodev,nosuid,noexec" in script
+    assert "xfs) opts=ro,norecovery,nodev,nosuid,noexec" in script
     assert "trap 'cd /; gone \"$clone\"" in script
     assert "tar -c -f - --numeric-owner --one-file-system" in script and " -h" not in script
 
