@@ -148,8 +148,11 @@ def sync(node, fmt, full) -> None:
               help="Only backups not verified in the last DAYS days.")
 @click.option("--wait", type=float, default=0, show_default=True,
               help="Seconds to wait for a busy disk or a free slot on the node.")
+@click.option("--fsck", is_flag=True,
+              help="Zvol backups: also check their ext2/3/4 and XFS file systems on a "
+                   "temporary clone (e2fsck -n -f, xfs_repair -n).")
 @output_options
-def verify(ref, node, older_than, wait, fmt, full) -> None:
+def verify(ref, node, older_than, wait, fsck, fmt, full) -> None:
     """Read stored backups back whole and record the outcome: file backups are
     hashed again against their SHA-256, dataset backups sent whole into nothing
     (ZFS checks every block) and their pool's error counters read. A damaged
@@ -173,7 +176,8 @@ def verify(ref, node, older_than, wait, fmt, full) -> None:
         auth.require_superadmin(a.identity, "backup verify of all backups")
         chosen = a.catalog.backups(status="ok", node=node)
     todo = verify_job.due(chosen, older_than, datetime.now(timezone.utc))
-    outcomes = verify_job.verify(a.catalog, todo, wait=wait, reporter=a, sessions=a.sessions)
+    outcomes = verify_job.verify(a.catalog, todo, wait=wait, reporter=a, sessions=a.sessions,
+                                 fsck=fsck)
     columns = [Column("backup", "Backup"), Column("type", "Type"), Column("node", "Node"),
                Column("result", "Result"), Column("detail", "Detail")]
     echo_records([o.record() for o in outcomes], columns, fmt, full)

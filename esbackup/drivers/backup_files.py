@@ -42,6 +42,7 @@ zfs list -H -o name -r -d 1 -t filesystem,volume "$root" 2>/dev/null | while IFS
 done
 [ "$mode" = sweep ] && exit 0
 t=$(zfs get -H -o value type "${snap%@*}") || exit 1
+[ "$mode" = fsck ] && [ "$t" = filesystem ] && exit 0
 clone=$root/esbfiles-$$
 mnt=$(mktemp -d "/tmp/esbfiles.$$.XXXXXX") || exit 1
 trap 'cd /; gone "$clone"' EXIT
@@ -61,6 +62,22 @@ else
     [ -b "$p" ] && echo "${p##*p} $(blockdev --getsize64 "$p") $(fstype "$p")"; done)
   [ -n "$parts" ] || parts="0 $(blockdev --getsize64 "$dev") $(fstype "$dev")"
   found=$(printf '%s\n' "$parts" | awk '{printf "%s%s %s", s, $1, $3; s=", "}')
+  if [ "$mode" = fsck ]; then
+    printf '%s\n' "$parts" | while read -r n size fs; do
+      [ -n "$part" ] && [ "$n" != "$part" ] && continue
+      p=$dev
+      [ "$n" = 0 ] || p=${dev}p$n
+      case $fs in
+      ext2|ext3|ext4) out=$(e2fsck -n -f "$p" 2>&1); st=$?
+        case $out in *"skipping journal recovery"*) [ $st = 0 ] || st=replay;; esac;;
+      xfs) out=$(xfs_repair -n "$p" 2>&1); st=$?; [ $st = 2 ] && st=replay;;
+      *) continue;;
+      esac
+      last=$(printf '%s\n' "$out" | grep . | tail -n 1 | tr -c '[:print:]' ' ')
+      echo "fsck $n $fs $st $last"
+    done
+    exit 0
+  fi
   if [ "$mode" = top ] && [ -z "$part" ]; then
     echo partitions; printf '%s\n' "$parts"; exit 0; fi
   [ "$mode" = top ] && mode=list
@@ -155,6 +172,28 @@ def archive(zpool: str, snapshot: str, paths: list[str],
             partition: int | None = None) -> list[str]:
     """A tar stream of `paths`, each as `./<last component>` (the root as `.`)."""
     return _argv(zpool, validate_snapshot_name(snapshot), "tar", paths, partition)
+
+
+def fsck(zpool: str, snapshot: str, partition: int | None = None) -> list[str]:
+    """Check each ext2/3/4 and XFS file system of a volume snapshot's clone with
+    its own checker in no-change mode (`e2fsck -n -f`, `xfs_repair -n`); nothing
+    for a filesystem snapshot. Parse with `parse_fsck`."""
+    return _argv(zpool, validate_snapshot_name(snapshot), "fsck", [], partition)
+
+
+def parse_fsck(output: str) -> list[dict]:
+    """One dict per file system checked: partition, filesystem, status (the
+    checker's exit status, or "replay": its journal needs replaying), and the
+    checker's last line."""
+    found = []
+    for line in output.splitlines():
+        fields = line.split(" ", 4)
+        if len(fields) < 4 or fields[0] != "fsck" or not fields[1].isdigit() or not (
+                fields[3].isdigit() or fields[3] == "replay"):
+            raise InvalidInput(f"malformed fsck line from the node: {line[:80]!r}")
+        found.append({"partition": int(fields[1]), "filesystem": fields[2],
+                      "status": fields[3], "last": fields[4] if len(fields) == 5 else ""})
+    return found
 
 
 def sweep(zpool: str) -> list[str]:

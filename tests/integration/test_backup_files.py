@@ -2,6 +2,7 @@
 import glob
 import hashlib
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -137,7 +138,10 @@ with open(sys.argv[1], "r+b") as disk:
     disk.write(entry(2048, 16384) + entry(18432, 40000) + bytes(32) + b"\\x55\\xaa")
 """
 EXT4_DISK = """set -e
-blockdev --rereadpt "$1"; udevadm settle
+for i in 1 2 3 4 5 6 7 8 9 10; do  # udev may still hold the disk after the MBR's write
+  udevadm settle; blockdev --rereadpt "$1" 2>/dev/null && break; sleep 1
+done
+udevadm settle
 mkfs.ext4 -q "$1-part1"
 m=$(mktemp -d); mount "$1-part1" "$m"
 mkdir "$m/etc"; printf 'vm1\\n' > "$m/etc/hostname"; head -c 1048576 /dev/urandom > "$m/data.bin"
@@ -168,4 +172,31 @@ def test_zvol_backups_give_files_from_their_ext4_partition(site, tmp_path):
     left = site.sh(backup_node, 'ls -d /tmp/esbfiles.* 2>/dev/null; grep esbfiles /proc/mounts;'
                    ' zfs list -H -o name -r "$1" | grep esbfiles; true',
                    f"{backup_node.pool}/backups")
+    assert left == ""
+
+
+@pytest.mark.parametrize("flavour", ["openzfs"], indirect=True)
+def test_verify_fsck_passes_a_good_zvol_backup_and_fails_a_damaged_one(site):
+    compute = site.nodes.compute
+    site.lab.run(compute, "python3", "-c", MBR, site.nodes.device)
+    site.sh(compute, EXT4_DISK, site.nodes.device)
+    good = backup(site)
+    site.lab.run(compute, "debugfs", "-w", "-R", "clri <2>", f"{site.nodes.device}-part1")
+    site.esb.ok("run", "web01/daily")
+    bad = f"web01/{site.backups()[-1]['name']}"
+    [outcome] = site.esb.json("backup", "verify", good, "--fsck")
+    assert (outcome["result"], outcome["detail"]) == ("ok", "fsck: partition 1 ext4 clean")
+    result = site.esb("backup", "verify", bad, "--fsck", "-f", "json")
+    assert result.exit_code == 1 and "damaged" in result.stderr
+    shown = site.esb.json("backup", "show", bad)
+    assert shown["verify_result"] == "failed"
+    # e2fsck's exit bits: 4 errors left uncorrected (-n), 8 with it here (root inode gone)
+    assert re.fullmatch(r"fsck partition 1 ext4: exit (4|12): .*still has errors.*",
+                        shown["verify_error"])
+    assert site.esb.json("backup", "show", good)["verify_result"] == "ok"
+    check = site.esb("check")
+    assert check.exit_code == 2 and bad.split("/")[1] in check.stdout
+    left = site.sh(site.nodes.backup, 'ls -d /tmp/esbfiles.* 2>/dev/null; '
+                   'zfs list -H -o name -r "$1" | grep esbfiles; true',
+                   f"{site.nodes.backup.pool}/backups")
     assert left == ""

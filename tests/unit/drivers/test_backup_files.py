@@ -78,3 +78,23 @@ def test_the_scripts_own_exit_codes_become_one_line_errors():
     error = backup_files.failure("b1", argv, 66, "a volume backup: ...\n")
     assert isinstance(error, InvalidInput) and str(error) == "a volume backup: ..."
     assert isinstance(backup_files.failure("b1", argv, 1, "cannot clone\n"), RemoteCommandError)
+
+
+def test_fsck_is_the_same_script_in_its_no_change_mode_and_its_lines_parse():
+    assert backup_files.fsck("tank", SNAP) == [
+        "sh", "-c", backup_files.SCRIPT, "sh", "tank/backups", SNAP, "fsck", ""]
+    assert 'e2fsck -n -f "$p"' in backup_files.SCRIPT
+    assert 'xfs_repair -n "$p"' in backup_files.SCRIPT
+    assert backup_files.parse_fsck("fsck 1 ext4 0 /dev/zd16p1: 12/2048 files\n"
+                                   "fsck 2 xfs replay \nfsck 3 ext4 4\n") == [
+        {"partition": 1, "filesystem": "ext4", "status": "0",
+         "last": "/dev/zd16p1: 12/2048 files"},
+        {"partition": 2, "filesystem": "xfs", "status": "replay", "last": ""},
+        {"partition": 3, "filesystem": "ext4", "status": "4", "last": ""}]
+    assert backup_files.parse_fsck("") == []
+
+
+@pytest.mark.parametrize("output", ["fsck x ext4 0", "fsck 1 ext4 bad", "hello"])
+def test_malformed_fsck_lines_are_refused(output):
+    with pytest.raises(InvalidInput):
+        backup_files.parse_fsck(output)
