@@ -14,7 +14,7 @@ from esbackup.catalog.core import Catalog
 from esbackup.domain.backup_files import get_paths, inner_path, refusal
 from esbackup.domain.models import Backup
 from esbackup.drivers import backup_files
-from esbackup.drivers.session import NodeSession, Sessions
+from esbackup.drivers.session import NodeSession, Reporter, Sessions
 from esbackup.engine import extract
 from esbackup.errors import InvalidInput
 
@@ -70,8 +70,8 @@ def planned(cat: Catalog, b: Backup, paths: list[str], *, sessions: Sessions,
 
 
 def get(cat: Catalog, b: Backup, paths: list[str], to: str, *, sessions: Sessions,
-        as_user: tuple[int, int, list[int]] | None = None,
-        partition: int | None = None) -> list[str]:
+        as_user: tuple[int, int, list[int]] | None = None, partition: int | None = None,
+        reporter: Reporter | None = None) -> list[str]:
     """Copy `paths` of the backup into the folder `to`, each under its last
     component; returns what was skipped, and why. `as_user` (uid, gid, groups):
     the files are written by a process running as that user (sudo's caller)."""
@@ -83,11 +83,13 @@ def get(cat: Catalog, b: Backup, paths: list[str], to: str, *, sessions: Session
     # a channel of the node's connection, not OpenSSH's bulk path: its second login
     # tripled the time of a small get (bench/file_get.py)
     with session.open_stream(argv) as stream:
+        advance = reporter.progress(f"get {b.ref}") if reporter is not None else None
+        read = extract.counted(stream.read, advance)
         try:
             if as_user is None:
-                skipped = extract.unpack(stream.read, to, names)
+                skipped = extract.unpack(read, to, names)
             else:
-                skipped = extract.unpack_as(as_user, stream.read, to, names)
+                skipped = extract.unpack_as(as_user, read, to, names)
         except extract.Unreadable:  # a stream cut short: the node's error says why
             if stream.wait() != 0:
                 raise backup_files.failure(session.node.name, argv, stream.status or 1,

@@ -74,7 +74,7 @@ def get(ref, paths, to, dry_run, partition, fmt, full) -> None:
         echo_records([_typed(e) for e in found], PLAN_COLUMNS, fmt, full)
         return
     skipped = get_files.get(a.catalog, b, list(paths), to, sessions=a.sessions,
-                            as_user=auth.sudo_caller(), partition=partition)
+                            as_user=auth.sudo_caller(), partition=partition, reporter=a)
     for line in skipped:
         a.warn(f"skipped {escape_controls(line)}")
     click.echo(f"copied {len(paths)} path(s) of {b.ref} into {escape_controls(to)}"

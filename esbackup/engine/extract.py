@@ -29,6 +29,20 @@ from esbackup.errors import EsbackupError, InvalidInput, NotFound, OperationFail
 Read = Callable[[], bytes]  # the next chunk of the stream; b"" at its end
 
 
+def counted(read: Read, advance: Callable[[int | None], None] | None) -> Read:
+    """`read`, telling `advance` each chunk's size and None at the end (a
+    progress bar; None: nothing drawn)."""
+    if advance is None:
+        return read
+
+    def counting() -> bytes:
+        chunk = read()
+        advance(len(chunk) if chunk else None)
+        return chunk
+
+    return counting
+
+
 class _ChunkReader(io.RawIOBase):
     """A file object over `read()` chunks, for tarfile's stream mode."""
 

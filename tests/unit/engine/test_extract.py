@@ -151,3 +151,12 @@ def test_under_sudo_a_child_running_as_the_caller_writes_the_files():
         assert list(root_owned.iterdir()) == []
     finally:
         shutil.rmtree(tmp_path)
+
+
+def test_a_counted_stream_reports_each_chunk_and_its_end():
+    seen = []
+    read = extract.counted(reader(b"x" * 1500, chunk=700), seen.append)
+    assert b"".join(iter(read, b"")) == b"x" * 1500
+    assert seen == [700, 700, 100, None]
+    plain = reader(b"y")
+    assert extract.counted(plain, None) is plain
