@@ -22,7 +22,8 @@ COMMANDS = {
     "vm": "Virtual servers and their disks.",
     "definition": "Backup definitions: what, where, when, how many.",
     "copy": "Second copies of a definition's backups on another backup node.",
-    "backup": "Backups: list, show, now, delete, restore, note, sync, verify, protect, prune.",
+    "backup": ("Backups: list, show, now, delete, restore, note, sync, verify, protect, "
+               "prune, ls, get."),
     "retention": "Preview retention policies on times, schedules or a definition.",
     "run": "Run a definition now (the cron entry point), or all that are due.",
     "history": "Every run: ok, failed, skipped, and why.",

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from esbackup.actions import get_files
 from esbackup.catalog.core import Catalog
 from esbackup.domain.models import Backup
 from esbackup.drivers.session import Reporter, Sessions
@@ -28,6 +29,8 @@ def sync(cat: Catalog, node: str | None = None, reporter: Reporter | None = None
     for node_name, backups in sorted(by_node.items()):
         try:
             found = present(sessions(cat.node(node_name)), backups)
+            get_files.sweep(cat, node_name, {b.storage for b in backups if b.type == "dataset"},
+                            sessions=sessions)
         except EsbackupError as error:
             unreachable.append(f"{node_name}: {error}")
             continue

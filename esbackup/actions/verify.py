@@ -20,6 +20,7 @@ from esbackup.catalog.helpers import utcnow
 from esbackup.domain.models import Backup, Node
 from esbackup.drivers import compress, files, throttle, zfs
 from esbackup.drivers.session import NodeSession, Reporter, Sessions
+from esbackup.engine import fsck as guest_fsck
 from esbackup.engine import locks
 from esbackup.errors import Busy, NodeUnreachable, NotFound, RemoteCommandError
 
@@ -45,17 +46,19 @@ def due(backups: list[Backup], older_than: float | None, now: datetime) -> list[
 
 
 def verify(cat: Catalog, backups: list[Backup], wait: float = 0,
-           reporter: Reporter | None = None, *, sessions: Sessions) -> list[Outcome]:
+           reporter: Reporter | None = None, *, sessions: Sessions,
+           fsck: bool = False) -> list[Outcome]:
     outcomes = []
     for b in backups:
-        outcome = verify_one(cat, b, wait, sessions=sessions)
+        outcome = verify_one(cat, b, wait, sessions=sessions, fsck=fsck)
         if reporter is not None and outcome.result != OK:
             reporter.warn(f"verify {b.ref}: {outcome.result}: {outcome.detail}")
         outcomes.append(outcome)
     return outcomes
 
 
-def verify_one(cat: Catalog, b: Backup, wait: float = 0, *, sessions: Sessions) -> Outcome:
+def verify_one(cat: Catalog, b: Backup, wait: float = 0, *, sessions: Sessions,
+               fsck: bool = False) -> Outcome:
     node = cat.node(b.node)
     try:
         with locks.Locks(cat, owner=f"verify {b.ref}") as held:
@@ -65,6 +68,11 @@ def verify_one(cat: Catalog, b: Backup, wait: float = 0, *, sessions: Sessions) 
             if b.status != "ok":
                 return Outcome(b, SKIPPED, f"status is {b.status}")
             problem = read_back(sessions(node), b, bwlimit(cat, b))
+            note = ""
+            if fsck and b.type == "dataset":  # --fsck: the guest's file systems too
+                found, note = guest_fsck.check(sessions(node),
+                                               cat.storage(b.node, b.storage).zpool, b.stored_at)
+                problem = "; ".join(p for p in (problem, found) if p) or None
     except Busy as error:
         return Outcome(b, SKIPPED, str(error))
     except NodeUnreachable as error:
@@ -73,7 +81,7 @@ def verify_one(cat: Catalog, b: Backup, wait: float = 0, *, sessions: Sessions) 
         return Outcome(b, SKIPPED, "deleted meanwhile")
     cat.update_backup(b, verified=utcnow(), verify_result=FAILED if problem else OK,
                       verify_error=problem)
-    return Outcome(b, FAILED if problem else OK, problem or "")
+    return Outcome(b, FAILED if problem else OK, problem or note)
 
 
 def bwlimit(cat: Catalog, b: Backup) -> int:
@@ -113,10 +121,10 @@ def file_stages(node: Node, rate: int) -> list[list[str]]:
 def dataset_stages(node: Node, snapshot: str, rate: int) -> list[list[str]]:
     """Send the snapshot whole (every block read and checksummed) at up to `rate`;
     raw (-w) where the node can: an encrypted backup's key is never on its node.
-    OpenZFS refuses a raw send straight into /dev/null ("try zfs send [...] | cat >
-    /dev/null"): without a limiter, `cat` takes the stream."""
-    send = zfs.send(snapshot, raw=True, caps=node.capabilities)
-    return [send, *(throttle.limiter(rate, node) or ([compress.STORE] if "-w" in send else []))]
+    Into a pipe, never straight into /dev/null: OpenZFS refuses that (its
+    message says to use `| cat > /dev/null`)."""
+    stages = [zfs.send(snapshot, raw=True, caps=node.capabilities), *throttle.limiter(rate, node)]
+    return stages if len(stages) > 1 else [*stages, compress.STORE]
 
 
 def _dataset(session: NodeSession, b: Backup, rate: int) -> str | None:

@@ -187,8 +187,11 @@ def sync(node, fmt, full) -> None:
               help="Only backups not verified in the last DAYS days.")
 @click.option("--wait", type=Seconds(), default=0, show_default=True,
               help="Seconds to wait for a busy disk or a free slot on the node.")
+@click.option("--fsck", is_flag=True,
+              help="Zvol backups: also check their ext2/3/4 and XFS file systems on a "
+                   "temporary clone (e2fsck -n -f, xfs_repair -n).")
 @output_options
-def verify(ref, node, older_than, wait, fmt, full) -> None:
+def verify(ref, node, older_than, wait, fsck, fmt, full) -> None:
     """Read stored backups back whole and record the outcome: file backups are
     hashed again against their SHA-256, dataset backups sent whole into nothing
     (ZFS checks every block) and their pool's error counters read. A damaged
@@ -213,7 +216,8 @@ def verify(ref, node, older_than, wait, fmt, full) -> None:
         auth.require_superadmin(a.identity, "backup verify of all backups")
         chosen = a.catalog.backups(status="ok", node=node)
     todo = verify_job.due(chosen, older_than, datetime.now(timezone.utc))
-    outcomes = verify_job.verify(a.catalog, todo, wait=wait, reporter=a, sessions=a.sessions)
+    outcomes = verify_job.verify(a.catalog, todo, wait=wait, reporter=a, sessions=a.sessions,
+                                 fsck=fsck)
     columns = [Column("backup", "Backup"), Column("type", "Type"), Column("node", "Node"),
                Column("result", "Result"), Column("detail", "Detail")]
     echo_records([o.record() for o in outcomes], columns, fmt, full)
@@ -278,3 +282,13 @@ def prune(ref, dry_run, yes, wait, fmt, full) -> None:
     removed = delete_job.prune(a.catalog, d, a, wait, sessions=a.sessions)
     for b in removed:
         click.echo(f"removed backup {b.ref}")
+
+
+def _register_file_commands() -> None:
+    from esbackup.commands import backup_files
+
+    cli.add_command(backup_files.ls)
+    cli.add_command(backup_files.get)
+
+
+_register_file_commands()

@@ -47,6 +47,18 @@ def via_sudo() -> bool:
     return os.geteuid() == 0 and bool(os.environ.get("SUDO_USER"))
 
 
+def sudo_caller() -> tuple[int, int, list[int]] | None:
+    """Under sudo, the caller's uid, gid and groups: files esbackup writes on
+    their behalf are written as them. None otherwise."""
+    if not via_sudo():
+        return None
+    try:
+        user = pwd.getpwnam(os.environ["SUDO_USER"])
+    except KeyError:
+        raise PermissionDenied(f"sudo user {os.environ['SUDO_USER']} is not an OS user") from None
+    return user.pw_uid, user.pw_gid, os.getgrouplist(user.pw_name, user.pw_gid)
+
+
 def identify(catalog) -> Identity:
     """Root and the catalog's owner are superadmin. Under sudo the catalog is
     root's system catalog (checked when it opens) and the sudo user is only

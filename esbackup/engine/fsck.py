@@ -1,0 +1,31 @@
+"""`backup verify --fsck`: a zvol backup's guest file systems checked by their own checkers.
+
+On a temporary clone, in no-change mode (drivers/backup_files.py), so the
+backup is never touched. A journal that needs replaying (a backup of a
+writing guest, not frozen) is reported, not failed: the read-only check
+cannot replay it, and a mount would.
+"""
+from __future__ import annotations
+
+from esbackup.drivers import backup_files
+from esbackup.drivers.session import NodeSession
+
+CLEAN, REPLAY = "0", "replay"
+
+
+def check(session: NodeSession, zpool: str, snapshot: str) -> tuple[str | None, str]:
+    """(what is wrong, or None; what was checked, for the verify's detail)."""
+    argv = backup_files.fsck(zpool, snapshot)
+    result = session.run(argv, check=False)
+    if result.status != 0:
+        error = backup_files.failure(session.node.name, argv, result.status, result.stderr)
+        return f"fsck could not run: {error}", ""
+    checked = backup_files.parse_fsck(result.stdout)
+    if not checked:
+        return None, "fsck: no ext2/3/4 or XFS file system in this backup"
+    problems = [f"fsck partition {c['partition']} {c['filesystem']}: exit {c['status']}: "
+                f"{c['last']}" for c in checked if c["status"] not in (CLEAN, REPLAY)]
+    notes = [f"partition {c['partition']} {c['filesystem']} "
+             + ("clean" if c["status"] == CLEAN else "needs a journal replay")
+             for c in checked]
+    return "; ".join(problems) or None, "fsck: " + ", ".join(notes)
