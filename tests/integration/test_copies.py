@@ -104,7 +104,7 @@ def test_the_copy_node_alone_rebuilds_the_catalog(site, new_node):
     site.esb.ok("copy", "run", "web01/daily/b2")
     names = [b["name"] for b in site.backups()]
     site.esb.catalog.unlink()
-    fresh = Esbackup(site.esb.catalog)
+    fresh = Esbackup(site.esb.catalog).init()
     c1 = site.nodes.compute
     fresh.ok("node", "create", "c1", "--address", f"{c1.address}:{c1.port}", "--key",
              c1.key_path, "--host-key", c1.host_key)
@@ -204,7 +204,7 @@ def test_a_catalog_rebuilt_from_both_nodes_knows_the_copies(site, new_node):
     site.esb.ok("copy", "run", "web01/daily/b2")
     before = site.backups()
     site.esb.catalog.unlink()
-    fresh = Esbackup(site.esb.catalog)
+    fresh = Esbackup(site.esb.catalog).init()
     for node, extra in ((site.nodes.compute, []), (site.nodes.backup, ["--backup",
                         "--no-compute"]), (b2, ["--backup", "--no-compute"])):
         fresh.ok("node", "create", node.name, "--address", f"{node.address}:{node.port}",
