@@ -105,6 +105,8 @@ class CopyJob:
                  sessions: Sessions) -> None:
         self.cat, self.d, self.c, self.target, self.storage = cat, d, c, target, storage
         self.reporter, self.sessions = reporter, sessions
+        self.vm = cat.vm(d.vm)  # every backup of the run is of this VM's disk: its manifests'
+        self.vm_node = cat.node(self.vm.node)
         self.mount: str | None = None
         self.target_snaps: dict[str, list[zfs.Snapshot] | None] = {}  # per target dataset
 
@@ -133,9 +135,8 @@ class CopyJob:
                              location=location, manifest=path, size=size, checksum=checksum
                              or b.checksum, verified=None, verify_result=None,
                              verify_error=None)
-            vm = self.cat.vm(b.vm_uuid)
             self.sessions(self.target).write_file(
-                path, manifest.build(copied, self.d, vm, self.cat.node(vm.node)))
+                path, manifest.build(copied, self.d, self.vm, self.vm_node))
             self.cat.update_location(pending, status="ok", size=size, location=location,
                                      manifest=path, checksum=copied.checksum)
         except BaseException:

@@ -111,9 +111,12 @@ def copy_families(cat: Catalog) -> tuple[Family, Family]:
                      "When the copy's last successful run finished (Unix time).")
     lag = Family("copy_lag_seconds", "The definition's newest ok backup minus the newest the "
                                      "copy holds (seconds; 0: up to date).")
+    found = cat.copy_definitions()
+    if not found:  # no copies: no series, and no second pass over every definition
+        return success, lag
     newest = {d.id: last_ok for d, _, last_ok in cat.definition_states()}
     held = cat.copy_newest()
-    for c in cat.copy_definitions():
+    for c in found:
         labels = {"copy": c.ref, "node": c.node}
         success.add(_seconds(c.last_ok) if c.last_ok else math.nan, **labels)  # never: NaN
         primary, copied = newest.get(c.definition_id), held.get(c.id or 0)
