@@ -98,3 +98,21 @@ def test_fsck_is_the_same_script_in_its_no_change_mode_and_its_lines_parse():
 def test_malformed_fsck_lines_are_refused(output):
     with pytest.raises(InvalidInput):
         backup_files.parse_fsck(output)
+
+
+def test_a_file_backup_is_named_by_its_path_with_how_the_node_unpacks_and_receives_it():
+    tools = {"pigz": False, "gzip": True}
+    gz = backup_files.stream_file("/tank/backups/file/u/disk1/b.zfs.gz", "gzip",
+                                  {"tools": tools, "recv_exclude": True})
+    plain = backup_files.stream_file("/tank/backups/file/u/disk1/b.zfs", "off", {})
+    assert backup_files.archive("tank", gz, ["etc"]) == [
+        "sh", "-c", backup_files.SCRIPT, "sh", "tank/backups",
+        "/tank/backups/file/u/disk1/b.zfs.gz", "tar", "", "gzip", "x", "etc"]
+    assert backup_files.listing("tank", plain, None)[5:] == [
+        "/tank/backups/file/u/disk1/b.zfs", "top", "", "cat", "", ""]
+    with pytest.raises(InvalidInput):
+        backup_files.stream_file("tank/backups/file/b.zfs", "off", {})
+    script = backup_files.SCRIPT
+    assert 'zfs receive -u ${x:+-x mountpoint -x canmount} "$clone"' in script
+    assert ("canmount=noauto devices=off setuid=off exec=off sharenfs=off sharesmb=off"
+            in script and 'zfs destroy -r "$1"' in script)
