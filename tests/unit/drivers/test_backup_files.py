@@ -83,8 +83,10 @@ def test_the_scripts_own_exit_codes_become_one_line_errors():
 def test_fsck_is_the_same_script_in_its_no_change_mode_and_its_lines_parse():
     assert backup_files.fsck("tank", SNAP) == [
         "sh", "-c", backup_files.SCRIPT, "sh", "tank/backups", SNAP, "fsck", ""]
-    assert 'e2fsck -n -f "$p"' in backup_files.SCRIPT
-    assert 'xfs_repair -n "$p"' in backup_files.SCRIPT
+    assert backup_files.SCRIPT.startswith(backup_files.CHECK)
+    assert 'e2fsck -n -f "$2"' in backup_files.CHECK
+    assert 'xfs_repair -n "$2"' in backup_files.CHECK and 'check "$n" "$p" "$fs"' in \
+        backup_files.SCRIPT
     assert backup_files.parse_fsck("fsck 1 ext4 0 /dev/zd16p1: 12/2048 files\n"
                                    "fsck 2 xfs replay \nfsck 3 ext4 4\n") == [
         {"partition": 1, "filesystem": "ext4", "status": "0",
