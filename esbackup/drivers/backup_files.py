@@ -62,12 +62,10 @@ gone() {
   done
   for m in /tmp/esbfiles."${1##*-}".*; do [ -d "$m" ] && rmdir "$m" 2>/dev/null; done
 }
-for r in "$root" "${root%/backups}"; do
-  zfs list -H -o name -r -d 1 -t filesystem,volume "$r" 2>/dev/null | while IFS= read -r c; do
-    pid=${c#"$r/esbfiles-"}
-    case $pid in ''|*[!0-9]*) continue;; esac
-    [ -d "/proc/$pid" ] || gone "$c"
-  done
+zfs list -H -o name -r -d 1 -t filesystem,volume "$root" 2>/dev/null | while IFS= read -r c; do
+  pid=${c#"$root/esbfiles-"}
+  case $pid in ''|*[!0-9]*) continue;; esac
+  [ -d "/proc/$pid" ] || gone "$c"
 done
 [ "$mode" = sweep ] && exit 0
 if [ -z "$unpack" ]; then
@@ -75,9 +73,6 @@ if [ -z "$unpack" ]; then
   [ "$mode" = fsck ] && [ "$t" = filesystem ] && exit 0
 fi
 clone=$root/esbfiles-$$
-# a file backup's <pool>/backups may be a plain folder (a dataset made there would hide it)
-[ -n "$unpack" ] && ! zfs list -H -o name "$root" >/dev/null 2>&1 &&
-  clone=${root%/backups}/esbfiles-$$
 mnt=$(mktemp -d "/tmp/esbfiles.$$.XXXXXX") || exit 1
 trap 'cd /; gone "$clone"' EXIT
 trap 'exit 1' HUP INT TERM PIPE
