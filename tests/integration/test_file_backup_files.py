@@ -62,12 +62,26 @@ def test_ls_and_get_of_a_first_and_a_later_file_backup_are_byte_identical(site, 
 
 
 def test_the_stream_cannot_mount_share_or_run_anything_of_its_own(site, tmp_path):
-    """The received dataset is set read-only, noauto, no devices/setuid/exec, not
-    shared, on a private folder, whatever the stream's dataset carried."""
-    site.write("bin/tool", b"#!/bin/sh\nid\n")
-    os.chmod(site.source_dir / "bin/tool", 0o6755)
-    site.write("bin/big", os.urandom(48 << 20))  # time to look while it is read
+    """A stream carrying its dataset's properties (`zfs send -p`: mountpoint in the
+    backup node's /tmp, canmount, devices, setuid, exec on) put where a file backup
+    is: the received dataset is read-only, noauto, no devices/setuid/exec, not
+    shared, on the private folder, and nothing mounts where the stream said."""
     ref = file_backup(site, "off")
+    location = site.backups()[-1]["location"]
+    evil_mount = tmp_path / "where-the-stream-says"
+    hostile = f"{site.nodes.compute.pool}/hostile"
+    site.zfs("create", "-o", f"mountpoint={evil_mount}", "-o", "devices=on", "-o",
+             "setuid=on", "-o", "exec=on", "-o", "canmount=on", hostile)
+    os.makedirs(evil_mount / "bin", exist_ok=True)
+    (evil_mount / "bin/tool").write_bytes(b"#!/bin/sh\nid\n")
+    os.chmod(evil_mount / "bin/tool", 0o6755)
+    (evil_mount / "bin/big").write_bytes(os.urandom(48 << 20))  # time to look meanwhile
+    site.zfs("snapshot", f"{hostile}@s")
+    with open(location, "wb") as f:
+        subprocess.run(["zfs", "send", "-p", f"{hostile}@s"], check=True, stdout=f)
+    # zfs-fuse holds a just-written dataset busy for a while
+    wait_for(lambda: site.lab.run(site.nodes.compute, "zfs", "destroy", "-r", hostile,
+                                  check=False).returncode == 0, what="the source gone")
     probe = tmp_path / "probe"
     probe.mkdir()
     proc = site.spawn("backup", "get", ref, "/bin", "--to", str(probe))
@@ -85,17 +99,19 @@ def test_the_stream_cannot_mount_share_or_run_anything_of_its_own(site, tmp_path
                     writable = "yes"
                 except OSError as error:
                     writable = error.strerror
+                assert not os.path.ismount(evil_mount)
     proc.wait()
     assert proc.returncode == 0, proc.stderr.read()
-    assert props is not None, "the temporary dataset was never seen"
+    assert props is not None, "the temporary dataset was never seen mounted"
     assert {k: props.get(k) for k in ("canmount", "devices", "setuid", "exec",
                                       "sharenfs")} == {
         "canmount": "noauto", "devices": "off", "setuid": "off", "exec": "off",
         "sharenfs": "off"}
     assert props["mountpoint"].startswith("/tmp/esbfiles.")
     assert writable == "Read-only file system"
+    assert (probe / "bin/tool").read_bytes() == b"#!/bin/sh\nid\n"
     assert not os.stat(probe / "bin/tool").st_mode & 0o6000
-    assert leftovers(site) == []
+    assert not os.path.ismount(evil_mount) and leftovers(site) == []
 
 
 def test_an_incremental_stream_in_a_file_backup_is_refused_in_one_line(site):
