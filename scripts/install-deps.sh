@@ -3,7 +3,7 @@
 # OpenSSH server, pv, mbuffer, qemu for the guest-agent lab, libvirt for the
 # libvirt compute node of the lab, prometheus for promtool, which checks the
 # metrics textfile, PostgreSQL for the catalog tests, sudo and useradd for the
-# sudo tests), what the OpenZFS guest lab builds its image from (Debian's kernel
+# sudo tests, e2fsprogs and xfsprogs for the fsck checks on image files), what the OpenZFS guest lab builds its image from (Debian's kernel
 # and headers, zfs-dkms from contrib, debootstrap, qemu-utils) and a venv with
 # esbackup and its test extras (psycopg); starts zfs-fuse. Needs root.
 set -euo pipefail
@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 need=()
 for pair in zfs-fuse:zfs-fuse sshd:openssh-server pv:pv mbuffer:mbuffer \
             qemu-system-x86_64:qemu-system-x86 virsh:libvirt-clients \
-            libvirtd:libvirt-daemon-system promtool:prometheus sudo:sudo useradd:passwd; do
+            libvirtd:libvirt-daemon-system promtool:prometheus sudo:sudo useradd:passwd \
+            mkfs.ext4:e2fsprogs xfs_repair:xfsprogs; do
   command -v "${pair%%:*}" >/dev/null || [ -x "/usr/sbin/${pair%%:*}" ] || need+=("${pair#*:}")
 done
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)

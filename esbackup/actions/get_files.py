@@ -1,10 +1,12 @@
-"""Files back from a dataset backup without restoring the disk: list and get.
+"""Files back from a backup without restoring the disk: list and get.
 
 The backup node reads its snapshot through a temporary read-only clone made
 and destroyed within the one call (drivers/backup_files.py; a volume's
 partition mounted read-only, without journal replay), so the backup is
-never changed; the files come as a tar stream and are written on the admin
-host by engine/extract.py, which treats them as the hostile data they are.
+never changed; a file backup's stream is received into that temporary
+dataset first (engine/file_stage.py). The files come as a tar stream and
+are written on the admin host by engine/extract.py, which treats them as
+the hostile data they are.
 """
 from __future__ import annotations
 
@@ -15,19 +17,23 @@ from esbackup.domain.backup_files import get_paths, inner_path, refusal
 from esbackup.domain.models import Backup
 from esbackup.drivers import backup_files
 from esbackup.drivers.session import NodeSession, Reporter, Sessions
-from esbackup.engine import extract
+from esbackup.engine import extract, file_stage
 from esbackup.errors import InvalidInput
 
 
-def _source(cat: Catalog, b: Backup, sessions: Sessions) -> tuple[NodeSession, str, str]:
-    """The backup node's session, the storage's pool and the backup's snapshot."""
+def _source(cat: Catalog, b: Backup,
+            sessions: Sessions) -> tuple[NodeSession, str, backup_files.Source]:
+    """The backup node's session, the storage's pool and what to read: the
+    backup's snapshot, or its stream file (file_stage.py)."""
     if b.status != "ok":
         raise InvalidInput(f"backup {b.ref} is {b.status}: files are read from ok backups only")
-    if b.type != "dataset":
-        raise InvalidInput(f"backup {b.ref} is a {b.type} backup: files are read from "
-                           "dataset backups only, so far")
-    storage = cat.storage(b.node, b.storage)
-    return sessions(cat.node(b.node)), storage.zpool, b.stored_at
+    storage, node = cat.storage(b.node, b.storage), cat.node(b.node)
+    return sessions(node), storage.zpool, file_stage.source(b, node)
+
+
+def cost(cat: Catalog, b: Backup) -> str | None:
+    """What reading a file backup costs, to tell before it is paid (None: a dataset backup)."""
+    return file_stage.cost(b, cat.node(b.node))
 
 
 def _answer(session: NodeSession, argv: list[str]) -> bytes:

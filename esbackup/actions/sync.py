@@ -29,7 +29,7 @@ def sync(cat: Catalog, node: str | None = None, reporter: Reporter | None = None
     for node_name, backups in sorted(by_node.items()):
         try:
             found = present(sessions(cat.node(node_name)), backups)
-            get_files.sweep(cat, node_name, {b.storage for b in backups if b.type == "dataset"},
+            get_files.sweep(cat, node_name, {b.storage for b in backups},
                             sessions=sessions)
         except EsbackupError as error:
             unreachable.append(f"{node_name}: {error}")

@@ -23,6 +23,15 @@ def _typed(entry: dict) -> dict:
     return {**entry, "type": TYPES.get(entry["type"], entry["type"])}
 
 
+def _tell_cost(a, b) -> None:
+    """A file backup is received on its node before it is read: say so first."""
+    from esbackup.actions import get_files
+
+    line = get_files.cost(a.catalog, b)
+    if line and a.verbosity >= 0:
+        click.echo(f"note: {line}", err=True)
+
+
 def partition_option(func):
     return click.option(
         "--partition", type=WholeNumber(0, 128), metavar="N",
@@ -37,12 +46,14 @@ def partition_option(func):
 @partition_option
 @output_options
 def ls(ref, path, long, partition, fmt, full) -> None:
-    """List a folder inside a dataset backup (PATH: from the disk's root). A zvol
-    backup without PATH or --partition: its partitions and their file systems."""
+    """List a folder inside a backup (PATH: from the disk's root). A zvol backup
+    without PATH or --partition: its partitions and their file systems. A file
+    backup is received into a temporary dataset on its node first (said, with its size)."""
     from esbackup.actions import get_files
 
     a = app()
     b = backups.lookup(a.catalog, a.identity, ref, write=False)
+    _tell_cost(a, b)
     found, partitions = get_files.entries(a.catalog, b, path, sessions=a.sessions,
                                           partition=partition)
     if partitions is not None:
@@ -60,7 +71,8 @@ def ls(ref, path, long, partition, fmt, full) -> None:
 @partition_option
 @output_options
 def get(ref, paths, to, dry_run, partition, fmt, full) -> None:
-    """Copy files or folders out of a dataset backup. The content is the VM's:
+    """Copy files or folders out of a backup (a file backup: received on its
+    node first, as for ls). The content is the VM's:
     device nodes, links out of the target and absolute links are skipped (and
     listed), setuid/setgid bits dropped; nothing already in --to is replaced."""
     from esbackup.actions import get_files
@@ -68,6 +80,7 @@ def get(ref, paths, to, dry_run, partition, fmt, full) -> None:
 
     a = app()
     b = backups.lookup(a.catalog, a.identity, ref, write=False)
+    _tell_cost(a, b)
     if dry_run:
         found = get_files.planned(a.catalog, b, list(paths), sessions=a.sessions,
                                   partition=partition)

@@ -10,13 +10,19 @@ paths without following any symlink, then lists them (GNU find) or sends them
 as a tar stream (GNU tar), and destroys the clone on its way out, also when the
 reader went away (a broken pipe ends tar, then the shell's EXIT trap runs).
 The snapshot itself is never changed. Paths arrive as positional parameters.
+A file backup (`StreamFile`) is first received into that temporary dataset
+(named and removed as a clone is), then read the same way.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 from esbackup.domain.backup_files import inner_path
 from esbackup.domain.zfs_names import validate_dataset_name, validate_snapshot_name
+from esbackup.drivers import compress
 from esbackup.errors import EsbackupError, InvalidInput, NotFound, RemoteCommandError
 
 CLONE_PREFIX = "esbfiles-"
@@ -26,12 +32,33 @@ DISK_ROOT = ""  # the root folder of the disk, as an inner path
 PARTITIONS = b"partitions\n"  # the first line of a volume's partition list
 FIELDS = 6  # type, size, mode, mtime, path, link target
 
-SCRIPT = r"""root=$1 snap=$2 mode=$3 part=$4; shift 4
+# One file system checked in no-change mode, as one `fsck N FS STATUS LAST-LINE` line
+# (`parse_fsck`): N, then a block device or image file, then its type. A journal or
+# log left to replay (a backup of a writing guest, not frozen) is STATUS "replay",
+# whether the checker then exits 0 (e2fsck 1.47) or 1 (xfs_repair -n 6.1 finds the
+# spurious inconsistencies it warns of), never an operational error (e2fsck 8+).
+CHECK = r"""check() {
+  case $3 in
+  ext2|ext3|ext4) out=$(e2fsck -n -f "$2" 2>&1); st=$?
+    case $out in *"skipping journal recovery"*) [ $st -lt 8 ] && st=replay;; esac;;
+  xfs) if [ -f "$2" ]; then out=$(xfs_repair -n -f "$2" 2>&1); else
+      out=$(xfs_repair -n "$2" 2>&1); fi; st=$?
+    case $out in *"metadata changes in a log"*) [ $st -le 2 ] && st=replay;; esac;;
+  *) return 0;;
+  esac
+  last=$(printf '%s\n' "$out" | grep . | tail -n 1 | tr -c '[:print:]' ' ')
+  echo "fsck $1 $3 $st $last"
+}
+"""
+
+SCRIPT = CHECK + r"""root=$1 snap=$2 mode=$3 part=$4; shift 4
+unpack= x=
+case $snap in /*) unpack=$1 x=$2; shift 2;; esac
 gone() {
   for i in 1 2 3 4 5 6 7 8 9 10; do
     zfs unmount "$1" 2>/dev/null
     for m in /tmp/esbfiles."${1##*-}".*; do [ -d "$m" ] && umount "$m" 2>/dev/null; done
-    zfs destroy "$1" 2>/dev/null && break; sleep 0.5
+    zfs destroy -r "$1" 2>/dev/null && break; sleep 0.5
   done
   for m in /tmp/esbfiles."${1##*-}".*; do [ -d "$m" ] && rmdir "$m" 2>/dev/null; done
 }
@@ -41,18 +68,36 @@ zfs list -H -o name -r -d 1 -t filesystem,volume "$root" 2>/dev/null | while IFS
   [ -d "/proc/$pid" ] || gone "$c"
 done
 [ "$mode" = sweep ] && exit 0
-t=$(zfs get -H -o value type "${snap%@*}") || exit 1
-[ "$mode" = fsck ] && [ "$t" = filesystem ] && exit 0
+if [ -z "$unpack" ]; then
+  t=$(zfs get -H -o value type "${snap%@*}") || exit 1
+  [ "$mode" = fsck ] && [ "$t" = filesystem ] && exit 0
+fi
 clone=$root/esbfiles-$$
 mnt=$(mktemp -d "/tmp/esbfiles.$$.XXXXXX") || exit 1
 trap 'cd /; gone "$clone"' EXIT
 trap 'exit 1' HUP INT TERM PIPE
+if [ -n "$unpack" ]; then
+  [ -f "$snap" ] || { echo "no file backup at $snap" >&2; exit 64; }
+  err=$( { if [ "$unpack" = cat ]; then cat "$snap"; else "$unpack" -d -c "$snap"; fi; } |
+    zfs receive -u ${x:+-x mountpoint -x canmount} "$clone" 2>&1 >/dev/null) || {
+    case $err in *"incremental stream"*)
+      echo "file backup $snap is an incremental stream: it needs its base chain" \
+        "received first, and only whole streams are read" >&2; exit 66;; esac
+    printf '%s\n' "$err" >&2; exit 1; }
+  t=$(zfs get -H -o value type "$clone") || exit 1
+  zfs set readonly=on "$clone" || exit 1
+  if [ "$t" = filesystem ]; then  # canmount first: a new mountpoint must not mount it
+    for o in canmount=noauto devices=off setuid=off exec=off sharenfs=off sharesmb=off \
+        "mountpoint=$mnt"; do zfs set "$o" "$clone" || exit 1; done
+  fi
+fi
 if [ "$t" = filesystem ]; then
-  zfs clone -o mountpoint="$mnt" -o readonly=on -o devices=off -o setuid=off -o exec=off \
-    "$snap" "$clone" || exit 1
+  [ -n "$unpack" ] || zfs clone -o mountpoint="$mnt" \
+    -o readonly=on -o devices=off -o setuid=off -o exec=off "$snap" "$clone" || exit 1
+  [ -z "$unpack" ] || zfs mount "$clone" || exit 1
   [ "$mode" = top ] && mode=list
 else
-  zfs clone -o readonly=on "$snap" "$clone" || exit 1
+  [ -n "$unpack" ] || zfs clone -o readonly=on "$snap" "$clone" || exit 1
   udevadm settle 2>/dev/null
   i=0
   while [ ! -b "/dev/zvol/$clone" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
@@ -67,14 +112,7 @@ else
       [ -n "$part" ] && [ "$n" != "$part" ] && continue
       p=$dev
       [ "$n" = 0 ] || p=${dev}p$n
-      case $fs in
-      ext2|ext3|ext4) out=$(e2fsck -n -f "$p" 2>&1); st=$?
-        case $out in *"skipping journal recovery"*) [ $st = 0 ] || st=replay;; esac;;
-      xfs) out=$(xfs_repair -n "$p" 2>&1); st=$?; [ $st = 2 ] && st=replay;;
-      *) continue;;
-      esac
-      last=$(printf '%s\n' "$out" | grep . | tail -n 1 | tr -c '[:print:]' ' ')
-      echo "fsck $n $fs $st $last"
+      check "$n" "$p" "$fs"
     done
     exit 0
   fi
@@ -146,32 +184,64 @@ def clone_root(zpool: str) -> str:
     return f"{validate_dataset_name(zpool)}/backups"
 
 
-def _argv(zpool: str, snapshot: str, mode: str, paths: list[str],
+@dataclass(frozen=True)
+class StreamFile:
+    """A file backup: its `zfs send` stream is received (`-u`) into the temporary
+    dataset first, which is then set read-only, no devices/setuid/exec, not
+    shared, `canmount=noauto` and mounted on the private folder, whatever the
+    stream carried, and read as a clone would be."""
+    path: str
+    unpack: str  # cat, or the decompressor run as `UNPACK -d -c PATH`
+    exclude: bool  # the receiver has `receive -x`: the stream's mountpoint/canmount ignored
+
+
+def stream_file(path: str, compression: str, caps: Mapping[str, Any]) -> StreamFile:
+    """How the backup node reads the file backup at `path` (its own capabilities)."""
+    if not path.startswith("/"):
+        raise InvalidInput(f"invalid file backup path {path!r}: an absolute path")
+    unpack = compress.decompressor(compression, caps.get("tools", {})) or compress.STORE
+    if unpack[1:] not in ([], ["-d", "-c"]):
+        raise InvalidInput(f"unexpected decompressor {unpack!r}")
+    return StreamFile(path, unpack[0], bool(caps.get("recv_exclude")))
+
+
+Source = str | StreamFile  # a snapshot's name, or a file backup
+
+
+def _source(source: Source) -> list[str]:
+    if isinstance(source, StreamFile):
+        return [source.path, source.unpack, "x" if source.exclude else ""]
+    return [validate_snapshot_name(source)]
+
+
+def _argv(zpool: str, source: Source, mode: str, paths: list[str],
           partition: int | None) -> list[str]:
     if partition is not None and not 0 <= partition <= MAX_PARTITION:
         raise InvalidInput(f"invalid partition {partition}: 0 (the whole disk) to "
                            f"{MAX_PARTITION}")
-    return ["sh", "-c", SCRIPT, "sh", clone_root(zpool), snapshot, mode,
-            "" if partition is None else str(partition), *(inner_path(p) for p in paths)]
+    snap, *stream = _source(source) if mode != "sweep" else [source]
+    return ["sh", "-c", SCRIPT, "sh", clone_root(zpool), snap, mode,
+            "" if partition is None else str(partition), *stream,
+            *(inner_path(p) for p in paths)]
 
 
-def listing(zpool: str, snapshot: str, path: str | None,
+def listing(zpool: str, snapshot: Source, path: str | None,
             partition: int | None = None) -> list[str]:
     """List the folder `path` of the snapshot (or the one entry, if not a folder).
     A volume's partitions (`parse_partitions`) when neither path nor partition is named."""
     mode, paths = ("top", [DISK_ROOT]) if path is None else ("list", [path])
-    return _argv(zpool, validate_snapshot_name(snapshot), mode, paths, partition)
+    return _argv(zpool, snapshot, mode, paths, partition)
 
 
-def tree(zpool: str, snapshot: str, paths: list[str], partition: int | None = None) -> list[str]:
+def tree(zpool: str, snapshot: Source, paths: list[str], partition: int | None = None) -> list[str]:
     """List every entry under each of `paths`, recursively (what a get would copy)."""
-    return _argv(zpool, validate_snapshot_name(snapshot), "tree", paths, partition)
+    return _argv(zpool, snapshot, "tree", paths, partition)
 
 
-def archive(zpool: str, snapshot: str, paths: list[str],
+def archive(zpool: str, snapshot: Source, paths: list[str],
             partition: int | None = None) -> list[str]:
     """A tar stream of `paths`, each as `./<last component>` (the root as `.`)."""
-    return _argv(zpool, validate_snapshot_name(snapshot), "tar", paths, partition)
+    return _argv(zpool, snapshot, "tar", paths, partition)
 
 
 def fsck(zpool: str, snapshot: str, partition: int | None = None) -> list[str]:

@@ -20,12 +20,17 @@ def check(session: NodeSession, zpool: str, snapshot: str) -> tuple[str | None, 
     if result.status != 0:
         error = backup_files.failure(session.node.name, argv, result.status, result.stderr)
         return f"fsck could not run: {error}", ""
-    checked = backup_files.parse_fsck(result.stdout)
+    return judge(backup_files.parse_fsck(result.stdout))
+
+
+def judge(checked: list[dict]) -> tuple[str | None, str]:
+    """The verdict on `parse_fsck`'s lines: any checker status but clean or
+    replay is a problem; the detail names each file system's state."""
     if not checked:
         return None, "fsck: no ext2/3/4 or XFS file system in this backup"
     problems = [f"fsck partition {c['partition']} {c['filesystem']}: exit {c['status']}: "
                 f"{c['last']}" for c in checked if c["status"] not in (CLEAN, REPLAY)]
+    states = {CLEAN: "clean", REPLAY: "needs a journal replay"}
     notes = [f"partition {c['partition']} {c['filesystem']} "
-             + ("clean" if c["status"] == CLEAN else "needs a journal replay")
-             for c in checked]
+             + states.get(c["status"], f"has errors (exit {c['status']})") for c in checked]
     return "; ".join(problems) or None, "fsck: " + ", ".join(notes)

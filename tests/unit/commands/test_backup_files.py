@@ -24,10 +24,13 @@ class RecordingSessions:
 def backups(inventory, monkeypatch):
     """web01 (owned by olga) has a dataset and a file backup; the caller is olga."""
     cat = Catalog.open(inventory.catalog)
-    for name, kind in (("daily-20261126_010000", "dataset"), ("files-20261126_010000", "file")):
+    for name, kind, location in (
+            ("daily-20261126_010000", "dataset", f"tank/backups/ds/{UUID}-disk1@esb-daily"),
+            ("files-20261126_010000", "file",
+             f"/tank/backups/file/{UUID}/disk1/files-20261126_010000.zfs.gz")):
         cat.add_backup(Backup(name=name, vm="web01", vm_uuid=UUID, disk_id=1, type=kind,
                               created="2026-11-26T01:00:00+00:00", status="ok", node="b1",
-                              storage="tank", location=f"tank/backups/ds/{UUID}-disk1@esb-{name}"))
+                              storage="tank", location=location, size=1234))
     cat.close()
     inventory.ok("user", "create", "olga", "--role", "vmowner")
     inventory.ok("user", "create", "victor", "--role", "vmowner")
@@ -44,6 +47,16 @@ def test_the_owner_may_list_and_get_so_the_node_is_asked(backups, tmp_path):
     assert backups.sessions.asked == ["b1", "b1"]
 
 
+@pytest.mark.parametrize("args", [["ls"], ["get", "/etc", "--dry-run", "--to", "."]])
+def test_a_file_backup_is_read_after_saying_it_is_received_first_and_its_size(backups, args):
+    command, *rest = args
+    err = backups.fails(1, "backup", command, "web01/files-20261126_010000", *rest)
+    assert ("note: web01/files-20261126_010000 is a file backup: its stream (1234 bytes) is "
+            "received into a temporary dataset on b1 first") in err
+    assert "not reached" in err and backups.sessions.asked == ["b1"]
+    assert "file backup" not in backups.fails(1, "backup", "ls", "web01/daily-20261126_010000")
+
+
 def test_a_vmowner_of_another_vm_may_neither_list_nor_get(backups, monkeypatch, tmp_path):
     monkeypatch.setattr(auth, "os_user", lambda: ("victor", 4245))
     backups.fails(3, "backup", "ls", "web01/daily-20261126_010000")
@@ -53,7 +66,6 @@ def test_a_vmowner_of_another_vm_may_neither_list_nor_get(backups, monkeypatch, 
 
 
 @pytest.mark.parametrize("args, code, words", [
-    (["ls", "web01/files-20261126_010000"], 2, "dataset backups only"),
     (["ls", "web01/daily-20261126_010000", "/etc/../.."], 2, "'..'"),
     (["get", "web01/daily-20261126_010000", "/a/x", "/b/x", "--to", "."], 2, "'x'"),
     (["get", "web01/daily-20261126_010000", "/etc", "--to", "/nonexistent/dir"], 4,

@@ -83,8 +83,10 @@ def test_the_scripts_own_exit_codes_become_one_line_errors():
 def test_fsck_is_the_same_script_in_its_no_change_mode_and_its_lines_parse():
     assert backup_files.fsck("tank", SNAP) == [
         "sh", "-c", backup_files.SCRIPT, "sh", "tank/backups", SNAP, "fsck", ""]
-    assert 'e2fsck -n -f "$p"' in backup_files.SCRIPT
-    assert 'xfs_repair -n "$p"' in backup_files.SCRIPT
+    assert backup_files.SCRIPT.startswith(backup_files.CHECK)
+    assert 'e2fsck -n -f "$2"' in backup_files.CHECK
+    assert 'xfs_repair -n "$2"' in backup_files.CHECK and 'check "$n" "$p" "$fs"' in \
+        backup_files.SCRIPT
     assert backup_files.parse_fsck("fsck 1 ext4 0 /dev/zd16p1: 12/2048 files\n"
                                    "fsck 2 xfs replay \nfsck 3 ext4 4\n") == [
         {"partition": 1, "filesystem": "ext4", "status": "0",
@@ -98,3 +100,21 @@ def test_fsck_is_the_same_script_in_its_no_change_mode_and_its_lines_parse():
 def test_malformed_fsck_lines_are_refused(output):
     with pytest.raises(InvalidInput):
         backup_files.parse_fsck(output)
+
+
+def test_a_file_backup_is_named_by_its_path_with_how_the_node_unpacks_and_receives_it():
+    tools = {"pigz": False, "gzip": True}
+    gz = backup_files.stream_file("/tank/backups/file/u/disk1/b.zfs.gz", "gzip",
+                                  {"tools": tools, "recv_exclude": True})
+    plain = backup_files.stream_file("/tank/backups/file/u/disk1/b.zfs", "off", {})
+    assert backup_files.archive("tank", gz, ["etc"]) == [
+        "sh", "-c", backup_files.SCRIPT, "sh", "tank/backups",
+        "/tank/backups/file/u/disk1/b.zfs.gz", "tar", "", "gzip", "x", "etc"]
+    assert backup_files.listing("tank", plain, None)[5:] == [
+        "/tank/backups/file/u/disk1/b.zfs", "top", "", "cat", "", ""]
+    with pytest.raises(InvalidInput):
+        backup_files.stream_file("tank/backups/file/b.zfs", "off", {})
+    script = backup_files.SCRIPT
+    assert 'zfs receive -u ${x:+-x mountpoint -x canmount} "$clone"' in script
+    assert ("canmount=noauto devices=off setuid=off exec=off sharenfs=off sharesmb=off"
+            in script and 'zfs destroy -r "$1"' in script)
