@@ -4,6 +4,7 @@ import gzip
 import hashlib
 import json
 import os
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -186,7 +187,8 @@ def test_direct_mode_without_trust_fails_cleanly(site, tmp_path):
 def test_tick_runs_what_is_due_once(site):
     every = site.define("minutely", "--type", "dataset", "--retention", "2")
     site.esb.ok("definition", "update", every, "--schedule", "* * * * *")
-    site.define("nightly", "--type", "dataset", "--retention", "2")  # 01:00, not due now
+    far = (datetime.now(timezone.utc).hour + 12) % 24  # its last firing: before the backdate
+    site.define("nightly", "--type", "dataset", "--retention", "2", "--schedule", f"0 {far} * * *")
     site.esb.backdate_schedules()  # made before this minute's firing
     site.esb.ok("run", "--due")
     assert [b["definition"] for b in site.backups()] == ["minutely"]
